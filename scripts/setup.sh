@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian bookworm machine: Debian packages
+# (JupyterHub 3.0, Jupyter Server 1.23, ipykernel, pytest, podman), npm packages, the compiled
+# service, and a Python environment with the spawngate shim installed. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(jupyterhub python3-jupyter-server python3-ipykernel python3-pytest python3-setuptools python3-pip python3-venv
+      postgresql redis-server busybox-static podman runc util-linux)
+missing=()
+for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Postgres and Redis: start them if they are not answering.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+for i in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+# Tests connect as root over TCP with trust auth (the machine's default); make sure the role exists.
+su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='root'\"" | grep -q 1 \
+  || su postgres -c "psql -qc 'CREATE ROLE root SUPERUSER LOGIN'"
+su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" | grep -q 1 \
+  || su postgres -c "createdb -O root test"
+
+# `npm install` rather than `npm ci`: this machine's npm leaves other platforms' optional packages
+# (@swc/core-darwin-*, …) out of the lock file, which `npm ci` then refuses. With the lock file present
+# `npm install` installs exactly its versions. The prepare script builds dist/.
+npm install --no-audit --no-fund --loglevel=error
+
+# The Helm chart tests render with ../shared/tools/chart-render (Helm's template engine; no helm binary
+# can be installed here). Built once into the cache the tests read (tests/helm/chart-render.ts).
+chart_render="${XDG_CACHE_HOME:-$HOME/.cache}/spawngate-tests/chart-render"
+if [ ! -x "$chart_render" ] && [ -f ../shared/tools/chart-render/build.sh ]; then
+  mkdir -p "$(dirname "$chart_render")"
+  bash ../shared/tools/chart-render/build.sh "$chart_render.tmp" && mv "$chart_render.tmp" "$chart_render"
+fi
+
+# A venv that sees Debian's JupyterHub and has the shim installed as a real package (entry point
+# `jupyterhub.spawners: spawngate`), exactly as `pip install ./python-shim` would on a hub.
+if [ ! -x .venv-hub/bin/python ]; then /usr/bin/python3 -m venv --system-site-packages .venv-hub; fi
+.venv-hub/bin/python -m pip install -q --no-deps --no-build-isolation --no-index ./python-shim
+echo "setup: done"
