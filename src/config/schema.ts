@@ -1,0 +1,159 @@
+/**
+ * The configuration contract: environment variables (DESIGN §5) and the optional YAML file.
+ * Every field carries `.describe()` help with its unit and default; the README's configuration
+ * table is rendered from these descriptions (`spawngate config-doc`).
+ */
+import { z } from 'zod';
+
+const boolFromEnv = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+export const resourcesSchema = z
+  .object({
+    cpu_request: z.number().positive().optional().describe('CPU cores requested'),
+    cpu_limit: z.number().positive().optional().describe('CPU cores limit'),
+    memory_request_mib: z.number().int().positive().optional().describe('memory requested, MiB'),
+    memory_limit_mib: z.number().int().positive().optional().describe('memory limit, MiB'),
+    gpu_limit: z.number().int().min(0).optional().describe('GPUs (nvidia.com/gpu)'),
+  })
+  .strict()
+  .refine((r) => r.cpu_request === undefined || r.cpu_limit === undefined || r.cpu_request <= r.cpu_limit, {
+    message: 'cpu_request must not exceed cpu_limit',
+  })
+  .refine(
+    (r) =>
+      r.memory_request_mib === undefined ||
+      r.memory_limit_mib === undefined ||
+      r.memory_request_mib <= r.memory_limit_mib,
+    { message: 'memory_request_mib must not exceed memory_limit_mib' },
+  );
+export type Resources = z.infer<typeof resourcesSchema>;
+
+const userListSchema = z.array(z.string().min(1)).optional();
+
+export const profileSchema = z
+  .object({
+    slug: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'slug must be a DNS label (a-z, 0-9, -)')
+      .describe('stable identifier sent by the hub as user_options.profile'),
+    display_name: z.string().min(1).max(200).describe('name shown in the spawn form'),
+    description: z.string().max(2000).default('').describe('text shown under the name'),
+    default: z.boolean().default(false).describe('preselected in the form; the first profile otherwise'),
+    command: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .describe('single-user command for the local backend (default: jupyterhub-singleuser)'),
+    image: z.string().optional().describe('container image for docker/kubernetes backends'),
+    resources: resourcesSchema.default({}).describe('requests and limits for the single-user server'),
+    env: z.record(z.string(), z.string()).default({}).describe('extra environment for the server'),
+    allowed_users: userListSchema.describe('only these users see the profile (default: everyone)'),
+    kubernetes: z.record(z.string(), z.unknown()).optional().describe('kubernetes pod overrides (see docs)'),
+    docker: z.record(z.string(), z.unknown()).optional().describe('docker container overrides (see docs)'),
+  })
+  .strict();
+export type Profile = z.infer<typeof profileSchema>;
+
+export const fileConfigSchema = z
+  .object({
+    profiles: z.array(profileSchema).default([]).describe('server profiles offered to users'),
+    kernels: z
+      .object({
+        default_kernel: z.string().optional().describe('kernelspec name reported as default'),
+        allowed_kernels: z.array(z.string()).optional().describe('only these kernelspec names are offered'),
+        denied_kernels: z.array(z.string()).default([]).describe('these kernelspec names are never offered'),
+        allowed_users: userListSchema.describe('only these users may use the gateway'),
+        denied_users: z.array(z.string()).default([]).describe('these users may not use the gateway'),
+        unregistered_environments: z
+          .union([z.literal('deny'), z.object({ profile: z.string() })])
+          .default('deny')
+          .describe("what to do with environments not in the database: 'deny' or {profile: <slug>}"),
+        env_allowlist: z
+          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+          .default([])
+          .describe('non-KERNEL_ variables the client may pass to kernels'),
+        launch_timeout_seconds: z
+          .number()
+          .positive()
+          .max(3600)
+          .default(60)
+          .describe('seconds a kernel may take to answer kernel_info (KERNEL_LAUNCH_TIMEOUT may ask for less or more, up to 3600)'),
+        max_kernels_per_user: z.number().int().positive().optional().describe('running + starting kernels one user may have (default: no limit)'),
+        max_kernels_per_experiment: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('running + starting kernels one experiment may have (default: no limit)'),
+        port_range: z
+          .tuple([z.number().int().min(1024).max(65535), z.number().int().min(1024).max(65535)])
+          .refine(([lo, hi]) => hi - lo >= 100, { message: 'the range needs at least 100 ports' })
+          .default([20000, 32767])
+          .describe('ports local kernels may listen on, [low, high]; keep it outside the ephemeral range'),
+        shutdown_grace_seconds: z.number().min(0).max(300).default(5).describe('seconds between shutdown_request and kill'),
+        cull_idle_timeout: z.number().min(0).default(0).describe('seconds of inactivity before a kernel is culled; 0 disables culling'),
+        cull_interval: z.number().positive().default(300).describe('seconds between culling passes'),
+        cull_connected: z.boolean().default(false).describe('also cull idle kernels that have websocket connections'),
+        cull_busy: z.boolean().default(false).describe('also cull kernels that are busy'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type FileConfig = z.infer<typeof fileConfigSchema>;
+
+export const envSchema = z.object({
+  SPAWNGATE_PORT: z.coerce.number().int().min(0).max(65535).default(8090).describe('HTTP port of the API (JupyterHub takes 8000, 8001 and 8081)'),
+  SPAWNGATE_BIND: z.string().default('127.0.0.1').describe('address the API listens on'),
+  SPAWNGATE_PUBLIC_URL: z
+    .url()
+    .optional()
+    .describe('URL single-user servers use to reach the gateway (default http://<bind>:<port>)'),
+  SPAWNGATE_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional()
+    .describe('Postgres URL; unset: embedded PGlite'),
+  SPAWNGATE_DATA_DIR: z
+    .string()
+    .default('.spawngate')
+    .describe('directory for the embedded database, server logs and connection files'),
+  SPAWNGATE_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional()
+    .describe('Redis URL for BullMQ; unset: in-process job runner'),
+  SPAWNGATE_QUEUE_PREFIX: z.string().default('spawngate').describe('BullMQ key prefix'),
+  SPAWNGATE_BACKEND: z.enum(['local', 'docker', 'kubernetes']).default('local').describe('where workloads run'),
+  SPAWNGATE_HUB_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('token JupyterHub presents'),
+  SPAWNGATE_ADMIN_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe('service/admin token that may act for any user'),
+  SPAWNGATE_HOME_ROOT: z.string().default('/home').describe('root of users\' homes (NFS/EFS)'),
+  SPAWNGATE_SHARED_KERNELS: z.string().default('').describe('colon-separated admin kernelspec directories'),
+  SPAWNGATE_CONFIG: z.string().optional().describe('path of the optional YAML configuration file'),
+  SPAWNGATE_LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('log level'),
+  SPAWNGATE_START_TIMEOUT: z.coerce.number().positive().default(120).describe('seconds a server may take to answer HTTP'),
+  SPAWNGATE_SERVER_COMMAND: z
+    .string()
+    .default('jupyterhub-singleuser')
+    .describe('default single-user command for the local backend (space-separated)'),
+  SPAWNGATE_ALLOW_ROOT: boolFromEnv.default(false).describe('pass --allow-root to local single-user servers (default 0)'),
+  SPAWNGATE_SECRET_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/=_-]{43,}$/, 'must be 32 random bytes, base64 (openssl rand -base64 32)')
+    .optional()
+    .describe('key encrypting kernel connection keys at rest; unset: generated in the data directory (required with several replicas)'),
+  SPAWNGATE_JOB_LOCK_SECONDS: z.coerce
+    .number()
+    .min(1)
+    .max(600)
+    .default(30)
+    .describe('seconds before a job of a worker that died is retried by another (BullMQ lock)'),
+  SPAWNGATE_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(50).describe('jobs a worker runs at once'),
+});
+export type EnvConfig = z.infer<typeof envSchema>;

@@ -1,0 +1,52 @@
+/** Public surface of src/db: the Db contract, both engines, start-up selection, migrations, repositories. */
+export { DatabaseUnavailableError, type Db, type Queryable } from './types';
+export { createPostgresDb, describePostgresUrl, isConnectionError, type PostgresDbOptions } from './postgres';
+export { createPgliteDb, type PgliteDbOptions } from './pglite';
+export { openDatabase, type OpenDatabaseOptions } from './open';
+export { migrate, pendingMigrations, type Migration, type MigrateOptions } from './migrate';
+export {
+  mintToken,
+  verifyToken,
+  revokeToken,
+  revokeServerTokens,
+  hashToken,
+  TOKEN_PREFIX,
+  type TokenKind,
+  type MintTokenInput,
+  type TokenOwner,
+} from './tokens';
+export { resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';
+export {
+  addServerEvent,
+  beginServerStart,
+  claimServerStart,
+  findServer,
+  findServerByWorkload,
+  getServer,
+  listActiveServers,
+  listServers,
+  serverEventsAfter,
+  transitionServer,
+  type ServerEventRow,
+  type ServerRow,
+  type ServerState,
+} from './servers';
+export {
+  countLiveKernels,
+  getKernel,
+  insertKernel,
+  listKernels,
+  recordKernelActivity,
+  recordLaunch,
+  updateKernel,
+  updateKernelPorts,
+  livePorts,
+  LIVE_KERNEL_STATES,
+  CONNECTION_TTL_SECONDS,
+  type KernelLaunch,
+  type KernelLimits,
+  type KernelPorts,
+  type KernelRow,
+  type KernelState,
+} from './kernels';
+export { createSecretBox, loadSecretKey, SecretBoxError, type SecretBox } from './secret-box';

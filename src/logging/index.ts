@@ -1,0 +1,1 @@
+export { logger, redact, registerSecret, type Logger } from './logger';
