@@ -1,0 +1,28 @@
+/** Public surface of the job queue: the contract, both implementations and the picker. */
+export {
+  QueueUnavailableError,
+  UnrecoverableJobError,
+  type JobHandler,
+  type JobInfo,
+  type JobOptions,
+  type JobQueue,
+  type JobResult,
+} from './types';
+export { createBullmqQueue, type BullmqJobQueue, type BullmqQueueOptions } from './bullmq-queue';
+export { createInProcessQueue, type InProcessQueueOptions } from './inprocess-queue';
+export { openJobQueue, type OpenJobQueueOptions } from './open';
+export {
+  DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_MS,
+  DEFAULT_CLOSE_GRACE_MS,
+  DEFAULT_RESULT_TTL_MS,
+} from './common';
+export {
+  createServerLifecycle,
+  SERVER_START_JOB,
+  SERVER_STOP_JOB,
+  type ServerLifecycle,
+  type ServerLifecycleDeps,
+  type StartRequest,
+} from './server-lifecycle';
+export { ServerNotifier } from './server-notifier';
