@@ -1,0 +1,419 @@
+/**
+ * The `docker` backend: each workload is a container named `spec.name`, labelled
+ * `<prefix>.managed=true`, on a Docker Engine or any engine serving its API (podman's compat service
+ * is what the tests use). The container's labels are the whole record: a restarted spawngate finds
+ * its workloads by listing them, and a second `ensure` adopts what is there. Exits are learnt from the
+ * engine's `/events` stream, not by polling.
+ */
+import Docker from 'dockerode';
+import { logger as rootLogger } from '../../logging';
+import {
+  PermanentBackendError,
+  TransientBackendError,
+  type Backend,
+  type WorkloadEvent,
+  type WorkloadSpec,
+  type WorkloadState,
+} from '../types';
+import { assertValidName, buildContainer, isValidName, labelKeys, type LabelKeys } from './container-spec';
+import { describeExit, stateFromInspect, type Reachability } from './container-state';
+import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
+import { EventStream, JsonObjectSplitter, type EngineEvent } from './event-stream';
+import { lastLines, timestampedText } from './log-frames';
+import type { DockerBackendLogger, DockerBackendOptions } from './options';
+
+export const DOCKER_BACKEND_NAME = 'docker';
+
+/** The docker backend implements every optional method of `Backend`. */
+export type DockerBackend = Backend & Required<Pick<Backend, 'logs' | 'signal' | 'watch'>>;
+
+const DEFAULT_GRACE_SECONDS = 5;
+
+/** Engine events that change a workload's phase (podman reports `remove` where Docker says `destroy`). */
+const WATCHED_ACTIONS = new Set(['start', 'die', 'oom', 'destroy', 'remove']);
+
+/** Engine messages of a start that can never succeed (command missing, not executable, bad mount). */
+const PERMANENT_START = /executable file not found|no such file or directory|permission denied|not a directory|invalid argument/i;
+
+function endpointOf(connection: Docker.DockerOptions | undefined): string {
+  if (connection?.socketPath) return `unix://${connection.socketPath}`;
+  if (connection?.host) return `${connection.protocol ?? 'http'}://${connection.host}:${connection.port ?? ''}`;
+  return process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+}
+
+class DockerContainerBackend implements DockerBackend {
+  readonly name = DOCKER_BACKEND_NAME;
+  private readonly docker: Docker;
+  private readonly endpoint: string;
+  private readonly keys: LabelKeys;
+  private readonly reach: Reachability;
+  private readonly log: DockerBackendLogger;
+  private readonly listeners = new Set<(e: WorkloadEvent) => void>();
+  /** Per-name queue so this instance never races itself on one container. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per-name queue of event handling, so a workload's events are reported in order. */
+  private readonly eventChains = new Map<string, Promise<void>>();
+  private events: EventStream | undefined;
+  /** Containers the engine sent an `oom` event for since their last start (some engines then report OOMKilled=false). */
+  private readonly oomSeen = new Set<string>();
+  private closed = false;
+
+  constructor(private readonly options: DockerBackendOptions) {
+    this.docker = new Docker(options.connection);
+    this.endpoint = endpointOf(options.connection);
+    this.keys = labelKeys(options.labelPrefix ?? 'spawngate');
+    this.reach = { publishHost: options.publishHost ?? '127.0.0.1' };
+    this.log = options.logger ?? rootLogger.child({ component: 'backend-docker' });
+  }
+
+  async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
+    assertValidName(spec?.name);
+    const name = spec.name;
+    return this.withLock(name, async () => {
+      const existing = await this.inspect(name);
+      if (existing) {
+        const adopted = await this.adopt(existing, onEvent);
+        if (adopted) return adopted;
+      }
+      const built = await buildContainer(spec, this.options, this.keys);
+      await this.ensureImage(spec.image!, name, onEvent);
+      let container: Docker.Container;
+      try {
+        container = await this.docker.createContainer(built.create);
+      } catch (err) {
+        if (isNameConflict(err)) {
+          // Created by someone else (another replica) since we looked: adopt theirs.
+          const info = await this.inspect(name);
+          const adopted = info && (await this.adopt(info, onEvent));
+          if (adopted) return adopted;
+          throw new TransientBackendError(`container ${name} is being created or removed by someone else`, {
+            cause: err,
+          });
+        }
+        if (isNotFound(err)) {
+          throw new PermanentBackendError(`image ${spec.image} not found: ${engineMessage(err)}`, { cause: err });
+        }
+        throw toBackendError(err, `create container ${name} from ${spec.image}`, this.endpoint);
+      }
+      onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
+      await this.start(container, name);
+      this.log.info('started container', { name, id: container.id, image: spec.image, ports: built.ports });
+      onEvent?.({ name, type: 'progress', message: `started container ${container.id.slice(0, 12)}` });
+      return this.state(name);
+    });
+  }
+
+  async state(name: string): Promise<WorkloadState> {
+    if (!isValidName(name)) return { name: String(name), phase: 'missing', reason: 'invalid workload name' };
+    const info = await this.inspect(name);
+    if (!info) return { name, phase: 'missing' };
+    if (!this.isOurs(info)) return { name, phase: 'missing', reason: 'a container of that name is not managed by spawngate' };
+    return stateFromInspect(name, info, this.keys, this.reach);
+  }
+
+  async stop(name: string, opts?: { graceSeconds?: number }): Promise<void> {
+    assertValidName(name);
+    const grace = Math.max(0, Math.ceil(opts?.graceSeconds ?? DEFAULT_GRACE_SECONDS));
+    await this.withLock(name, async () => {
+      const info = await this.inspect(name);
+      if (!info) return;
+      if (!this.isOurs(info)) {
+        throw new PermanentBackendError(`refusing to stop container ${name}: it is not managed by spawngate`);
+      }
+      const container = this.docker.getContainer(info.Id);
+      try {
+        await container.stop({ t: grace });
+      } catch (err) {
+        // 304: already stopped; 404: already gone.
+        if (statusOf(err) !== 304 && !isNotFound(err)) throw toBackendError(err, `stop container ${name}`, this.endpoint);
+      }
+      await this.remove(info.Id, name);
+      this.log.info('removed container', { name, id: info.Id });
+    });
+  }
+
+  async list(): Promise<WorkloadState[]> {
+    let entries: Docker.ContainerInfo[];
+    try {
+      entries = await this.docker.listContainers({ all: true, filters: { label: [`${this.keys.managed}=true`] } });
+    } catch (err) {
+      throw toBackendError(err, 'list containers', this.endpoint);
+    }
+    const states = await Promise.all(
+      entries.map(async (c) => {
+        const name = c.Labels?.[this.keys.name] ?? (c.Names?.[0] ?? '').replace(/^\//, '');
+        const info = await this.inspect(c.Id);
+        return info && this.isOurs(info) ? stateFromInspect(name, info, this.keys, this.reach) : undefined;
+      }),
+    );
+    return states.filter((s): s is WorkloadState => !!s);
+  }
+
+  async logs(name: string, lines: number): Promise<string[]> {
+    assertValidName(name);
+    const n = Math.max(0, Math.floor(lines));
+    if (n === 0) return [];
+    try {
+      const buf = (await this.docker
+        .getContainer(name)
+        // A few lines more than asked: a line written in pieces counts as several for the engine's tail.
+        .logs({ stdout: true, stderr: true, tail: n + 16, timestamps: true, follow: false })) as unknown as Buffer;
+      return lastLines(timestampedText(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))), n);
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw toBackendError(err, `read logs of ${name}`, this.endpoint);
+    }
+  }
+
+  async signal(name: string, sig: NodeJS.Signals): Promise<void> {
+    assertValidName(name);
+    const info = await this.inspect(name);
+    if (!info || !this.isOurs(info) || !info.State?.Running) {
+      throw new PermanentBackendError(`workload ${name} is not running`);
+    }
+    try {
+      await this.docker.getContainer(info.Id).kill({ signal: sig });
+    } catch (err) {
+      if (isNotFound(err) || isConflict(err)) throw new PermanentBackendError(`workload ${name} is not running`, { cause: err });
+      throw toBackendError(err, `send ${sig} to ${name}`, this.endpoint);
+    }
+  }
+
+  watch(listener: (e: WorkloadEvent) => void): () => void {
+    if (this.closed) return () => undefined;
+    this.listeners.add(listener);
+    this.events ??= new EventStream({
+      docker: this.docker,
+      label: `${this.keys.managed}=true`,
+      log: this.log,
+      reconnectDelayMs: this.options.reconnectDelayMs ?? 500,
+      onEvent: (e) => this.onEngineEvent(e),
+    });
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) {
+        this.events?.close();
+        this.events = undefined;
+      }
+    };
+  }
+
+  async close(opts?: { stopAll?: boolean }): Promise<void> {
+    if (opts?.stopAll) {
+      const states = await this.list();
+      await Promise.all(states.map((s) => this.stop(s.name)));
+    }
+    this.closed = true;
+    this.events?.close();
+    this.events = undefined;
+    this.listeners.clear();
+  }
+
+  // ——— internals ———
+
+  private isOurs(info: Docker.ContainerInspectInfo): boolean {
+    return info.Config?.Labels?.[this.keys.managed] === 'true';
+  }
+
+  /** Inspect by name or id; undefined when there is no such container. */
+  private async inspect(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(nameOrId).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw toBackendError(err, `inspect container ${nameOrId}`, this.endpoint);
+    }
+  }
+
+  /**
+   * Adopts an existing container of the same name: running → its state; created → started; exited →
+   * removed (the caller then creates a fresh one, as `ensure` of an exited workload starts anew).
+   */
+  private async adopt(
+    info: Docker.ContainerInspectInfo,
+    onEvent?: (e: WorkloadEvent) => void,
+  ): Promise<WorkloadState | undefined> {
+    const name = info.Name.replace(/^\//, '');
+    if (!this.isOurs(info)) {
+      throw new PermanentBackendError(
+        `a container named ${name} already exists and is not managed by spawngate (no ${this.keys.managed}=true label)`,
+      );
+    }
+    let state = stateFromInspect(name, info, this.keys, this.reach);
+    if (state.phase === 'exited') {
+      await this.remove(info.Id, name);
+      return undefined;
+    }
+    if (state.phase === 'pending' && info.State?.Status === 'created') {
+      await this.start(this.docker.getContainer(info.Id), name);
+      state = await this.state(name);
+    }
+    onEvent?.({ name, type: 'progress', message: `adopted container ${info.Id.slice(0, 12)}` });
+    return state;
+  }
+
+  private async start(container: Docker.Container, name: string): Promise<void> {
+    try {
+      await container.start();
+    } catch (err) {
+      // Already started (a concurrent ensure got there first): Docker says 304, podman sometimes 500.
+      if (statusOf(err) === 304 || /already (running|started)/i.test(engineMessage(err))) return;
+      const message = engineMessage(err);
+      if (statusOf(err) !== undefined && PERMANENT_START.test(message)) {
+        await this.remove(container.id, name).catch(() => undefined); // a retry must not adopt a dud
+        throw new PermanentBackendError(`container ${name} cannot start: ${message}`, { cause: err });
+      }
+      throw toBackendError(err, `start container ${name}`, this.endpoint);
+    }
+  }
+
+  /** Force-removes a container; resolves once it is gone (also when it already was). */
+  private async remove(id: string, name: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.docker.getContainer(id).remove({ force: true, v: true });
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        // 409: removal already in progress (another stop); wait for it to finish.
+        if (isConflict(err) && attempt < 50) {
+          await new Promise((r) => setTimeout(r, 200));
+          if (!(await this.inspect(id))) return;
+          continue;
+        }
+        throw toBackendError(err, `remove container ${name}`, this.endpoint);
+      }
+    }
+  }
+
+  /** Makes sure the image exists, pulling it (with progress events) when missing. */
+  private async ensureImage(image: string, name: string, onEvent?: (e: WorkloadEvent) => void): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw toBackendError(err, `inspect image ${image}`, this.endpoint);
+    }
+    if (this.options.pull === false) {
+      throw new PermanentBackendError(`image ${image} is not present and pulling is disabled`);
+    }
+    onEvent?.({ name, type: 'progress', message: `pulling image ${image}` });
+    this.log.info('pulling image', { name, image });
+    try {
+      await this.pull(image, (message) => onEvent?.({ name, type: 'progress', message }));
+    } catch (err) {
+      const reason = engineMessage(err);
+      if (err instanceof TransientBackendError) throw err;
+      throw new PermanentBackendError(`image ${image} is not present and cannot be pulled: ${reason}`, { cause: err });
+    }
+    try {
+      await this.docker.getImage(image).inspect();
+    } catch (err) {
+      throw new PermanentBackendError(`image ${image} is still missing after pulling: ${engineMessage(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Runs a pull to completion; rejects with the stream's `error` if it reports one. */
+  private async pull(image: string, progress: (message: string) => void): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.pull(image)) as NodeJS.ReadableStream;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code && statusOf(err) === undefined) throw toBackendError(err, `pull image ${image}`, this.endpoint);
+      throw err;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const splitter = new JsonObjectSplitter();
+      let failure: string | undefined;
+      let lastMessage = '';
+      stream.on('data', (chunk: Buffer | string) =>
+        splitter.push(String(chunk), (text) => {
+          let obj: { status?: string; progress?: string; id?: string; error?: string; errorDetail?: { message?: string } };
+          try {
+            obj = JSON.parse(text);
+          } catch {
+            return;
+          }
+          if (obj.error || obj.errorDetail?.message) {
+            failure = obj.errorDetail?.message ?? obj.error;
+            return;
+          }
+          const message = [obj.id, obj.status, obj.progress].filter(Boolean).join(' ').trim();
+          if (message && message !== lastMessage) {
+            lastMessage = message;
+            progress(`pull ${image}: ${message}`);
+          }
+        }),
+      );
+      stream.on('error', (err: Error) => reject(err));
+      stream.on('end', () => (failure ? reject(new Error(failure)) : resolve()));
+    });
+  }
+
+  private async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
+  }
+
+  /** Turns an engine event about one of our containers into a `state` event for the listeners. */
+  private onEngineEvent(e: EngineEvent): void {
+    const attrs = e.Actor?.Attributes ?? {};
+    const action = (e.Action ?? e.status ?? '').split(':')[0];
+    const name = attrs[this.keys.name] ?? attrs.name;
+    if (!name || this.closed || !WATCHED_ACTIONS.has(action ?? '')) return;
+    const handle = async (): Promise<void> => {
+      if (action === 'destroy' || action === 'remove') {
+        this.emit({ name, type: 'state', state: { name, phase: 'missing', reason: 'removed' } });
+        return;
+      }
+      if (action === 'oom') {
+        this.oomSeen.add(name);
+        this.emit({ name, type: 'progress', message: 'out of memory: the kernel OOM-killed a process' });
+        return;
+      }
+      let state = await this.state(name).catch((err: unknown) => {
+        this.log.warn('cannot inspect container after an event', { name, action, error: err });
+        return undefined;
+      });
+      if (action === 'start') this.oomSeen.delete(name);
+      if (action === 'die' && this.oomSeen.delete(name) && state?.phase === 'exited') state.reason = 'OOMKilled';
+      if (action === 'die' && (!state || state.phase !== 'exited')) {
+        // Removed already (or replaced): report the exit the event itself carries.
+        const code = Number(attrs.exitCode ?? attrs.containerExitCode ?? -1);
+        state = { name, phase: 'exited', exitCode: code, reason: describeExit(code), labels: attrs };
+      }
+      if (state) this.emit({ name, type: 'state', state });
+    };
+    const chain = (this.eventChains.get(name) ?? Promise.resolve()).then(handle);
+    this.eventChains.set(name, chain);
+    void chain.finally(() => {
+      if (this.eventChains.get(name) === chain) this.eventChains.delete(name);
+    });
+  }
+
+  private emit(e: WorkloadEvent): void {
+    if (this.closed) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(e);
+      } catch (err) {
+        this.log.warn('workload event listener threw', { name: e.name, error: err });
+      }
+    }
+  }
+}
+
+/** A backend running workloads as containers through the Docker Engine API; see DockerBackendOptions. */
+export function createDockerBackend(options: DockerBackendOptions = {}): DockerBackend {
+  return new DockerContainerBackend(options);
+}

@@ -1,0 +1,8 @@
+/**
+ * Public surface of the backends folder: the `Backend` contract and its implementations.
+ * Other folders import only from here.
+ */
+export * from './types';
+export * from './local';
+export * from './docker';
+export * from './kubernetes';

@@ -1,0 +1,24 @@
+/**
+ * The `kubernetes` backend's public surface: workloads as Pods in one namespace (see
+ * kubernetes-backend.ts), the manifests it creates (manifests.ts, for dry runs) and how it reads them.
+ */
+export {
+  createKubernetesBackend,
+  KUBERNETES_BACKEND_NAME,
+  type KubernetesBackend,
+  type KubernetesBackendLogger,
+  type KubernetesBackendOptions,
+} from './kubernetes-backend';
+export type { KubeconfigSource } from './client';
+export {
+  buildConnectionSecret,
+  buildPod,
+  CONNECTION_FILE,
+  CONNECTION_INFO_ENV,
+  CONNECTION_SOURCE_ENV,
+  managedSelector,
+  sanitizeLabelValue,
+  type KubernetesOverrides,
+  type PodManifestOptions,
+  type PodPlan,
+} from './manifests';

@@ -1,0 +1,286 @@
+/**
+ * Pure functions turning a `WorkloadSpec` into the Pod (and connection Secret) spawngate creates.
+ * No I/O: the dry-run command and the manifest tests call these directly.
+ *
+ * Kernel connection info: the kernels module passes the kernel's connection JSON (ports, key) in
+ * `spec.env.SPAWNGATE_CONNECTION_INFO`. It never reaches the pod spec (a pod's env is readable by anyone
+ * who may `get pods`); instead it goes into a Secret named like the pod, owned by the pod
+ * (ownerReference, so Kubernetes garbage-collects it with the pod), mounted read-only at
+ * `/var/run/spawngate/connection.json`, and `SPAWNGATE_CONNECTION_SOURCE` tells `spawngate.launcher`
+ * where to read it. The Secret can only be created after the pod, because it needs the pod's uid.
+ */
+import { createHash } from 'node:crypto';
+import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { PermanentBackendError, type WorkloadSpec } from '../types';
+import { substitutePorts } from '../port-placeholders';
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'spawngate';
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+/** JSON of label values that had to be changed to fit the label syntax, by key (the originals). */
+export const ORIGINAL_LABELS_ANNOTATION = 'spawngate.io/original-labels';
+/** Hash of what spawngate asked for; a 409 adopts the existing pod only when it matches. */
+export const SPEC_HASH_ANNOTATION = 'spawngate.io/spec-hash';
+export const CONNECTION_INFO_ENV = 'SPAWNGATE_CONNECTION_INFO';
+export const CONNECTION_SOURCE_ENV = 'SPAWNGATE_CONNECTION_SOURCE';
+export const CONNECTION_DIR = '/var/run/spawngate';
+export const CONNECTION_FILE = `${CONNECTION_DIR}/connection.json`;
+const CONNECTION_VOLUME = 'spawngate-connection';
+
+/** Profile options a spec may carry in `overrides` (KubeSpawner's names where they exist). */
+export interface KubernetesOverrides {
+  image_pull_policy?: 'Always' | 'IfNotPresent' | 'Never';
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  imagePullSecrets?: (string | { name: string })[];
+  nodeSelector?: Record<string, string>;
+  tolerations?: unknown[];
+  affinity?: Record<string, unknown>;
+  volumes?: unknown[];
+  volumeMounts?: unknown[];
+  runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
+  supplementalGroups?: number[];
+  serviceAccountName?: string;
+  /** Mount the service-account token. Default false (also when `serviceAccountName` is set). */
+  automountServiceAccountToken?: boolean;
+  annotations?: Record<string, string>;
+  priorityClassName?: string;
+  /** Extra resource limits, e.g. `{ "vpc.amazonaws.com/efa": "1" }`. */
+  extraResourceLimits?: Record<string, string>;
+}
+
+const OVERRIDE_KEYS = new Set([
+  'image_pull_policy',
+  'imagePullPolicy',
+  'imagePullSecrets',
+  'nodeSelector',
+  'tolerations',
+  'affinity',
+  'volumes',
+  'volumeMounts',
+  'runAsUser',
+  'runAsGroup',
+  'fsGroup',
+  'supplementalGroups',
+  'serviceAccountName',
+  'automountServiceAccountToken',
+  'annotations',
+  'priorityClassName',
+  'extraResourceLimits',
+]);
+
+export interface PodManifestOptions {
+  namespace: string;
+  /** `app.kubernetes.io/instance` value, to tell several spawngate installations apart. */
+  instance?: string;
+  /** uid when neither the profile nor the home owner gives one (runAsNonRoot needs a numeric uid). */
+  defaultRunAsUser?: number;
+}
+
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * A label value that fits `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`, max 63: invalid characters
+ * become `-`, the ends are trimmed to alphanumerics, and a too-long value keeps a hash suffix so two
+ * long values stay distinct. Deterministic; valid values are returned unchanged.
+ */
+export function sanitizeLabelValue(value: string): string {
+  if (value.length <= 63 && LABEL_VALUE.test(value)) return value;
+  let v = value.replace(/[^-A-Za-z0-9_.]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  if (v.length > 63 || v !== value) {
+    const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
+    v = `${v.slice(0, 54).replace(/[^A-Za-z0-9]+$/, '')}-${hash}`.replace(/^-/, '');
+  }
+  return v;
+}
+
+export function isValidLabelKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return false;
+  return name.length <= 63 && LABEL_NAME.test(name);
+}
+
+/** The selector every spawngate-managed pod matches (the informer's and `list()`'s). */
+export function managedSelector(instance?: string): string {
+  return instance ? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${INSTANCE_LABEL}=${instance}` : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+}
+
+function cpuQuantity(cores: number): string {
+  return `${Math.round(cores * 1000)}m`;
+}
+
+function checkOverrides(o: Record<string, unknown>): KubernetesOverrides {
+  const unknown = Object.keys(o).filter((k) => !OVERRIDE_KEYS.has(k));
+  if (unknown.length) {
+    throw new PermanentBackendError(
+      `kubernetes backend: unknown profile override(s) ${unknown.join(', ')}; known: ${[...OVERRIDE_KEYS].join(', ')}`,
+    );
+  }
+  for (const k of ['runAsUser', 'runAsGroup', 'fsGroup'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) {
+      throw new PermanentBackendError(`kubernetes backend: override ${k} must be a non-negative integer`);
+    }
+  }
+  if (o.runAsUser === 0) {
+    throw new PermanentBackendError('kubernetes backend: runAsUser 0 (root) is refused; workloads never run as root');
+  }
+  return o as KubernetesOverrides;
+}
+
+/** Everything `buildPod` decided, plus the connection JSON for the Secret (if a kernel passed one). */
+export interface PodPlan {
+  pod: V1Pod;
+  connectionInfo?: string;
+}
+
+/**
+ * The Pod for `spec`. Throws PermanentBackendError for specs no retry can fix (bad name, label key,
+ * unknown override, root uid).
+ */
+export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan {
+  if (spec.name.length > 63 || !DNS_LABEL.test(spec.name)) {
+    throw new PermanentBackendError(`kubernetes backend: workload name ${JSON.stringify(spec.name)} is not a DNS label`);
+  }
+  if (!spec.image) throw new PermanentBackendError(`kubernetes backend: workload ${spec.name} has no image`);
+  if (!spec.command.length) throw new PermanentBackendError(`kubernetes backend: workload ${spec.name} has no command`);
+  const o = checkOverrides(spec.overrides ?? {});
+  const ports = Object.fromEntries(Object.entries(spec.ports ?? {}).filter(([, p]) => p > 0 && p < 65536));
+
+  const labels: Record<string, string> = {};
+  const originals: Record<string, string> = {};
+  const put = (key: string, value: string) => {
+    if (!isValidLabelKey(key)) throw new PermanentBackendError(`kubernetes backend: invalid label key ${JSON.stringify(key)}`);
+    const v = sanitizeLabelValue(value);
+    if (v !== value) originals[key] = value;
+    labels[key] = v;
+  };
+  for (const [k, v] of Object.entries(spec.labels)) put(k, v);
+  // Enterprise Gateway's conventions plus the recommended app.kubernetes.io labels.
+  put('app', 'spawngate');
+  put('component', spec.kind);
+  put('app.kubernetes.io/name', 'spawngate');
+  put('app.kubernetes.io/component', spec.kind);
+  put(MANAGED_BY_LABEL, MANAGED_BY_VALUE);
+  if (opts.instance) put(INSTANCE_LABEL, opts.instance);
+
+  const { [CONNECTION_INFO_ENV]: connectionInfo, ...env } = spec.env;
+  const envList = Object.entries(env).map(([name, value]) => ({ name, value: substitutePorts(value, ports) }));
+  const volumes = [...((o.volumes ?? []) as V1Volume[])];
+  const volumeMounts = [...((o.volumeMounts ?? []) as V1VolumeMount[])];
+  if (connectionInfo !== undefined) {
+    envList.push({ name: CONNECTION_SOURCE_ENV, value: CONNECTION_FILE });
+    volumes.push({
+      name: CONNECTION_VOLUME,
+      secret: { secretName: spec.name, defaultMode: 0o440, items: [{ key: 'connection.json', path: 'connection.json' }] },
+    });
+    volumeMounts.push({ name: CONNECTION_VOLUME, mountPath: CONNECTION_DIR, readOnly: true });
+  }
+
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = { ...(o.extraResourceLimits ?? {}) };
+  const r = spec.resources ?? {};
+  if (r.cpuRequest !== undefined) requests.cpu = cpuQuantity(r.cpuRequest);
+  if (r.cpuLimit !== undefined) limits.cpu = cpuQuantity(r.cpuLimit);
+  if (r.memoryRequestMiB !== undefined) requests.memory = `${r.memoryRequestMiB}Mi`;
+  if (r.memoryLimitMiB !== undefined) limits.memory = `${r.memoryLimitMiB}Mi`;
+  if (r.gpuLimit) limits['nvidia.com/gpu'] = String(r.gpuLimit);
+
+  const container: V1Container = {
+    name: spec.kind === 'server' ? 'notebook' : 'kernel',
+    image: spec.image,
+    command: spec.command.map((a) => substitutePorts(a, ports)),
+    env: envList,
+    resources: {
+      ...(Object.keys(requests).length ? { requests } : {}),
+      ...(Object.keys(limits).length ? { limits } : {}),
+    },
+    ports: Object.entries(ports).map(([name, containerPort]) =>
+      /^[a-z0-9-]{1,15}$/.test(name) && /[a-z]/.test(name) ? { name, containerPort } : { containerPort },
+    ),
+    securityContext: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    },
+    ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
+    ...((o.imagePullPolicy ?? o.image_pull_policy) ? { imagePullPolicy: o.imagePullPolicy ?? o.image_pull_policy } : {}),
+    ...(volumeMounts.length ? { volumeMounts } : {}),
+  };
+
+  const annotations: Record<string, string> = { ...(o.annotations ?? {}) };
+  if (Object.keys(originals).length) annotations[ORIGINAL_LABELS_ANNOTATION] = JSON.stringify(originals);
+
+  const runAsUser = o.runAsUser ?? opts.defaultRunAsUser;
+  const pod: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: spec.name, namespace: opts.namespace, labels, annotations },
+    spec: {
+      restartPolicy: 'Never',
+      automountServiceAccountToken: o.automountServiceAccountToken ?? false,
+      enableServiceLinks: false,
+      ...(o.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
+      securityContext: {
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+        ...(runAsUser !== undefined ? { runAsUser } : {}),
+        ...(o.runAsGroup !== undefined ? { runAsGroup: o.runAsGroup } : {}),
+        ...(o.fsGroup !== undefined ? { fsGroup: o.fsGroup } : {}),
+        ...(o.supplementalGroups ? { supplementalGroups: o.supplementalGroups } : {}),
+      },
+      containers: [container],
+      ...(volumes.length ? { volumes } : {}),
+      ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+      ...(o.tolerations ? { tolerations: o.tolerations as NonNullable<V1Pod['spec']>['tolerations'] } : {}),
+      ...(o.affinity ? { affinity: o.affinity as NonNullable<V1Pod['spec']>['affinity'] } : {}),
+      ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+      ...(o.imagePullSecrets
+        ? { imagePullSecrets: o.imagePullSecrets.map((s) => (typeof s === 'string' ? { name: s } : s)) }
+        : {}),
+    },
+  };
+  // The hash covers what was asked for (spec and connection info), so a retry of the same launch matches.
+  annotations[SPEC_HASH_ANNOTATION] = createHash('sha256')
+    .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]))
+    .digest('hex')
+    .slice(0, 32);
+  return { pod, ...(connectionInfo !== undefined ? { connectionInfo } : {}) };
+}
+
+/** The Secret holding a kernel's connection file, owned by (and deleted with) its pod. */
+export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Secret {
+  const meta = pod.metadata!;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: meta.name,
+      namespace: meta.namespace,
+      labels: { ...(meta.labels ?? {}) },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: meta.name!, uid: meta.uid!, blockOwnerDeletion: false }],
+    },
+    stringData: { 'connection.json': connectionInfo },
+  };
+}
+
+/** Labels as the caller gave them: sanitized values replaced by the originals kept in the annotation. */
+export function originalLabels(pod: V1Pod): Record<string, string> {
+  const labels = { ...(pod.metadata?.labels ?? {}) };
+  const raw = pod.metadata?.annotations?.[ORIGINAL_LABELS_ANNOTATION];
+  if (raw) {
+    try {
+      Object.assign(labels, JSON.parse(raw) as Record<string, string>);
+    } catch {
+      // a hand-edited annotation: keep the sanitized values
+    }
+  }
+  return labels;
+}

@@ -1,0 +1,11 @@
+/**
+ * The `local` backend's public surface: workloads as detached child processes on this machine.
+ * See local-backend.ts for the behaviour and launch.ts for which resource limits are enforced.
+ */
+export {
+  createLocalBackend,
+  LOCAL_BACKEND_NAME,
+  type LocalBackend,
+  type LocalBackendLogger,
+  type LocalBackendOptions,
+} from './local-backend';

@@ -1,0 +1,165 @@
+/**
+ * Turning a `WorkloadSpec` into an exec for the local backend: free ports, `{port}` substitution,
+ * the child's environment, resolving the executable (so "command not found" is a clear permanent error
+ * rather than an exit status), and resource limits.
+ *
+ * Resource limits on a plain local process:
+ * - `memoryLimitMiB` is applied as RLIMIT_AS (virtual address space) through util-linux `prlimit`, when
+ *   that binary exists. It is per process (inherited by children, not a total for the tree) and
+ *   counts address space rather than resident memory: an allocation beyond it fails (Python raises
+ *   MemoryError, malloc returns NULL) instead of the process being OOM-killed. Runtimes that reserve
+ *   large address ranges up front (JVM, Go, V8 with WebAssembly) may need a generous limit.
+ * - `cpuRequest`, `cpuLimit`, `memoryRequestMiB` and `gpuLimit` are not enforced locally (that needs
+ *   cgroups, which an unprivileged service cannot rely on); they are listed under `notApplied`.
+ * Nothing here fails because a limit cannot be applied; what happened is recorded in the state's ref.
+ */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { PermanentBackendError, type WorkloadResources, type WorkloadSpec } from '../types';
+import type { AppliedLimits } from './records';
+import { substitutePorts } from '../port-placeholders';
+
+const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+/**
+ * Resolves `spec.ports`: 0 means "pick a free port on `host`", anything else is used as given.
+ * All listeners are held open until every port is chosen, so the ports of one spec are distinct.
+ */
+export async function resolvePorts(
+  ports: Record<string, number> | undefined,
+  host: string,
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const servers: net.Server[] = [];
+  try {
+    for (const [name, value] of Object.entries(ports ?? {})) {
+      if (value === 0) {
+        const server = net.createServer();
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host, port: 0, exclusive: true }, resolve);
+        });
+        out[name] = (server.address() as net.AddressInfo).port;
+      } else if (Number.isInteger(value) && value > 0 && value < 65536) {
+        out[name] = value;
+      } else {
+        throw new PermanentBackendError(
+          `invalid port ${JSON.stringify(value)} for "${name}": use 0 to pick one, or 1-65535`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+  return out;
+}
+
+
+/** Exactly `spec.env` (ports substituted), plus the service's PATH when the spec has none. */
+export function buildEnv(env: Record<string, string>, ports: Record<string, number>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) out[k] = substitutePorts(v, ports);
+  if (out.PATH === undefined) out.PATH = process.env.PATH ?? FALLBACK_PATH;
+  return out;
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    accessSync(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The absolute path `spawn` will exec, or a PermanentBackendError naming what is wrong. */
+export function resolveExecutable(command: string, pathVar: string, cwd: string): string {
+  if (command.includes('/')) {
+    const file = path.resolve(cwd, command);
+    if (isExecutableFile(file)) return file;
+    throw new PermanentBackendError(`command not found or not executable: ${command}`);
+  }
+  for (const dir of pathVar.split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.resolve(cwd, dir, command);
+    if (isExecutableFile(file)) return file;
+  }
+  throw new PermanentBackendError(`command not found: ${command} (searched PATH=${pathVar})`);
+}
+
+/** The working directory, checked up front (spawn would report a missing one as ENOENT of the command). */
+export function resolveWorkingDir(workingDir: string | undefined): string {
+  const dir = path.resolve(workingDir ?? process.cwd());
+  let ok: boolean;
+  try {
+    ok = statSync(dir).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new PermanentBackendError(`working directory does not exist: ${dir}`);
+  return dir;
+}
+
+/** Finds util-linux `prlimit` on the service's PATH or in the usual places. */
+export function findPrlimit(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (dir && isExecutableFile(path.join(dir, 'prlimit'))) return path.join(dir, 'prlimit');
+  }
+  return undefined;
+}
+
+export interface LimitedExec {
+  file: string;
+  args: string[];
+  limits: AppliedLimits;
+}
+
+/** Wraps the exec in `prlimit --as` when a memory limit is asked for and prlimit is available. */
+export function applyLimits(
+  file: string,
+  args: string[],
+  resources: WorkloadResources | undefined,
+  prlimit: string | undefined,
+): LimitedExec {
+  const limits: AppliedLimits = { applied: [], notApplied: [] };
+  const r = resources ?? {};
+  let exec = { file, args };
+  if (r.memoryLimitMiB !== undefined) {
+    if (prlimit && Number.isFinite(r.memoryLimitMiB) && r.memoryLimitMiB > 0) {
+      const bytes = Math.floor(r.memoryLimitMiB * 1024 * 1024);
+      exec = { file: prlimit, args: [`--as=${bytes}`, '--', file, ...args] };
+      limits.applied.push(
+        `memoryLimitMiB=${r.memoryLimitMiB} as RLIMIT_AS (virtual address space, per process)`,
+      );
+    } else {
+      limits.notApplied.push(`memoryLimitMiB=${r.memoryLimitMiB}: prlimit (util-linux) not available`);
+    }
+  }
+  if (r.memoryRequestMiB !== undefined)
+    limits.notApplied.push(`memoryRequestMiB=${r.memoryRequestMiB}: requests mean nothing locally`);
+  if (r.cpuRequest !== undefined)
+    limits.notApplied.push(`cpuRequest=${r.cpuRequest}: requests mean nothing locally`);
+  if (r.cpuLimit !== undefined)
+    limits.notApplied.push(`cpuLimit=${r.cpuLimit}: CPU is not limited by the local backend`);
+  if (r.gpuLimit)
+    limits.notApplied.push(`gpuLimit=${r.gpuLimit}: GPUs are not isolated by the local backend`);
+  return { ...exec, limits };
+}
+
+/** Everything `spawn` needs, computed from the spec; throws PermanentBackendError for a bad spec. */
+export async function prepareLaunch(spec: WorkloadSpec, host: string, prlimit: string | undefined) {
+  if (!Array.isArray(spec.command) || spec.command.length === 0 || !spec.command[0]) {
+    throw new PermanentBackendError(`workload ${spec.name}: command is empty`);
+  }
+  const ports = await resolvePorts(spec.ports, host);
+  const argv = spec.command.map((a) => substitutePorts(a, ports));
+  const env = buildEnv(spec.env ?? {}, ports);
+  const cwd = resolveWorkingDir(spec.workingDir);
+  const file = resolveExecutable(argv[0]!, env.PATH!, cwd);
+  const exec = applyLimits(file, argv.slice(1), spec.resources, prlimit);
+  return { ports, argv, env, cwd, ...exec };
+}

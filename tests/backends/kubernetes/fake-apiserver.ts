@@ -1,0 +1,577 @@
+/**
+ * A stand-in for the Kubernetes API server (and a kubelet) that the real @kubernetes/client-node talks to
+ * over HTTP with a bearer token. It implements only the paths the kubernetes backend calls: pods
+ * create/get/list/watch/delete, pods/log, secrets create, events list/watch. Every object received is
+ * validated against the official schemas (`kubernetes-models`) plus the name/label syntax the API server
+ * checks, and refused with 422 and causes like the API server; every request is authorized against the
+ * Role rules in docs/kubernetes-rbac.md (403, recorded in `denied`, which tests assert empty).
+ *
+ * Watches: resourceVersion resume, bookmarks, `compact()` to make old versions expire (410 Gone) and
+ * `dropWatches()` to cut connections. Kubelet: schedules, "pulls", and starts pods; with
+ * `runCommands` it runs the container's command as a local child process (pod IP 127.0.0.1), so logs,
+ * exit codes and grace periods are real. Failure states on demand: nodeSelector
+ * `spawngate.test/unschedulable`, an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import YAML from 'yaml';
+import { Pod, Secret } from 'kubernetes-models/v1';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+export interface RequestRecord {
+  verb: string;
+  resource: string;
+  name?: string;
+  namespace: string;
+}
+type Kind = 'pods' | 'events';
+interface LogEntry {
+  rv: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  kind: Kind;
+  obj: Obj;
+}
+interface WatchStream {
+  kind: Kind;
+  match: (o: Obj) => boolean;
+  res: http.ServerResponse;
+  timer?: NodeJS.Timeout;
+}
+interface Runtime {
+  proc?: ChildProcess;
+  output: string[];
+  partial: string;
+  oom?: boolean;
+  killTimer?: NodeJS.Timeout;
+}
+
+/** The Role from docs/kubernetes-rbac.md (the fenced yaml block). */
+export function readDocumentedRole(): { namespace: string; rules: PolicyRule[] } {
+  const md = readFileSync(path.join(__dirname, '../../../docs/kubernetes-rbac.md'), 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(md);
+  if (!block) throw new Error('docs/kubernetes-rbac.md has no yaml Role block');
+  const role = YAML.parse(block[1]!) as { kind: string; metadata: { namespace: string }; rules: PolicyRule[] };
+  if (role.kind !== 'Role') throw new Error(`docs/kubernetes-rbac.md: expected a Role, got ${role.kind}`);
+  return { namespace: role.metadata.namespace, rules: role.rules };
+}
+
+export interface FakeApiServerOptions {
+  namespace: string;
+  rules: PolicyRule[];
+  /** Run each pod's command as a local process. Default false (pods just become Running). */
+  runCommands?: boolean;
+  /** Delay between kubelet steps, ms. Default 15. */
+  stepMs?: number;
+  /** Bookmark interval on watches that asked for them, ms. Default 300. */
+  bookmarkMs?: number;
+}
+
+const clone = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
+const now = () => new Date().toISOString();
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+function status(code: number, reason: string, message: string, details?: Obj): Obj {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code, ...(details ? { details } : {}) };
+}
+
+function labelMatcher(selector: string | null): (o: Obj) => boolean {
+  if (!selector) return () => true;
+  const terms = selector.split(',').map((t) => t.trim()).filter(Boolean);
+  return (o) => {
+    const labels: Record<string, string> = o.metadata?.labels ?? {};
+    return terms.every((t) => {
+      const m = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(t);
+      if (m) return m[2] === '!=' ? labels[m[1]!] !== m[3] : labels[m[1]!] === m[3];
+      return t.startsWith('!') ? !(t.slice(1) in labels) : t in labels;
+    });
+  };
+}
+
+function fieldMatcher(selector: string | null): (o: Obj) => boolean {
+  if (!selector) return () => true;
+  const terms = selector.split(',').map((t) => t.split('='));
+  return (o) => terms.every(([p, v]) => String(p!.split('.').reduce<Obj | undefined>((x, k) => x?.[k], o)) === v);
+}
+
+export class FakeApiServer {
+  readonly token = randomBytes(16).toString('hex');
+  readonly namespace: string;
+  /** Every authorized request, in order. */
+  readonly requests: RequestRecord[] = [];
+  /** Requests refused by RBAC (a test fails if this is not empty). */
+  readonly denied: string[] = [];
+  /** Objects refused by schema validation (422). */
+  readonly invalid: { kind: string; message: string }[] = [];
+  /** Bodies of created objects as received (before server-side defaults). */
+  readonly received: Obj[] = [];
+  readonly pods = new Map<string, Obj>();
+  readonly secrets = new Map<string, Obj>();
+  readonly events = new Map<string, Obj>();
+  private readonly runtimes = new Map<string, Runtime>();
+  private readonly server: http.Server;
+  private readonly watches = new Set<WatchStream>();
+  private readonly log: LogEntry[] = [];
+  private rv = 100;
+  private compactedRv = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  url = '';
+
+  constructor(private readonly opts: FakeApiServerOptions) {
+    this.namespace = opts.namespace;
+    this.server = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        try {
+          this.handle(req, res, body);
+        } catch (err) {
+          this.send(res, 500, status(500, 'InternalError', String(err)));
+        }
+      });
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  /** A kubeconfig file pointing at this server (http, bearer token). */
+  writeKubeconfig(dir: string): string {
+    const file = path.join(dir, 'kubeconfig.yaml');
+    writeFileSync(
+      file,
+      YAML.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'spawngate', user: { token: this.token } }],
+        contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'spawngate', namespace: this.namespace } }],
+        'current-context': 'fake',
+      }),
+    );
+    return file;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    for (const w of this.watches) w.res.destroy();
+    for (const r of this.runtimes.values()) r.proc?.kill('SIGKILL');
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  // ---- test controls -----------------------------------------------------------------
+
+  /** Makes every resourceVersion up to now expire: resuming a watch from one gets 410 Gone. */
+  compact(): void {
+    this.compactedRv = this.rv + 1;
+    this.log.length = 0;
+  }
+
+  /** Cuts every open watch connection (the client resumes from its last resourceVersion). */
+  dropWatches(): void {
+    for (const w of this.watches) w.res.destroy();
+    this.watches.clear();
+  }
+
+  /** Removes a pod without telling current watchers (as if the event was lost in a compaction). */
+  removePodSilently(name: string): void {
+    this.runtimes.get(name)?.proc?.kill('SIGKILL');
+    this.pods.delete(name);
+    this.rv++;
+  }
+
+  oomKill(name: string): void {
+    const rt = this.runtimes.get(name);
+    if (rt?.proc) {
+      rt.oom = true;
+      rt.proc.kill('SIGKILL');
+    } else this.terminate(name, 137, 'OOMKilled');
+    this.emitEvent(name, 'Warning', 'OOMKilling', 'Memory cgroup out of memory: Killed process');
+  }
+
+  evict(name: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) return;
+    this.runtimes.get(name)?.proc?.kill('SIGKILL');
+    pod.status = {
+      ...pod.status,
+      phase: 'Failed',
+      reason: 'Evicted',
+      message: 'The node was low on resource: memory.',
+      conditions: [{ type: 'Ready', status: 'False' }],
+      containerStatuses: [this.containerStatus(pod, { terminated: { exitCode: 137, reason: 'Error' } }, false)],
+    };
+    this.modified('pods', pod);
+    this.emitEvent(name, 'Warning', 'Evicted', 'The node was low on resource: memory.');
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------
+
+  private send(res: http.ServerResponse, code: number, obj: Obj | string): void {
+    const text = typeof obj === 'string' ? obj : JSON.stringify(obj);
+    res.writeHead(code, { 'content-type': typeof obj === 'string' ? 'text/plain' : 'application/json' });
+    res.end(text);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse, body: string): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      return this.send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+    }
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/([a-z]+))?$/.exec(url.pathname);
+    if (!m) return this.send(res, 404, status(404, 'NotFound', `no route ${req.method} ${url.pathname}`));
+    const [, ns, resource, name, sub] = m as unknown as [string, string, string, string | undefined, string | undefined];
+    const watch = url.searchParams.get('watch') === 'true';
+    const verb =
+      req.method === 'POST' ? 'create'
+      : req.method === 'DELETE' ? 'delete'
+      : req.method === 'GET' ? (name ? 'get' : watch ? 'watch' : 'list')
+      : req.method!.toLowerCase();
+    const fullResource = sub ? `${resource}/${sub}` : resource;
+    const allowed =
+      ns === this.namespace &&
+      this.opts.rules.some((r) => r.apiGroups.includes('') && r.resources.includes(fullResource) && r.verbs.includes(verb));
+    if (!allowed) {
+      const msg = `${verb} ${fullResource}${name ? ` ${name}` : ''} in namespace ${ns}`;
+      this.denied.push(msg);
+      return this.send(res, 403, status(403, 'Forbidden', `forbidden: cannot ${msg}`));
+    }
+    this.requests.push({ verb, resource: fullResource, namespace: ns, ...(name ? { name } : {}) });
+    const q = url.searchParams;
+    if (resource === 'pods') {
+      if (sub === 'log' && name) return this.podLog(res, name, Number(q.get('tailLines') ?? 0));
+      if (sub) return this.send(res, 404, status(404, 'NotFound', `no subresource ${sub}`));
+      if (verb === 'create') return this.createPod(res, body);
+      if (verb === 'get') return this.getPod(res, name!);
+      if (verb === 'delete') return this.deletePod(res, name!, q, body);
+      return this.listOrWatch(res, 'pods', labelMatcher(q.get('labelSelector')), q);
+    }
+    if (resource === 'secrets' && verb === 'create') return this.createSecret(res, body);
+    if (resource === 'events' && (verb === 'list' || verb === 'watch')) {
+      return this.listOrWatch(res, 'events', fieldMatcher(q.get('fieldSelector')), q);
+    }
+    return this.send(res, 405, status(405, 'MethodNotAllowed', `${verb} ${fullResource} not implemented by the stand-in`));
+  }
+
+  /** 422 like the API server, or undefined when valid. */
+  private validate(kind: string, obj: Obj, validateSchema: () => void): Obj | undefined {
+    const causes: { reason: string; message: string; field: string }[] = [];
+    try {
+      validateSchema();
+    } catch (err) {
+      const errors = (err as { errors?: { instancePath: string; message?: string }[] }).errors ?? [];
+      for (const e of errors) causes.push({ reason: 'FieldValueInvalid', message: e.message ?? 'invalid', field: e.instancePath.slice(1).replace(/\//g, '.') });
+      if (!errors.length) causes.push({ reason: 'FieldValueInvalid', message: String(err), field: '' });
+    }
+    const name = obj.metadata?.name;
+    if (typeof name !== 'string' || name.length > 63 || !DNS_LABEL.test(name)) {
+      causes.push({ reason: 'FieldValueInvalid', message: 'a lowercase RFC 1123 label must consist of…', field: 'metadata.name' });
+    }
+    for (const [k, v] of Object.entries((obj.metadata?.labels ?? {}) as Record<string, unknown>)) {
+      if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v)) {
+        causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(v)}`, field: `metadata.labels.${k}` });
+      }
+    }
+    if (obj.metadata?.namespace && obj.metadata.namespace !== this.namespace) {
+      causes.push({ reason: 'FieldValueInvalid', message: 'the namespace of the provided object does not match the namespace sent on the request', field: 'metadata.namespace' });
+    }
+    if (!causes.length) return undefined;
+    const message = `${kind} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}`;
+    this.invalid.push({ kind, message });
+    return status(422, 'Invalid', message, { name, kind: kind.toLowerCase() + 's', causes });
+  }
+
+  private stamp(obj: Obj): void {
+    obj.metadata = { ...obj.metadata, namespace: this.namespace, uid: randomUUID(), creationTimestamp: now() };
+  }
+
+  private record(kind: Kind, type: LogEntry['type'], obj: Obj): void {
+    this.rv++;
+    obj.metadata.resourceVersion = String(this.rv);
+    const entry = { rv: this.rv, type, kind, obj: clone(obj) };
+    this.log.push(entry);
+    if (this.log.length > 5000) this.log.shift();
+    for (const w of this.watches) if (w.kind === kind && w.match(entry.obj)) this.write(w, entry);
+  }
+
+  private modified(kind: Kind, obj: Obj): void {
+    this.record(kind, 'MODIFIED', obj);
+  }
+
+  private write(w: WatchStream, e: { type: string; obj: Obj }): void {
+    w.res.write(`${JSON.stringify({ type: e.type, object: e.obj })}\n`);
+  }
+
+  private listOrWatch(res: http.ServerResponse, kind: Kind, match: (o: Obj) => boolean, q: URLSearchParams): void {
+    const store = kind === 'pods' ? this.pods : this.events;
+    if (q.get('watch') !== 'true') {
+      let items = [...store.values()].filter(match).map(clone);
+      const limit = Number(q.get('limit') ?? 0);
+      if (limit > 0) items = items.slice(0, limit);
+      return this.send(res, 200, { kind: kind === 'pods' ? 'PodList' : 'EventList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items });
+    }
+    const from = Number(q.get('resourceVersion') ?? 0);
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const w: WatchStream = { kind, match, res };
+    if (from && from < this.compactedRv) {
+      res.write(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`) })}\n`);
+      res.end();
+      return;
+    }
+    for (const e of this.log) if (e.kind === kind && e.rv > from && match(e.obj)) this.write(w, e);
+    if (q.get('allowWatchBookmarks') === 'true') {
+      w.timer = setInterval(() => {
+        const kindName = kind === 'pods' ? 'Pod' : 'Event';
+        this.write(w, { type: 'BOOKMARK', obj: { kind: kindName, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } });
+      }, this.opts.bookmarkMs ?? 300);
+    }
+    this.watches.add(w);
+    res.on('close', () => {
+      if (w.timer) clearInterval(w.timer);
+      this.watches.delete(w);
+    });
+  }
+
+  private getPod(res: http.ServerResponse, name: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
+    this.send(res, 200, pod);
+  }
+
+  private createPod(res: http.ServerResponse, body: string): void {
+    const obj = JSON.parse(body) as Obj;
+    this.received.push(clone(obj));
+    const invalid = this.validate('Pod', obj, () => new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate());
+    if (invalid) return this.send(res, 422, invalid);
+    const name = obj.metadata.name as string;
+    if (this.pods.has(name)) return this.send(res, 409, status(409, 'AlreadyExists', `pods "${name}" already exists`, { name, kind: 'pods' }));
+    this.stamp(obj);
+    obj.status = { phase: 'Pending', qosClass: 'Burstable' };
+    this.pods.set(name, obj);
+    this.record('pods', 'ADDED', obj);
+    this.send(res, 201, obj);
+    this.later(() => this.schedule(name, obj.metadata.uid as string));
+  }
+
+  private createSecret(res: http.ServerResponse, body: string): void {
+    const obj = JSON.parse(body) as Obj;
+    this.received.push(clone(obj));
+    const invalid = this.validate('Secret', obj, () => new Secret(obj as ConstructorParameters<typeof Secret>[0]).validate());
+    if (invalid) return this.send(res, 422, invalid);
+    const name = obj.metadata.name as string;
+    if (this.secrets.has(name)) return this.send(res, 409, status(409, 'AlreadyExists', `secrets "${name}" already exists`));
+    this.stamp(obj);
+    obj.metadata.resourceVersion = String(++this.rv);
+    this.secrets.set(name, obj);
+    const { stringData, ...stored } = obj;
+    this.send(res, 201, { ...stored, data: Object.fromEntries(Object.entries((stringData ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) });
+  }
+
+  private deletePod(res: http.ServerResponse, name: string, q: URLSearchParams, body: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
+    const opts = body ? (JSON.parse(body) as Obj) : {};
+    const wantUid = opts.preconditions?.uid;
+    if (wantUid && wantUid !== pod.metadata.uid) {
+      return this.send(res, 409, status(409, 'Conflict', `Precondition failed: UID in precondition: ${wantUid}, UID in object meta: ${pod.metadata.uid}`));
+    }
+    const grace = Number(q.get('gracePeriodSeconds') ?? opts.gracePeriodSeconds ?? 30);
+    if (!pod.metadata.deletionTimestamp) {
+      pod.metadata.deletionTimestamp = now();
+      pod.metadata.deletionGracePeriodSeconds = grace;
+      this.modified('pods', pod);
+      const rt = this.runtimes.get(name);
+      if (rt?.proc && rt.proc.exitCode === null && rt.proc.signalCode === null) {
+        this.emitEvent(name, 'Normal', 'Killing', `Stopping container ${pod.spec.containers[0].name}`);
+        if (grace === 0) rt.proc.kill('SIGKILL');
+        else {
+          rt.proc.kill('SIGTERM');
+          rt.killTimer = setTimeout(() => rt.proc?.kill('SIGKILL'), grace * 1000);
+        }
+      } else this.later(() => this.finalize(name, pod.metadata.uid as string));
+    }
+    this.send(res, 200, pod);
+  }
+
+  private finalize(name: string, uid: string): void {
+    const pod = this.pods.get(name);
+    if (!pod || pod.metadata.uid !== uid) return;
+    this.pods.delete(name);
+    this.runtimes.delete(name);
+    this.record('pods', 'DELETED', pod);
+    // garbage collection of owned secrets
+    for (const [sname, s] of this.secrets) {
+      if ((s.metadata.ownerReferences ?? []).some((o: Obj) => o.uid === uid)) this.secrets.delete(sname);
+    }
+  }
+
+  private podLog(res: http.ServerResponse, name: string, tail: number): void {
+    const pod = this.pods.get(name);
+    if (!pod) return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`));
+    const rt = this.runtimes.get(name);
+    if (!rt) return this.send(res, 400, status(400, 'BadRequest', `container "${pod.spec.containers[0].name}" in pod "${name}" is waiting to start: ContainerCreating`));
+    const lines = rt.partial ? [...rt.output, rt.partial] : rt.output;
+    const out = tail > 0 ? lines.slice(-tail) : lines;
+    this.send(res, 200, out.length ? `${out.join('\n')}\n` : '');
+  }
+
+  // ---- kubelet -------------------------------------------------------------------------
+
+  private later(fn: () => void, ms = this.opts.stepMs ?? 15): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  emitEvent(podName: string, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const pod = this.pods.get(podName);
+    const ev: Obj = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${podName}.${randomBytes(8).toString('hex')}`, namespace: this.namespace, uid: randomUUID(), creationTimestamp: now() },
+      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: podName, namespace: this.namespace, uid: pod?.metadata.uid },
+      reason,
+      message,
+      type,
+      count: 1,
+      firstTimestamp: now(),
+      lastTimestamp: now(),
+      source: { component: reason.includes('Scheduling') || reason === 'Scheduled' ? 'default-scheduler' : 'kubelet' },
+    };
+    this.events.set(ev.metadata.name, ev);
+    this.record('events', 'ADDED', ev);
+  }
+
+  private containerStatus(pod: Obj, state: Obj, ready: boolean): Obj {
+    const c = pod.spec.containers[0];
+    return { name: c.name, image: c.image, imageID: '', ready, restartCount: 0, started: !!state.running, state };
+  }
+
+  private alive(name: string, uid: string): Obj | undefined {
+    const pod = this.pods.get(name);
+    return pod && pod.metadata.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
+  }
+
+  private schedule(name: string, uid: string): void {
+    const pod = this.alive(name, uid);
+    if (!pod) return;
+    if (pod.spec.nodeSelector?.['spawngate.test/unschedulable']) {
+      const message = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
+      pod.status.conditions = [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now() }];
+      this.modified('pods', pod);
+      this.emitEvent(name, 'Warning', 'FailedScheduling', message);
+      return;
+    }
+    pod.spec.nodeName = 'fake-node';
+    pod.status = { ...pod.status, hostIP: '127.0.0.1', conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }] };
+    this.modified('pods', pod);
+    this.emitEvent(name, 'Normal', 'Scheduled', `Successfully assigned ${this.namespace}/${name} to fake-node`);
+    this.later(() => this.pull(name, uid));
+  }
+
+  private pull(name: string, uid: string): void {
+    const pod = this.alive(name, uid);
+    if (!pod) return;
+    const image = pod.spec.containers[0].image as string;
+    this.emitEvent(name, 'Normal', 'Pulling', `Pulling image "${image}"`);
+    if (image.includes('does-not-exist')) {
+      const message = `Failed to pull image "${image}": not found`;
+      pod.status.containerStatuses = [this.containerStatus(pod, { waiting: { reason: 'ErrImagePull', message } }, false)];
+      this.modified('pods', pod);
+      this.emitEvent(name, 'Warning', 'Failed', message);
+      this.later(() => {
+        if (!this.alive(name, uid)) return;
+        pod.status.containerStatuses = [this.containerStatus(pod, { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` } }, false)];
+        this.modified('pods', pod);
+        this.emitEvent(name, 'Normal', 'BackOff', `Back-off pulling image "${image}"`);
+      });
+      return;
+    }
+    this.emitEvent(name, 'Normal', 'Pulled', `Successfully pulled image "${image}"`);
+    this.later(() => this.startContainer(name, uid, 0));
+  }
+
+  private startContainer(name: string, uid: string, attempt: number): void {
+    const pod = this.alive(name, uid);
+    if (!pod) return;
+    const missing = (pod.spec.volumes ?? []).filter((v: Obj) => v.secret && !this.secrets.has(v.secret.secretName));
+    if (missing.length) {
+      if (attempt % 20 === 0) this.emitEvent(name, 'Warning', 'FailedMount', `MountVolume.SetUp failed for volume "${missing[0].name}" : secret "${missing[0].secret.secretName}" not found`);
+      return this.later(() => this.startContainer(name, uid, attempt + 1));
+    }
+    const c = pod.spec.containers[0];
+    this.emitEvent(name, 'Normal', 'Created', `Created container ${c.name}`);
+    const rt: Runtime = { output: [], partial: '' };
+    this.runtimes.set(name, rt);
+    if (this.opts.runCommands) {
+      const env: Record<string, string> = { HOSTNAME: name };
+      for (const e of c.env ?? []) env[e.name] = e.value ?? '';
+      const proc = spawn(c.command[0], c.command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...(c.workingDir ? { cwd: c.workingDir } : {}) });
+      rt.proc = proc;
+      const onData = (chunk: Buffer) => {
+        const parts = (rt.partial + chunk.toString('utf8')).split('\n');
+        rt.partial = parts.pop()!;
+        rt.output.push(...parts);
+        if (rt.output.length > 10_000) rt.output.splice(0, rt.output.length - 10_000);
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.on('error', (err) => {
+        rt.output.push(String(err));
+      });
+      proc.on('close', (code, signal) => {
+        if (rt.killTimer) clearTimeout(rt.killTimer);
+        const p = this.pods.get(name);
+        if (!p || p.metadata.uid !== uid) return;
+        if (p.metadata.deletionTimestamp) return this.finalize(name, uid);
+        if (rt.oom) return this.terminate(name, 137, 'OOMKilled');
+        const exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
+        this.terminate(name, exitCode, exitCode === 0 ? 'Completed' : 'Error');
+      });
+    }
+    pod.status = {
+      ...pod.status,
+      phase: 'Running',
+      podIP: '127.0.0.1',
+      podIPs: [{ ip: '127.0.0.1' }],
+      startTime: now(),
+      conditions: [
+        { type: 'PodScheduled', status: 'True' },
+        { type: 'Initialized', status: 'True' },
+        { type: 'ContainersReady', status: 'True' },
+        { type: 'Ready', status: 'True' },
+      ],
+      containerStatuses: [this.containerStatus(pod, { running: { startedAt: now() } }, true)],
+    };
+    this.modified('pods', pod);
+    this.emitEvent(name, 'Normal', 'Started', `Started container ${c.name}`);
+  }
+
+  private terminate(name: string, exitCode: number, reason: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) return;
+    pod.status = {
+      ...pod.status,
+      phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+      conditions: (pod.status.conditions ?? []).map((c: Obj) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c)),
+      containerStatuses: [this.containerStatus(pod, { terminated: { exitCode, reason, finishedAt: now() } }, false)],
+    };
+    this.modified('pods', pod);
+  }
+}
