@@ -1,0 +1,62 @@
+/**
+ * Public surface of `src/kernels/channels/`: the websocket ⇄ ZMQ bridge of one kernel
+ * (`KernelClient`), the connection-file type, and the two wire protocols it translates between.
+ */
+import type { ServerOptions } from 'ws';
+import { selectKernelSubprotocol } from './ws-protocol';
+
+export {
+  channelAddress,
+  kernelConnectionInfoSchema,
+  parseConnectionInfo,
+  type KernelConnectionInfo,
+  type ZmqChannel,
+} from './connection-info';
+export { KernelClientClosedError, KernelTimeoutError } from './errors';
+export type { HeartbeatOptions } from './heartbeat';
+export {
+  KernelClient,
+  type AttachOptions,
+  type ExecutionState,
+  type KernelClientOptions,
+  type ShutdownOptions,
+} from './kernel-client';
+export {
+  DELIMITER,
+  PROTOCOL_VERSION,
+  decodeMessage,
+  deserializeRaw,
+  encodeMessage,
+  newHeader,
+  serializeRaw,
+  Signer,
+  WireError,
+  type JupyterMessage,
+  type MessageHeader,
+  type RawMessage,
+  type WireRejection,
+} from './wire';
+export {
+  V1_SUBPROTOCOL,
+  decodeWsFrame,
+  deserializeBinaryMessage,
+  deserializeMsgFromWsV1,
+  encodeLegacy,
+  encodeV1,
+  selectKernelSubprotocol,
+  serializeBinaryMessage,
+  serializeMsgToWsV1,
+  WsProtocolError,
+  type WsChannel,
+  type WsFrame,
+  type WsProtocol,
+} from './ws-protocol';
+
+/**
+ * Options for the `WebSocketServer` that serves `/api/kernels/{id}/channels`: no per-message
+ * compression (it costs latency on every small message) and the v1 subprotocol when offered.
+ */
+export const kernelWebSocketServerOptions: Pick<ServerOptions, 'perMessageDeflate' | 'handleProtocols'> = {
+  perMessageDeflate: false,
+  handleProtocols: (protocols) => selectKernelSubprotocol(protocols),
+};

@@ -1,0 +1,57 @@
+/**
+ * Named errors of kernelspec discovery and lookup. Each has a stable `name`; the gateway routes map
+ * them to HTTP statuses (see `src/spawner-api/routes/kernelspecs.ts`), the launch path may do the same.
+ */
+
+/** A user name that cannot name a home directory safely (400). */
+export class InvalidUsernameError extends Error {
+  override readonly name = 'InvalidUsernameError';
+}
+
+/** No kernelspec of that name is visible to that user (404). */
+export class KernelspecNotFoundError extends Error {
+  override readonly name = 'KernelspecNotFoundError';
+  constructor(readonly kernelName: string) {
+    super(`Kernel spec ${kernelName} not found`);
+  }
+}
+
+/**
+ * The kernelspec exists for that user but its `authorized_users` / `unauthorized_users` exclude the
+ * user (403, as Enterprise Gateway answers).
+ */
+export class KernelspecForbiddenError extends Error {
+  override readonly name = 'KernelspecForbiddenError';
+  constructor(
+    readonly kernelName: string,
+    readonly user: string | undefined,
+  ) {
+    super(
+      user === undefined
+        ? `kernel spec ${kernelName} is restricted to named users; name the user with ?user=`
+        : `User ${user} is not authorized to use kernel spec ${kernelName}`,
+    );
+  }
+}
+
+/** The configuration's `kernels.allowed_users` / `kernels.denied_users` keep this user out (403). */
+export class GatewayUserDeniedError extends Error {
+  override readonly name = 'GatewayUserDeniedError';
+  constructor(readonly user: string) {
+    super(
+      `user '${user}' is not allowed to use the kernel gateway (kernels.allowed_users / kernels.denied_users)`,
+    );
+  }
+}
+
+/** A kernelspec resource (logo, kernel.js, …) that does not exist or may not be served (404). */
+export class KernelspecResourceNotFoundError extends Error {
+  override readonly name = 'KernelspecResourceNotFoundError';
+  constructor(
+    readonly kernelName: string,
+    readonly resource: string,
+    detail = 'not found',
+  ) {
+    super(`resource '${resource}' of kernel spec ${kernelName}: ${detail}`);
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * The kernelspec index: per-user state of the home tree plus the shared (admin) kernelspecs, kept
+ * fresh by signature checks instead of rescans.
+ *
+ * Freshness (NFS/EFS deliver no reliable inotify): a user's state is revalidated at most once per
+ * `ttlMs` (default 1 s), and only when that user asks. Revalidation is one round of parallel `stat`s
+ * of the directories that matter — `.conda/envs`, each env's `share/jupyter/kernels`, each kernel
+ * directory, `~/.local/share/jupyter/kernels` (12 for a user with 5 environments) — plus each
+ * kernel.json every `fileTtlMs` (30 s) for edits made in place; it lists again only a directory whose
+ * signature changed and reads again only a kernelspec that changed. A new environment, a removed one,
+ * `jupyter kernelspec install`, an editor saving by rename: listed at most `ttlMs` plus one pass
+ * later (≈1 s); an in-place edit of an existing kernel.json within `fileTtlMs`. That holds if the
+ * NFS client's attribute cache is not older: mount with `actimeo=1` (or `acdirmax=1`). Cost per
+ * request depends on the requesting user's own kernels only, never on the number of users; users
+ * are evicted least-recently-used beyond `maxUsers`. On NFS, raise `UV_THREADPOOL_SIZE` (e.g. 64):
+ * every `stat` occupies a libuv thread for a network round trip.
+ *
+ * Security: a user's home must resolve to exactly `realpath(homeRoot)/<user>`; every directory and
+ * file read for a user must resolve (symlinks followed) inside that home, so a link to `/etc` or to
+ * another user's home is refused (logged at warn) and hides only what it points to.
+ */
+import path from 'node:path';
+import { errorCode, nodeFs, signature, type KernelFs } from './fs-layer';
+import type { DiscoveredKernelspec } from './kernelspec';
+import { assertValidUsername, condaKernelName, MAX_KERNEL_NAME_CHARS } from './names';
+import {
+  EMPTY_KERNELS_DIR,
+  refreshKernelsDir,
+  refreshListing,
+  tryStat,
+  describeFailure,
+  type Describe,
+  type KernelLogger,
+  type KernelsDirState,
+  type ScanContext,
+} from './scan';
+
+export interface KernelspecIndexOptions {
+  /** Root of the homes (`SPAWNGATE_HOME_ROOT`); `<homeRoot>/<user>` is a home. */
+  homeRoot: string;
+  /** Admin kernelspec directories (`SPAWNGATE_SHARED_KERNELS`), earlier ones win on a name clash. */
+  sharedDirs?: readonly string[];
+  /** Milliseconds a validated state is served without touching the file system. Default 1000. */
+  ttlMs?: number;
+  /** Users kept in memory (least recently used evicted). Default 20,000. */
+  maxUsers?: number;
+  /** Largest kernel.json, bytes. Default 1 MiB. */
+  maxKernelJsonBytes?: number;
+  /** Conda environments considered per home (the rest ignored, with a warning). Default 50,000. */
+  maxEnvironments?: number;
+  /** Kernel directories considered per kernels directory. Default 1,000. */
+  maxKernelsPerDir?: number;
+  /** File-system calls in flight per directory level of a pass. Default 16. */
+  concurrency?: number;
+  /**
+   * Milliseconds between `stat`s of an unchanged kernel directory's kernel.json, which catch edits
+   * made in place (no rename). Default 30,000.
+   */
+  fileTtlMs?: number;
+  /** File-system layer (tests inject failures). */
+  fs?: KernelFs;
+  logger?: KernelLogger;
+  /** Clock, ms. */
+  now?: () => number;
+}
+
+interface CondaState {
+  sig: string | null;
+  real: string | null;
+  envs: Map<string, KernelsDirState>;
+}
+
+const EMPTY_CONDA: CondaState = Object.freeze({ sig: null, real: null, envs: new Map() }) as CondaState;
+
+interface UserState {
+  /** Clock value at the start of the last completed pass; -Infinity before the first. */
+  checkedAt: number;
+  pending: Promise<void> | undefined;
+  homeSig: string | null;
+  homeReal: string | null;
+  conda: CondaState;
+  local: KernelsDirState;
+  /** conda first, then local kernels not shadowed by a conda name; sorted by name. */
+  kernels: readonly DiscoveredKernelspec[];
+}
+
+interface SharedState {
+  checkedAt: number;
+  pending: Promise<void> | undefined;
+  dirs: KernelsDirState[];
+  kernels: readonly DiscoveredKernelspec[];
+}
+
+const silentLogger: KernelLogger = { warn: () => undefined, debug: () => undefined };
+
+export interface KernelspecIndexStats {
+  users: number;
+  userKernels: number;
+  sharedKernels: number;
+}
+
+export class KernelspecIndex {
+  readonly homeRoot: string;
+  readonly sharedDirs: readonly string[];
+  private readonly ttlMs: number;
+  private readonly maxUsers: number;
+  private readonly maxEnvironments: number;
+  private readonly ctx: ScanContext;
+  private readonly now: () => number;
+  private readonly users = new Map<string, UserState>();
+  private readonly shared: SharedState = { checkedAt: -Infinity, pending: undefined, dirs: [], kernels: [] };
+  private rootReal: { value: string | null; checkedAt: number } = { value: null, checkedAt: -Infinity };
+
+  constructor(opts: KernelspecIndexOptions) {
+    this.homeRoot = path.resolve(opts.homeRoot);
+    this.sharedDirs = (opts.sharedDirs ?? []).map((d) => path.resolve(d));
+    this.ttlMs = opts.ttlMs ?? 1000;
+    this.maxUsers = opts.maxUsers ?? 20_000;
+    this.maxEnvironments = opts.maxEnvironments ?? 50_000;
+    this.now = opts.now ?? (() => performance.now());
+    this.ctx = {
+      fs: opts.fs ?? nodeFs,
+      logger: opts.logger ?? silentLogger,
+      maxKernelJsonBytes: opts.maxKernelJsonBytes ?? 1024 * 1024,
+      maxKernelsPerDir: opts.maxKernelsPerDir ?? 1000,
+      concurrency: opts.concurrency ?? 16,
+      fileTtlMs: opts.fileTtlMs ?? 30_000,
+      now: this.now,
+    };
+  }
+
+  /**
+   * The kernelspecs in `user`'s home (conda environments and `~/.local`), without the shared ones and
+   * without authorization filtering. A missing home is an empty list. Throws `InvalidUsernameError`
+   * for an unusable name. Fresh to within `ttlMs`.
+   */
+  async userKernels(user: string): Promise<readonly DiscoveredKernelspec[]> {
+    assertValidUsername(user);
+    let state = this.users.get(user);
+    if (state) {
+      this.users.delete(user); // LRU: move to the newest end
+      this.users.set(user, state);
+    } else {
+      state = {
+        checkedAt: -Infinity,
+        pending: undefined,
+        homeSig: null,
+        homeReal: null,
+        conda: EMPTY_CONDA,
+        local: EMPTY_KERNELS_DIR,
+        kernels: [],
+      };
+      this.users.set(user, state);
+      while (this.users.size > this.maxUsers) {
+        const oldest = this.users.keys().next().value as string;
+        this.users.delete(oldest);
+      }
+    }
+    const s = state;
+    if (this.now() - s.checkedAt >= this.ttlMs) {
+      s.pending ??= (async () => {
+        const started = this.now();
+        try {
+          await this.refreshUser(user, s);
+        } catch (err) {
+          this.ctx.logger.warn('kernelspec discovery failed for user', {
+            user,
+            reason: describeFailure(err),
+          });
+        } finally {
+          s.checkedAt = started;
+          s.pending = undefined;
+        }
+      })();
+      await s.pending;
+    }
+    return s.kernels;
+  }
+
+  /** The shared (admin) kernelspecs, first directory winning on a name clash. Fresh to within `ttlMs`. */
+  async sharedKernels(): Promise<readonly DiscoveredKernelspec[]> {
+    const s = this.shared;
+    if (this.now() - s.checkedAt >= this.ttlMs) {
+      s.pending ??= (async () => {
+        const started = this.now();
+        try {
+          await this.refreshShared();
+        } finally {
+          s.checkedAt = started;
+          s.pending = undefined;
+        }
+      })();
+      await s.pending;
+    }
+    return s.kernels;
+  }
+
+  /** Forgets a user's state (the next request reads the home afresh). */
+  forget(user: string): void {
+    this.users.delete(user);
+  }
+
+  stats(): KernelspecIndexStats {
+    let userKernels = 0;
+    for (const s of this.users.values()) userKernels += s.kernels.length;
+    return { users: this.users.size, userKernels, sharedKernels: this.shared.kernels.length };
+  }
+
+  private async homeRootReal(): Promise<string | null> {
+    const now = this.now();
+    if (now - this.rootReal.checkedAt < this.ttlMs) return this.rootReal.value;
+    let value: string | null = null;
+    try {
+      value = await this.ctx.fs.realpath(this.homeRoot);
+    } catch (err) {
+      if (this.rootReal.value !== null || this.rootReal.checkedAt === -Infinity) {
+        this.ctx.logger.warn('home root unreadable', { path: this.homeRoot, code: errorCode(err) });
+      }
+    }
+    this.rootReal = { value, checkedAt: now };
+    return value;
+  }
+
+  /**
+   * Checks that `<root>/<user>` is a real directory directly under the home root (not a symlink) and
+   * records it. Returns false (state reset) when the home is missing or refused; a refusal is logged
+   * once per change of the home's signature.
+   */
+  private async verifyHome(s: UserState, logicalHome: string): Promise<boolean> {
+    const { fs, logger } = this.ctx;
+    const st = await tryStat(fs, logicalHome);
+    if (!st.ok) {
+      const sig = st.missing ? null : `!${st.code}`;
+      if (sig !== null && s.homeSig !== sig)
+        logger.warn('home unreadable; no user kernelspecs', { path: logicalHome, code: st.code });
+      resetUser(s);
+      s.homeSig = sig;
+      return false;
+    }
+    const sig = signature(st.stat);
+    if (s.homeReal === null && s.homeSig === sig) return false; // refused before, unchanged since
+    let real: string | null = null;
+    try {
+      real = await fs.realpath(logicalHome);
+    } catch (err) {
+      logger.warn('home unreadable; no user kernelspecs', { path: logicalHome, code: errorCode(err) });
+    }
+    const ok = real === logicalHome && st.stat.isDirectory();
+    if (!ok && real !== null) {
+      logger.warn('home refused: it must be a directory directly under the home root, not a symlink', {
+        path: logicalHome,
+        resolves_to: real,
+      });
+    }
+    if (!ok || s.homeReal !== real) resetUser(s);
+    s.homeSig = sig;
+    s.homeReal = ok ? real : null;
+    return ok;
+  }
+
+  private async refreshUser(user: string, s: UserState): Promise<void> {
+    const rootReal = await this.homeRootReal();
+    if (rootReal === null) return resetUser(s);
+    const logicalHome = `${rootReal === '/' ? '' : rootReal}/${user}`;
+    let verified = false;
+    if (s.homeReal === null) {
+      if (!(await this.verifyHome(s, logicalHome))) return;
+      verified = true;
+    }
+    const home = s.homeReal as string;
+    // One round of parallel stats for everything already known; reads only for what changed.
+    const [conda, local] = await Promise.all([
+      this.refreshConda(s.conda, `${home}/.conda/envs`, home),
+      refreshKernelsDir(this.ctx, s.local, `${home}/.local/share/jupyter/kernels`, home, describeLocal),
+    ]);
+    if (!verified && (conda.sig !== s.conda.sig || local.sig !== s.local.sig)) {
+      // Something at the top changed: make sure the home itself is still what it was.
+      if (!(await this.verifyHome(s, logicalHome)) || s.homeReal !== home) return;
+    }
+    if (conda === s.conda && local === s.local) return; // nothing changed: keep the built list
+    s.conda = conda;
+    s.local = local;
+    s.kernels = buildUserKernels(conda, local);
+  }
+
+  private async refreshConda(prev: CondaState, logical: string, home: string): Promise<CondaState> {
+    const r = await refreshListing<KernelsDirState>(this.ctx, {
+      prevSig: prev.sig,
+      prevReal: prev.real,
+      prevChildren: prev.envs,
+      logical,
+      confine: home,
+      limit: this.maxEnvironments,
+      what: 'conda envs directory',
+      refreshChild: (real, env, p) =>
+        refreshKernelsDir(this.ctx, p, `${real}/${env}/share/jupyter/kernels`, home, describeConda(env)),
+    });
+    if (r.sig === null) return EMPTY_CONDA;
+    if (prev.sig === r.sig && prev.real === r.real && prev.envs === r.children) return prev;
+    return { sig: r.sig, real: r.real, envs: r.children };
+  }
+
+  private async refreshShared(): Promise<void> {
+    const s = this.shared;
+    const dirs = await Promise.all(
+      this.sharedDirs.map((dir, i) => refreshKernelsDir(this.ctx, s.dirs[i], dir, null, describeShared)),
+    );
+    s.dirs = dirs;
+    const byName = new Map<string, DiscoveredKernelspec>();
+    for (const d of dirs) {
+      for (const k of d.kernels.values()) {
+        if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
+      }
+    }
+    s.kernels = [...byName.values()].sort(byName_);
+  }
+}
+
+function resetUser(s: UserState): void {
+  s.homeReal = null;
+  s.conda = EMPTY_CONDA;
+  s.local = EMPTY_KERNELS_DIR;
+  s.kernels = [];
+}
+
+function byName_(a: DiscoveredKernelspec, b: DiscoveredKernelspec): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Conda kernelspecs take precedence over `~/.local` ones of the same name. */
+function buildUserKernels(conda: CondaState, local: KernelsDirState): DiscoveredKernelspec[] {
+  const byName = new Map<string, DiscoveredKernelspec>();
+  for (const env of conda.envs.values()) {
+    for (const k of env.kernels.values())
+      if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
+  }
+  for (const k of local.kernels.values())
+    if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
+  return [...byName.values()].sort(byName_);
+}
+
+function describeConda(env: string): Describe {
+  return (dirName, parsed) => {
+    const name = condaKernelName(env, dirName);
+    if (name.length > MAX_KERNEL_NAME_CHARS) return null;
+    return { name, source: 'conda', environment: parsed.explicitEnvironment ?? env };
+  };
+}
+
+const describeLocal: Describe = (dirName, parsed) => ({
+  name: dirName,
+  source: 'user',
+  environment: parsed.explicitEnvironment,
+});
+
+const describeShared: Describe = (dirName, parsed) => ({
+  name: dirName,
+  source: 'shared',
+  environment: parsed.explicitEnvironment,
+});

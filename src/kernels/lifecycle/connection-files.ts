@@ -1,0 +1,78 @@
+/**
+ * Connection info for a new kernel: a fresh HMAC key, five ports, and (local backend) the connection
+ * file the kernel reads, written 0600 into the data directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { KernelPorts } from '../../db';
+import type { KernelConnectionInfo } from '../channels';
+
+/** Ports kernels listen on inside their own pod/container (one kernel per network namespace). */
+export const CONTAINER_KERNEL_PORTS: KernelPorts = { shell_port: 52317, iopub_port: 52318, stdin_port: 52319, control_port: 52320, hb_port: 52321 };
+
+export function newKernelKey(): string {
+  return randomBytes(32).toString('hex');
+}
+
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Hands out kernel ports on this host. A kernel binds its ports only when its process starts, so a
+ * port that is free now can be given twice under concurrent launches: ports promised to kernels (the
+ * `inUse` set, from the database) and ports being handed out in this process are never offered
+ * again, and choices come from a range outside the kernel's ephemeral ports (which outgoing
+ * connections take).
+ */
+export class PortAllocator {
+  private readonly pending = new Set<number>();
+
+  constructor(private readonly range: readonly [number, number], private readonly host = '127.0.0.1') {}
+
+  /** Five free ports; call `release` once they are recorded (the database then protects them). */
+  async allocate(inUse: ReadonlySet<number>): Promise<KernelPorts> {
+    const [lo, hi] = this.range;
+    const chosen: number[] = [];
+    for (let tries = 0; chosen.length < 5; tries++) {
+      if (tries > 2000) throw new Error(`no free kernel ports left in ${lo}-${hi}`);
+      const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+      if (inUse.has(port) || this.pending.has(port) || chosen.includes(port)) continue;
+      if (!(await canBind(this.host, port))) continue;
+      if (this.pending.has(port)) continue;
+      this.pending.add(port);
+      chosen.push(port);
+    }
+    const [shell_port, iopub_port, stdin_port, control_port, hb_port] = chosen as [number, number, number, number, number];
+    return { shell_port, iopub_port, stdin_port, control_port, hb_port };
+  }
+
+  release(ports: KernelPorts): void {
+    for (const p of Object.values(ports)) this.pending.delete(p);
+  }
+}
+
+export function connectionInfo(host: string, ports: KernelPorts, key: string, kernelName: string): KernelConnectionInfo {
+  return { ip: host, transport: 'tcp', ...ports, key, signature_scheme: 'hmac-sha256', kernel_name: kernelName };
+}
+
+/** Writes `<dir>/kernel-<id>.json` readable by its owner only; returns the path. */
+export async function writeConnectionFile(dir: string, kernelId: string, info: KernelConnectionInfo): Promise<string> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `kernel-${kernelId}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(info), { mode: 0o600 });
+  await fsp.rename(tmp, file);
+  return file;
+}
+
+export async function removeConnectionFile(dir: string, kernelId: string): Promise<void> {
+  await fsp.rm(path.join(dir, `kernel-${kernelId}.json`), { force: true });
+}

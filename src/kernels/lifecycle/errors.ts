@@ -1,0 +1,24 @@
+/** Errors of the kernel launch path; each maps to one HTTP status in the gateway routes. */
+
+/** The request is malformed (400): bad env, bad timeout, missing user. */
+export class KernelRequestError extends Error {
+  override readonly name = 'KernelRequestError';
+}
+
+/** Quota or policy refuses the launch (403); the message names the environment and experiment. */
+export class KernelQuotaError extends Error {
+  override readonly name = 'KernelQuotaError';
+}
+
+/** No such kernel for this caller (404). Other users' kernels are reported the same way. */
+export class KernelNotFoundError extends Error {
+  override readonly name = 'KernelNotFoundError';
+  constructor(readonly kernelId: string) {
+    super(`Kernel does not exist: ${kernelId}`);
+  }
+}
+
+/** The launch failed (the backend's or the kernel's reason), 500. */
+export class KernelLaunchError extends Error {
+  override readonly name = 'KernelLaunchError';
+}

@@ -1,0 +1,9 @@
+export {
+  createProfileCatalog,
+  userOptionsSchema,
+  ProfileError,
+  BUILTIN_PROFILE,
+  type ProfileCatalog,
+  type UserOptions,
+} from './server-profiles';
+export { serverWorkloadName, validateUsername, validateServerName, NameError } from './names';
