@@ -1,0 +1,29 @@
+/** Renders the configuration reference (README) from the zod schemas' descriptions and defaults. */
+import { z } from 'zod';
+import { envSchema, fileConfigSchema, profileSchema } from '../config';
+
+function describe(schema: z.ZodType): { type: string; def: string; help: string } {
+  const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const def = js.default === undefined ? '' : `\`${typeof js.default === 'object' ? JSON.stringify(js.default) : String(js.default)}\``;
+  const type = Array.isArray(js.enum) ? (js.enum as string[]).map((v) => `\`${v}\``).join(' \\| ') : String(js.type ?? 'string');
+  return { type, def, help: schema.description ?? '' };
+}
+
+export function renderConfigDoc(): string {
+  const lines = ['| variable | type | default | meaning |', '| --- | --- | --- | --- |'];
+  for (const [key, schema] of Object.entries(envSchema.shape)) {
+    const d = describe(schema as z.ZodType);
+    lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help} |`);
+  }
+  lines.push('', '| profile field | meaning |', '| --- | --- |');
+  for (const [key, schema] of Object.entries(profileSchema.shape)) {
+    lines.push(`| \`${key}\` | ${(schema as z.ZodType).description ?? ''} |`);
+  }
+  lines.push('', '| kernels field | type | default | meaning |', '| --- | --- | --- | --- |');
+  const kernels = (fileConfigSchema.shape.kernels as unknown as { unwrap(): z.ZodObject }).unwrap();
+  for (const [key, schema] of Object.entries(kernels.shape)) {
+    const d = describe(schema as z.ZodType);
+    lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}

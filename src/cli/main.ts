@@ -1,0 +1,140 @@
+/**
+ * The `spawngate` command: serve (API + workers), worker, migrate, token, reconcile, config-doc.
+ * Configuration errors end the process with a message naming the variable, exit status 2.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config';
+import { migrate, mintToken, openDatabase } from '../db';
+import { logger } from '../logging';
+import { validateUsername } from '../profiles';
+import { createService, type Service } from '../service';
+import { renderConfigDoc } from './config-doc';
+
+const VERSION: string = (() => {
+  try {
+    // Two levels up from both src/cli and dist/cli.
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+function fatal(err: unknown): never {
+  const e = err as Error;
+  const message = e instanceof ConfigError || e?.name === 'DatabaseUnavailableError' || e?.name === 'QueueUnavailableError' ? e.message : `${e?.name}: ${e?.message}`;
+  console.error(`spawngate: ${message}`);
+  process.exit(e instanceof ConfigError ? 2 : 1);
+}
+
+function config(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    fatal(err);
+  }
+}
+
+/** Runs until SIGTERM/SIGINT, then closes gracefully (a second signal exits at once). */
+function runUntilSignal(service: Service, stopWorkloads: boolean): void {
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) process.exit(1);
+    closing = true;
+    logger.info('shutting down', { signal });
+    const stopping = stopWorkloads ? service.lifecycle.stopAllNow() : Promise.resolve(0);
+    stopping
+      .then(() => service.close())
+      .then(() => process.exit(0))
+      .catch((err) => {
+        logger.error('shutdown failed', { error: err });
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program.name('spawngate').version(VERSION).description('JupyterHub spawner service and kernel gateway');
+
+  program
+    .command('serve')
+    .description('run the API and the workers in one process')
+    .option('--no-workers', 'API only (workers run in `spawngate worker` processes)')
+    .action(async (o: { workers: boolean }) => {
+      const cfg = config();
+      try {
+        const service = await createService(cfg, { workers: o.workers, version: VERSION });
+        const port = await service.listen();
+        logger.info('spawngate listening', { url: `http://${cfg.env.SPAWNGATE_BIND}:${port}`, backend: cfg.env.SPAWNGATE_BACKEND, database: cfg.env.SPAWNGATE_DATABASE_URL ? 'postgres' : 'embedded', queue: service.queue.kind });
+        if (!cfg.env.SPAWNGATE_HUB_TOKEN) logger.warn('SPAWNGATE_HUB_TOKEN is not set: the hub API refuses every request');
+        runUntilSignal(service, cfg.env.SPAWNGATE_BACKEND === 'local' && o.workers);
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run job workers only (needs SPAWNGATE_REDIS_URL)')
+    .action(async () => {
+      const cfg = config();
+      if (!cfg.env.SPAWNGATE_REDIS_URL) fatal(new ConfigError('SPAWNGATE_REDIS_URL: a separate worker needs a Redis queue shared with the API'));
+      try {
+        const service = await createService(cfg, { api: false, version: VERSION });
+        logger.info('spawngate worker running', { backend: cfg.env.SPAWNGATE_BACKEND });
+        runUntilSignal(service, false);
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('migrate')
+    .description('apply database migrations and exit')
+    .action(async () => {
+      const cfg = config();
+      try {
+        const db = await openDatabase({ databaseUrl: cfg.env.SPAWNGATE_DATABASE_URL, dataDir: cfg.dataDir });
+        const applied = await migrate(db);
+        await db.close();
+        process.stdout.write(applied.length ? `applied: ${applied.map((m) => m.name).join(', ')}\n` : 'database is up to date\n');
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('token')
+    .description('mint a gateway token acting as a user (for scripts and tests); prints it once')
+    .requiredOption('--user <name>', 'user the token acts as')
+    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)')
+    .option('--note <text>', 'why the token exists')
+    .action(async (o: { user: string; ttl?: string; note?: string }) => {
+      const cfg = config();
+      try {
+        validateUsername(o.user);
+        const ttl = o.ttl === undefined ? undefined : Number(o.ttl);
+        if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new ConfigError('--ttl: a positive number of seconds');
+        const db = await openDatabase({ databaseUrl: cfg.env.SPAWNGATE_DATABASE_URL, dataDir: cfg.dataDir });
+        await migrate(db);
+        const token = await mintToken(db, { username: o.user, kind: 'cli', note: o.note, ttlSeconds: ttl });
+        await db.close();
+        process.stdout.write(`${token}\n`);
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('config-doc')
+    .description('print the configuration reference as Markdown')
+    .action(() => {
+      process.stdout.write(renderConfigDoc());
+    });
+
+  await program.parseAsync(argv);
+}

@@ -1,0 +1,1 @@
+export { createService, type Service, type ServiceOptions } from './service';

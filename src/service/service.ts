@@ -1,0 +1,171 @@
+/**
+ * Wires one spawngate process: database (migrated), job queue, backend, lifecycle, HTTP app. `serve`
+ * runs the API and the workers; `worker` only the workers; tests build the same thing in-process.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Backend } from '../backends';
+import type { Config } from '../config';
+import { createSecretBox, loadSecretKey, migrate, openDatabase, type Db } from '../db';
+import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
+import { createServerLifecycle, openJobQueue, QueueUnavailableError, ServerNotifier, type JobQueue, type ServerLifecycle } from '../jobs';
+import { logger as rootLogger, registerSecret, type Logger } from '../logging';
+import { createMetrics, type Metrics } from '../metrics';
+import { createProfileCatalog } from '../profiles';
+import { createApp, createGatewayKernelRouter, createHubServerRouter, createKernelChannelsHandler, createKernelspecRouter } from '../spawner-api';
+import { createBackend } from './backend-factory';
+
+export interface ServiceOptions {
+  /** Run HTTP API (default true). */
+  api?: boolean;
+  /** Run job workers and reconciliation in this process (default true). */
+  workers?: boolean;
+  logger?: Logger;
+  /** Inject a backend (tests). */
+  backend?: Backend;
+  version?: string;
+}
+
+export interface Service {
+  config: Config;
+  db: Db;
+  queue: JobQueue;
+  backend: Backend;
+  metrics: Metrics;
+  lifecycle: ServerLifecycle;
+  kernels: KernelService;
+  app?: ReturnType<typeof createApp>;
+  /** Listens on SPAWNGATE_BIND:SPAWNGATE_PORT (port 0: any); resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Graceful stop: stop accepting, let jobs finish, close connections. Workloads keep running. */
+  close(opts?: { stopWorkloads?: boolean }): Promise<void>;
+}
+
+export async function createService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
+  const logger = opts.logger ?? rootLogger;
+  registerSecret(config.env.SPAWNGATE_HUB_TOKEN);
+  registerSecret(config.env.SPAWNGATE_ADMIN_TOKEN);
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir });
+  let queue: JobQueue | undefined;
+  let backend: Backend | undefined;
+  try {
+    await migrate(db);
+    queue = await openJobQueue({
+      redisUrl: config.env.SPAWNGATE_REDIS_URL,
+      prefix: config.env.SPAWNGATE_QUEUE_PREFIX,
+      logger,
+      lockDurationMs: config.env.SPAWNGATE_JOB_LOCK_SECONDS * 1000,
+    });
+    try {
+      await queue.ping();
+    } catch (err) {
+      throw new QueueUnavailableError(`SPAWNGATE_REDIS_URL: Redis at ${redisAddress(config.env.SPAWNGATE_REDIS_URL)} is unreachable (${(err as Error).message}); check that Redis runs and the URL points at it`);
+    }
+    backend = opts.backend ?? createBackend(config, logger);
+  } catch (err) {
+    await queue?.close(0).catch(() => undefined);
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+  const metrics = createMetrics({ defaultMetrics: true });
+  const notifier = new ServerNotifier();
+  const catalog = createProfileCatalog(config.file.profiles);
+  const lifecycle = createServerLifecycle({ db, queue, backend, config, catalog, notifier, metrics, logger });
+  const secrets = createSecretBox(loadSecretKey({ configured: config.env.SPAWNGATE_SECRET_KEY, dataDir: config.dataDir }));
+  const kernelspecs = createKernelspecCatalog(config, { logger });
+  const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger });
+
+  let stopWorkers: (() => void) | undefined;
+  let stopKernelWorkers: (() => void) | undefined;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  if (opts.workers !== false) {
+    await lifecycle.reconcile({ startup: true });
+    await kernels.reconcile({ startup: true });
+    stopWorkers = lifecycle.startWorkers(config.env.SPAWNGATE_WORKER_CONCURRENCY);
+    stopKernelWorkers = await kernels.startWorkers(config.env.SPAWNGATE_WORKER_CONCURRENCY);
+    reconcileTimer = setInterval(() => {
+      lifecycle.reconcile().catch((err) => logger.warn('periodic reconcile failed', { error: err }));
+      kernels.reconcile().catch((err) => logger.warn('periodic kernel reconcile failed', { error: err }));
+    }, 60_000);
+    reconcileTimer.unref();
+  }
+
+  const app =
+    opts.api === false
+      ? undefined
+      : createApp({
+          db,
+          queue,
+          metrics,
+          logger,
+          hubToken: config.env.SPAWNGATE_HUB_TOKEN,
+          adminToken: config.env.SPAWNGATE_ADMIN_TOKEN,
+          version: opts.version ?? '0.1.0',
+          hubRouters: [createHubServerRouter({ db, lifecycle, catalog, notifier })],
+          gatewayRouters: [
+            createKernelspecRouter({ catalog: kernelspecs }),
+            createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels }),
+          ],
+        });
+  const channels = createKernelChannelsHandler({ db, kernels, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, logger });
+  let server: http.Server | undefined;
+  const sockets = new Set<import('node:net').Socket>();
+  const b = backend;
+  const q = queue;
+
+  return {
+    config,
+    db,
+    queue: q,
+    backend: b,
+    metrics,
+    lifecycle,
+    kernels,
+    app,
+    listen() {
+      if (!app) return Promise.reject(new Error('this service has no API'));
+      return new Promise((resolve, reject) => {
+        server = http.createServer(app);
+        server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
+        server.on('connection', (s) => {
+          sockets.add(s);
+          s.on('close', () => sockets.delete(s));
+        });
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(err.code === 'EADDRINUSE' ? new Error(`SPAWNGATE_PORT: port ${config.env.SPAWNGATE_PORT} is already in use`) : err),
+        );
+        server.listen(config.env.SPAWNGATE_PORT, config.env.SPAWNGATE_BIND, () => resolve((server!.address() as AddressInfo).port));
+      });
+    },
+    async close(closeOpts = {}) {
+      if (reconcileTimer) clearInterval(reconcileTimer);
+      // Websocket clients get a 1001 "going away" and reconnect (to another replica): kernels keep running.
+      await kernels.close();
+      channels.close();
+      if (server) {
+        const closing = new Promise<void>((r) => server!.close(() => r()));
+        // Long-polls and progress streams would hold the close open; they are safe to cut.
+        setTimeout(() => sockets.forEach((s) => s.destroy()), 1000).unref();
+        await closing;
+      }
+      stopWorkers?.();
+      stopKernelWorkers?.();
+      await q.close(10_000);
+      await b.close({ stopAll: closeOpts.stopWorkloads });
+      await db.close();
+    },
+  };
+}
+
+/** host:port of a Redis URL, without credentials. */
+function redisAddress(url: string | undefined): string {
+  try {
+    const u = new URL(url ?? '');
+    return `${u.hostname}:${u.port || 6379}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The kernelspec half of the Enterprise-Gateway-compatible gateway (DESIGN §2):
+ *
+ * - `GET /api/kernelspecs[?user=]` → `{"default", "kernelspecs": {name: {name, spec, resources}}}`
+ * - `GET /api/kernelspecs/{name}[?user=]` → one model; 404 unknown, 403 not authorized (as EG)
+ * - `GET /kernelspecs/{name}/{file}[?user=]` → the resource bytes with their content type
+ *
+ * The user is `actingUser(identity, ?user)`: a user token acts as its user (naming another is 403);
+ * an admin/hub token must name the user to see that user's kernelspecs — naming nobody, it sees the
+ * shared kernelspecs not restricted to named users.
+ *
+ * jupyter_server (1.x and 2.x) quirk, honoured: with `KERNEL_USERNAME` set it builds the single-spec
+ * URL as `/api/kernelspecs?user=<user>/<name>` (it appends the name to a URL that already has a query
+ * string). A `user` value containing `/` is therefore read as `<user>/<kernelspec name>` and answered
+ * with that one model. The `user` parameter is decoded without turning `+` into a space, because
+ * jupyter_server sends `KERNEL_USERNAME` unescaped (`a+b@example.org` stays itself).
+ */
+import { Router, type Request, type Response } from 'express';
+import {
+  GatewayUserDeniedError,
+  InvalidUsernameError,
+  KernelspecForbiddenError,
+  KernelspecNotFoundError,
+  KernelspecResourceNotFoundError,
+  type KernelspecCatalog,
+  type KernelspecResource,
+} from '../../kernels';
+import { badRequest, HttpError } from '../errors';
+import { actingUser, identityOf } from '../identity';
+
+export interface KernelspecRouterDeps {
+  catalog: KernelspecCatalog;
+}
+
+/** Maps the kernels module's named errors to HTTP errors; rethrows anything else. */
+function toHttpError(err: unknown): unknown {
+  if (err instanceof InvalidUsernameError) return new HttpError(400, err.message, { cause: err });
+  if (err instanceof GatewayUserDeniedError || err instanceof KernelspecForbiddenError) {
+    return new HttpError(403, err.message, { cause: err });
+  }
+  if (err instanceof KernelspecNotFoundError || err instanceof KernelspecResourceNotFoundError) {
+    return new HttpError(404, err.message, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * First value of `key` in the raw query string, percent-decoded but with `+` kept as `+`; an empty
+ * value counts as absent (as EG treats `?user=`).
+ */
+export function rawQueryParam(url: string, key: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    const rawKey = eq < 0 ? part : part.slice(0, eq);
+    if (decode(rawKey) !== key) continue;
+    const value = decode(eq < 0 ? '' : part.slice(eq + 1));
+    return value === '' ? undefined : value;
+  }
+  return undefined;
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw badRequest(`malformed percent-encoding in query string: ${JSON.stringify(s.slice(0, 40))}`);
+  }
+}
+
+/** Writes a pre-serialized JSON body (models are serialized once and cached by the catalogue). */
+function sendJson(res: Response, body: string): void {
+  res.writeHead(200, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+export function createKernelspecRouter(deps: KernelspecRouterDeps): Router {
+  const { catalog } = deps;
+  const router = Router();
+
+  router.get('/api/kernelspecs', async function listKernelspecs(req: Request, res: Response) {
+    const identity = identityOf(res);
+    let requested = rawQueryParam(req.originalUrl, 'user');
+    let single: string | undefined;
+    if (requested !== undefined && requested.includes('/')) {
+      const slash = requested.indexOf('/');
+      single = requested.slice(slash + 1);
+      requested = requested.slice(0, slash) || undefined;
+    }
+    const user = actingUser(identity, requested);
+    try {
+      if (single !== undefined) return sendJson(res, JSON.stringify(await catalog.model(user, single)));
+      const listing = await catalog.list(user);
+      sendJson(res, catalog.listingJson(listing));
+    } catch (err) {
+      throw toHttpError(err);
+    }
+  });
+
+  router.get(
+    '/api/kernelspecs/:name',
+    async function getKernelspec(req: Request<{ name: string }>, res: Response) {
+      const user = actingUser(identityOf(res), rawQueryParam(req.originalUrl, 'user'));
+      try {
+        sendJson(res, JSON.stringify(await catalog.model(user, req.params.name)));
+      } catch (err) {
+        throw toHttpError(err);
+      }
+    },
+  );
+
+  router.get(
+    '/kernelspecs/:name/:resource',
+    async function getKernelspecResource(req: Request<{ name: string; resource: string }>, res: Response) {
+      const user = actingUser(identityOf(res), rawQueryParam(req.originalUrl, 'user'));
+      let found: KernelspecResource;
+      try {
+        found = await catalog.resource(user, req.params.name, req.params.resource);
+      } catch (err) {
+        throw toHttpError(err);
+      }
+      res.setHeader('Content-Type', found.contentType);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Cache-Control', 'private, max-age=300');
+      // Files come from user-writable directories: never let one run as a page of this origin.
+      res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+      res.status(200).send(found.data);
+    },
+  );
+
+  return router;
+}
