@@ -1,0 +1,500 @@
+/**
+ * helm/spawngate: rendered with Helm's template engine (chart-render) under default values, the EKS
+ * example and option combinations; every document validated against the Kubernetes schemas
+ * (kubernetes-models); least privilege, pod security, NetworkPolicies and secret handling checked;
+ * values.schema.json checked to refuse bad values.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Ajv from 'ajv';
+import YAML from 'yaml';
+import { buildPod } from '../../src/backends/kubernetes';
+import { CHART, chartRenderBinary, K8sObject, mergeValues, nth, parseDocs, render, renderRaw, REPO, selects } from './chart-render';
+
+jest.setTimeout(900_000);
+
+const EKS = path.join(CHART, 'examples/eks-values.yaml');
+const SECRET_ENV = ['SPAWNGATE_HUB_TOKEN', 'SPAWNGATE_ADMIN_TOKEN', 'SPAWNGATE_SECRET_KEY', 'SPAWNGATE_DATABASE_URL', 'SPAWNGATE_REDIS_URL'];
+const HUB_TOKEN = 'hub-token-0123456789-abcdef';
+const ADMIN_TOKEN = 'admin-token-0123456789-abcdef';
+const SECRET_KEY = 'c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXkxMjM=';
+const DB_URL = 'postgres://spawngate:db-password-xyz@db.example:5432/spawngate';
+const REDIS_URL = 'rediss://:redis-password-xyz@cache.example:6379';
+const external = {
+  postgresql: { enabled: false },
+  redis: { enabled: false },
+  secrets: { hubToken: HUB_TOKEN, adminToken: ADMIN_TOKEN, secretKey: SECRET_KEY, databaseUrl: DB_URL, redisUrl: REDIS_URL },
+};
+
+/** Scenarios: name → render options. */
+const scenarios: Record<string, Parameters<typeof render>[0]> = {
+  defaults: {},
+  eks: { files: [EKS], name: 'spawngate', namespace: 'spawngate' },
+  external: { values: [external] },
+  'existing secret, no trial': { values: [{ postgresql: { enabled: false }, redis: { enabled: false }, secrets: { existingSecret: 'mine' } }] },
+  'hpa + homes + several namespaces': {
+    values: [
+      external,
+      {
+        api: { autoscaling: { enabled: true } },
+        homes: { enabled: true, existingClaim: 'homes' },
+        workloads: { namespaces: ['exp-a', 'exp-b'] },
+        networkPolicy: { hub: { namespace: 'jhub' } },
+      },
+    ],
+  },
+  'everything optional off': {
+    values: [
+      external,
+      {
+        networkPolicy: { enabled: false },
+        rbac: { create: false },
+        serviceAccount: { create: false, name: 'preexisting' },
+        migrations: { enabled: false },
+        api: { podDisruptionBudget: { enabled: false } },
+        worker: { podDisruptionBudget: { enabled: false } },
+      },
+    ],
+  },
+};
+
+const renders: Record<string, K8sObject[]> = {};
+const rendered = (name: string): K8sObject[] => {
+  const docs = renders[name];
+  if (!docs) throw new Error(`scenario ${name} was not rendered`);
+  return docs;
+};
+let rbacRules: unknown;
+
+beforeAll(() => {
+  chartRenderBinary(); // build once (cached) before the first render
+  for (const [name, o] of Object.entries(scenarios)) renders[name] = render(o);
+  const doc = readFileSync(path.join(REPO, 'docs/kubernetes-rbac.md'), 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(doc);
+  if (!block?.[1]) throw new Error('docs/kubernetes-rbac.md has no yaml block');
+  const role = YAML.parse(block[1]) as K8sObject;
+  expect(role.kind).toBe('Role');
+  rbacRules = role.rules;
+});
+
+function model(obj: K8sObject): { validate(): void } {
+  // kubernetes-models lays out one module per apiVersion/kind: "apps/v1" → kubernetes-models/apps/v1/Deployment
+  let mod: Record<string, new (o: unknown) => { validate(): void }>;
+  try {
+    mod = require(`kubernetes-models/${obj.apiVersion}/${obj.kind}`); // eslint-disable-line @typescript-eslint/no-require-imports
+  } catch (e) {
+    throw new Error(`no kubernetes-models schema for ${obj.apiVersion} ${obj.kind}`, { cause: e });
+  }
+  const Model = mod[obj.kind];
+  if (!Model) throw new Error(`kubernetes-models has no ${obj.kind} export`);
+  return new Model(obj);
+}
+
+function podSpecs(docs: K8sObject[]): { owner: string; spec: any; labels: Record<string, string> }[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return docs
+    .filter((d) => ['Deployment', 'StatefulSet', 'Job', 'DaemonSet'].includes(d.kind))
+    .map((d) => ({ owner: `${d.kind}/${d.metadata.name}`, spec: d.spec.template.spec, labels: d.spec.template.metadata?.labels ?? {} }));
+}
+
+function byKind(docs: K8sObject[], kind: string): K8sObject[] {
+  return docs.filter((d) => d.kind === kind);
+}
+
+function one(docs: K8sObject[], kind: string, nameSuffix: string): K8sObject {
+  const found = docs.filter((d) => d.kind === kind && d.metadata.name.endsWith(nameSuffix));
+  if (found.length !== 1 || !found[0]) throw new Error(`expected one ${kind} *${nameSuffix}, found ${found.length}`);
+  return found[0];
+}
+
+describe.each(Object.keys(scenarios))('chart rendered with %s', (name) => {
+  const docs = () => rendered(name);
+
+  test('every document is a valid Kubernetes object', () => {
+    expect(docs().length).toBeGreaterThanOrEqual(4);
+    for (const d of docs()) {
+      expect(d.metadata?.name).toBeTruthy();
+      try {
+        model(d).validate();
+      } catch (e) {
+        throw new Error(`${d.kind}/${d.metadata.name}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+  });
+
+  test('no cluster-scoped RBAC; each Role grants exactly docs/kubernetes-rbac.md and is bound to our ServiceAccount', () => {
+    expect(docs().filter((d) => /^Cluster(Role|RoleBinding)$/.test(d.kind))).toEqual([]);
+    const roles = byKind(docs(), 'Role');
+    for (const r of roles) expect(r.rules).toEqual(rbacRules);
+    const bindings = byKind(docs(), 'RoleBinding');
+    expect(bindings.length).toBe(roles.length);
+    for (const b of bindings) {
+      expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: b.metadata.name });
+      expect(roles.some((r) => r.metadata.name === b.roleRef.name && r.metadata.namespace === b.metadata.namespace)).toBe(true);
+      expect(b.subjects).toHaveLength(1);
+      expect(b.subjects[0].kind).toBe('ServiceAccount');
+      const api = one(docs(), 'Deployment', '-api');
+      expect(b.subjects[0].name).toBe(api.spec.template.spec.serviceAccountName);
+      expect(b.subjects[0].namespace).toBe(api.metadata.namespace);
+    }
+  });
+
+  test('every container: non-root, read-only root, no privilege escalation, resources set', () => {
+    for (const { owner, spec } of podSpecs(docs())) {
+      expect(spec.securityContext?.runAsNonRoot).toBe(true);
+      expect(spec.securityContext?.runAsUser).toBeGreaterThan(0);
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+        const where = `${owner} container ${c.name}`;
+        expect([where, c.securityContext?.runAsNonRoot]).toEqual([where, true]);
+        expect([where, c.securityContext?.readOnlyRootFilesystem]).toEqual([where, true]);
+        expect([where, c.securityContext?.allowPrivilegeEscalation]).toEqual([where, false]);
+        expect([where, c.securityContext?.capabilities?.drop]).toEqual([where, ['ALL']]);
+        expect([where, c.securityContext?.runAsUser ?? 1]).not.toEqual([where, 0]);
+        for (const kind of ['requests', 'limits']) {
+          expect([where, kind, Object.keys(c.resources?.[kind] ?? {}).sort()]).toEqual([where, kind, ['cpu', 'memory']]);
+        }
+      }
+    }
+  });
+
+  test('secrets are never inline: not in ConfigMaps, not as plain env values', () => {
+    const secretValues = [HUB_TOKEN, ADMIN_TOKEN, SECRET_KEY, DB_URL, REDIS_URL, 'db-password-xyz', 'redis-password-xyz'];
+    for (const cm of byKind(docs(), 'ConfigMap')) {
+      const text = JSON.stringify(cm);
+      for (const s of secretValues) expect(text).not.toContain(s);
+      expect(text).not.toMatch(/postgres(ql)?:\/\/|rediss?:\/\/|SPAWNGATE_(HUB|ADMIN)_TOKEN/);
+    }
+    for (const { owner, spec } of podSpecs(docs())) {
+      for (const c of spec.containers) {
+        for (const e of c.env ?? []) {
+          if (SECRET_ENV.includes(e.name) || /PASSWORD/.test(e.name)) {
+            expect([owner, e.name, e.value]).toEqual([owner, e.name, undefined]);
+            expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+          }
+          if (e.value) for (const s of secretValues) expect(e.value).not.toContain(s);
+        }
+      }
+    }
+  });
+
+  test('API and worker Deployments: commands, probes, rolling updates', () => {
+    const api = one(docs(), 'Deployment', '-api');
+    const worker = one(docs(), 'Deployment', '-worker');
+    const a = api.spec.template.spec.containers[0];
+    const w = worker.spec.template.spec.containers[0];
+    expect(a.args).toEqual(['serve', '--no-workers']);
+    expect(w.args).toEqual(['worker']);
+    const port = a.ports.find((p: { name: string }) => p.name === 'http').containerPort;
+    expect(a.env.find((e: { name: string }) => e.name === 'SPAWNGATE_PORT').value).toBe(String(port));
+    expect(a.env.find((e: { name: string }) => e.name === 'SPAWNGATE_BIND').value).toBe('0.0.0.0');
+    expect(a.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(a.livenessProbe.httpGet.path).toBe('/healthz');
+    for (const d of [api, worker]) {
+      expect(d.spec.strategy.type).toBe('RollingUpdate');
+      expect(selects(d.spec.selector, d.spec.template.metadata.labels)).toBe(true);
+      const env = Object.fromEntries(d.spec.template.spec.containers[0].env.map((e: { name: string }) => [e.name, e]));
+      for (const n of SECRET_ENV) expect(env[n]).toBeDefined();
+      expect(env.SPAWNGATE_BACKEND.value).toBe('kubernetes');
+    }
+    const svc = docs().find((d) => d.kind === 'Service' && d.metadata.name === api.metadata.name.replace(/-api$/, ''))!;
+    expect(selects({ matchLabels: svc.spec.selector }, api.spec.template.metadata.labels)).toBe(true);
+    expect(selects({ matchLabels: svc.spec.selector }, worker.spec.template.metadata.labels)).toBe(false);
+    // PDBs and HPA target what they should
+    for (const pdb of byKind(docs(), 'PodDisruptionBudget')) {
+      const target = pdb.metadata.name.endsWith('-api') ? api : worker;
+      expect(selects(pdb.spec.selector, target.spec.template.metadata.labels)).toBe(true);
+    }
+    for (const hpa of byKind(docs(), 'HorizontalPodAutoscaler')) {
+      expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: api.metadata.name });
+      expect(api.spec.replicas).toBeUndefined();
+    }
+  });
+
+  test('migrations run as a hook Job with `spawngate migrate`', () => {
+    const jobs = byKind(docs(), 'Job');
+    if (name === 'everything optional off') return expect(jobs).toEqual([]);
+    expect(jobs).toHaveLength(1);
+    const job = nth(jobs);
+    expect(job.spec.template.spec.containers[0].args).toEqual(['migrate']);
+    expect(job.metadata.annotations['helm.sh/hook']).toMatch(/pre-upgrade/);
+    expect(job.spec.template.spec.automountServiceAccountToken).toBe(false);
+    const trial = docs().some((d) => d.kind === 'StatefulSet' && d.metadata.name.endsWith('-postgresql'));
+    expect(job.metadata.annotations['helm.sh/hook']).toBe(trial ? 'post-install,pre-upgrade' : 'pre-install,pre-upgrade');
+    // a chart-made Secret must exist before a pre-install Job: it is a hook of lower weight
+    for (const s of byKind(docs(), 'Secret')) {
+      expect(Number(s.metadata.annotations['helm.sh/hook-weight'])).toBeLessThan(Number(job.metadata.annotations['helm.sh/hook-weight']));
+      expect(s.metadata.annotations['helm.sh/hook']).toContain('pre-install');
+    }
+  });
+});
+
+describe('NetworkPolicies select the right pods', () => {
+  const kernelPod = buildPod(
+    { name: 'sg-kernel-x', kind: 'kernel', labels: {}, command: ['python'], env: {}, image: 'k:1' },
+    { namespace: 'spawngate-workloads' },
+  ).pod;
+  const serverPod = buildPod(
+    { name: 'sg-server-x', kind: 'server', labels: {}, command: ['jupyterhub-singleuser'], env: {}, image: 's:1' },
+    { namespace: 'spawngate-workloads' },
+  ).pod;
+  const hubLabels = { app: 'jupyterhub', component: 'hub' };
+  const proxyLabels = { app: 'jupyterhub', component: 'proxy' };
+
+  /** Does any `from` peer of any rule admit a pod with these labels in this namespace? */
+  function admits(rules: any[] | undefined, peerKey: 'from' | 'to', ns: string, labels: Record<string, string>, port?: number): boolean { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return (rules ?? []).some((rule) => {
+      if (port !== undefined && rule.ports && !rule.ports.some((p: { port: number }) => p.port === port)) return false;
+      const peers = rule[peerKey];
+      if (!peers) return true; // no peers: everything
+      return peers.some((p: any) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        if (p.ipBlock) return false;
+        const nsOk = p.namespaceSelector ? selects(p.namespaceSelector, { 'kubernetes.io/metadata.name': ns }) : ns === p.__policyNs;
+        const podOk = p.podSelector ? selects(p.podSelector, labels) : true;
+        return nsOk && podOk;
+      });
+    });
+  }
+  function withNs(policy: K8sObject) {
+    const mark = (rules: any[] | undefined, key: string) => (rules ?? []).map((r) => ({ ...r, [key]: r[key]?.map((p: object) => ({ ...p, __policyNs: policy.metadata.namespace })) })); // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { ingress: mark(policy.spec.ingress, 'from'), egress: mark(policy.spec.egress, 'to') };
+  }
+
+  test.each(['eks', 'hpa + homes + several namespaces', 'defaults'])('%s', (name) => {
+    const docs = rendered(name);
+    const ns = docs.find((d) => d.kind === 'Deployment')!.metadata.namespace!;
+    const workloadNs = [...new Set(byKind(docs, 'Role').map((r) => r.metadata.namespace!))];
+    const hubNs = name === 'eks' ? 'jupyterhub' : name === 'defaults' ? ns : 'jhub';
+    const api = one(docs, 'Deployment', '-api');
+    const worker = one(docs, 'Deployment', '-worker');
+    const apiLabels = api.spec.template.metadata.labels;
+    const workerLabels = worker.spec.template.metadata.labels;
+    const port = Number(api.spec.template.spec.containers[0].ports[0].containerPort);
+    const policies = byKind(docs, 'NetworkPolicy');
+    const selecting = (labels: Record<string, string>, inNs: string) =>
+      policies.filter((p) => p.metadata.namespace === inNs && selects(p.spec.podSelector, labels));
+
+    // API: hub and single-user servers in, on the API port; kernels and strangers not.
+    const apiPol = selecting(apiLabels, ns);
+    expect(apiPol).toHaveLength(1);
+    const apiIn = withNs(nth(apiPol)).ingress;
+    expect(admits(apiIn, 'from', hubNs, hubLabels, port)).toBe(true);
+    for (const wns of workloadNs) {
+      expect(admits(apiIn, 'from', wns, serverPod.metadata!.labels!, port)).toBe(true);
+      expect(admits(apiIn, 'from', wns, kernelPod.metadata!.labels!, port)).toBe(false);
+    }
+    expect(admits(apiIn, 'from', 'elsewhere', { app: 'x' }, port)).toBe(false);
+    expect(admits(apiIn, 'from', hubNs, hubLabels, 5432)).toBe(false);
+
+    // Workers: nothing in.
+    const wPol = selecting(workerLabels, ns);
+    expect(wPol).toHaveLength(1);
+    expect(nth(wPol).spec.policyTypes).toContain('Ingress');
+    expect(nth(wPol).spec.ingress ?? []).toEqual([]);
+
+    for (const wns of workloadNs) {
+      // Kernels: only spawngate's API and workers in; out only DNS (no extraEgress configured).
+      const kPol = selecting(kernelPod.metadata!.labels!, wns);
+      expect(kPol).toHaveLength(1);
+      expect(nth(kPol).spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      const k = withNs(nth(kPol));
+      expect(admits(k.ingress, 'from', ns, apiLabels)).toBe(true);
+      expect(admits(k.ingress, 'from', ns, workerLabels)).toBe(true);
+      expect(admits(k.ingress, 'from', hubNs, hubLabels)).toBe(false);
+      expect(admits(k.ingress, 'from', wns, serverPod.metadata!.labels!)).toBe(false);
+      expect(admits(k.ingress, 'from', wns, kernelPod.metadata!.labels!)).toBe(false);
+      for (const rule of nth(kPol).spec.egress) {
+        expect(rule.to).toBeUndefined();
+        expect(rule.ports.map((p: { port: number }) => p.port)).toEqual([53, 53]);
+      }
+      // Servers: in from hub and proxy only; not a kernel policy.
+      const sPol = selecting(serverPod.metadata!.labels!, wns);
+      expect(sPol).toHaveLength(1);
+      const s = withNs(nth(sPol));
+      expect(admits(s.ingress, 'from', hubNs, proxyLabels, 8888)).toBe(true);
+      expect(admits(s.ingress, 'from', wns, kernelPod.metadata!.labels!, 8888)).toBe(false);
+      expect(admits(s.egress, 'to', ns, apiLabels, port)).toBe(true);
+      expect(admits(s.egress, 'to', ns, workerLabels, port)).toBe(false);
+    }
+    // Spawngate's own pods are not caught by the workload policies (their names differ from kernels').
+    expect(selects(policies.find((p) => p.metadata.name.endsWith('-kernels'))!.spec.podSelector, apiLabels)).toBe(false);
+
+    // Trial databases: only spawngate's pods.
+    for (const db of byKind(docs, 'StatefulSet')) {
+      const pol = selecting(db.spec.template.metadata.labels, ns);
+      expect(pol).toHaveLength(1);
+      const i = withNs(nth(pol)).ingress;
+      expect(admits(i, 'from', ns, apiLabels)).toBe(true);
+      expect(admits(i, 'from', ns, workerLabels)).toBe(true);
+      expect(admits(i, 'from', ns, hubLabels)).toBe(false);
+      expect(admits(i, 'from', ns, kernelPod.metadata!.labels!)).toBe(false);
+    }
+  });
+
+  test('kernel egress can be opened by values', () => {
+    const docs = render({
+      values: [{ networkPolicy: { kernels: { extraEgress: [{ to: [{ ipBlock: { cidr: '10.1.0.0/16' } }], ports: [{ port: 443, protocol: 'TCP' }] }] } } }],
+    });
+    const k = docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name.endsWith('-kernels'))!;
+    expect(k.spec.egress.some((r: { to?: { ipBlock?: { cidr: string } }[] }) => r.to?.[0]?.ipBlock?.cidr === '10.1.0.0/16')).toBe(true);
+  });
+});
+
+describe('values and secrets', () => {
+  test('given secrets land in the Secret only; the EKS example makes no Secret of its own', () => {
+    const docs = rendered('external');
+    const secrets = byKind(docs, 'Secret');
+    expect(secrets).toHaveLength(1);
+    const data = Object.fromEntries(Object.entries(nth(secrets).data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    expect(data).toEqual({ 'hub-token': HUB_TOKEN, 'admin-token': ADMIN_TOKEN, 'secret-key': SECRET_KEY, 'database-url': DB_URL, 'redis-url': REDIS_URL });
+    expect(byKind(rendered('eks'), 'Secret')).toEqual([]);
+    const api = one(rendered('eks'), 'Deployment', '-api');
+    for (const e of api.spec.template.spec.containers[0].env.filter((x: { name: string }) => SECRET_ENV.includes(x.name))) {
+      expect(e.valueFrom.secretKeyRef.name).toBe('spawngate-secrets');
+    }
+  });
+
+  test('trial mode generates credentials that fit the config schema and wires the URLs to the trial services', () => {
+    const s = nth(byKind(rendered('defaults'), 'Secret'));
+    const data: Record<string, string> = Object.fromEntries(Object.entries(s.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    expect(data['hub-token']?.length).toBeGreaterThanOrEqual(16);
+    expect(data['secret-key']).toMatch(/^[A-Za-z0-9+/=_-]{43,}$/);
+    expect(data['database-url']).toBe(`postgres://spawngate:${data['postgres-password']}@sg-spawngate-postgresql:5432/spawngate`);
+    expect(data['redis-url']).toBe(`redis://:${data['redis-password']}@sg-spawngate-redis:6379/0`);
+    for (const st of byKind(rendered('defaults'), 'StatefulSet')) {
+      expect(st.spec.replicas).toBe(1);
+      expect(st.metadata.annotations['spawngate.io/not-for-production']).toBeTruthy();
+    }
+  });
+
+  test('the ConfigMap carries the profiles and kernels of the values', () => {
+    const cm = nth(byKind(rendered('eks'), 'ConfigMap'));
+    const cfg = YAML.parse(cm.data['spawngate.yaml']);
+    const values = YAML.parse(readFileSync(EKS, 'utf8'));
+    expect(cfg).toEqual(values.config);
+    const api = one(rendered('eks'), 'Deployment', '-api');
+    const mount = api.spec.template.spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'config');
+    const env = api.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'SPAWNGATE_CONFIG');
+    expect(path.dirname(env.value)).toBe(mount.mountPath);
+    const homes = api.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'homes');
+    expect(homes.persistentVolumeClaim).toEqual({ claimName: 'homes', readOnly: true });
+  });
+
+  test('combinations the schema cannot express fail the render with a message', () => {
+    const noDb = renderRaw({ values: [{ postgresql: { enabled: false } }] });
+    expect(noDb.status).not.toBe(0);
+    expect(noDb.stderr + noDb.stdout).toMatch(/secrets\.databaseUrl/);
+    const noClaim = renderRaw({ values: [{ homes: { enabled: true } }] });
+    expect(noClaim.status).not.toBe(0);
+    expect(noClaim.stderr + noClaim.stdout).toMatch(/homes\.existingClaim/);
+  });
+
+  test('NOTES.txt renders and warns about trial mode', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-chart-'));
+    const chart = path.join(dir, 'spawngate');
+    cpSync(CHART, chart, { recursive: true });
+    renameSync(path.join(chart, 'templates/NOTES.txt'), path.join(chart, 'templates/notes-as-template.txt'));
+    const trial = renderRaw({ chart });
+    expect(trial.status).toBe(0);
+    expect(trial.stdout).toMatch(/TRIAL MODE — NOT FOR PRODUCTION/);
+    expect(trial.stdout).toMatch(/spawner_class = "spawngate"/);
+    const prod = renderRaw({ chart, files: [EKS] });
+    expect(prod.status).toBe(0);
+    expect(prod.stdout).not.toMatch(/TRIAL MODE/);
+  });
+});
+
+describe('the service accepts what the chart gives it', () => {
+  test.each(['eks', 'defaults', 'hpa + homes + several namespaces'])('%s: env + SPAWNGATE_CONFIG pass the service\'s own validation', (name) => {
+    const docs = rendered(name);
+    const api = one(docs, 'Deployment', '-api');
+    const c = api.spec.template.spec.containers[0];
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-svc-'));
+    const cm = nth(byKind(docs, 'ConfigMap'));
+    const configFile = path.join(dir, 'spawngate.yaml');
+    writeFileSync(configFile, cm.data['spawngate.yaml']);
+    // plain values as rendered; secret refs get well-formed stand-ins (database/redis: embedded, so migrate runs here)
+    const stand: Record<string, string> = {
+      SPAWNGATE_HUB_TOKEN: HUB_TOKEN,
+      SPAWNGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+      SPAWNGATE_SECRET_KEY: SECRET_KEY,
+    };
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+    for (const e of c.env as { name: string; value?: string }[]) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (stand[e.name]) env[e.name] = stand[e.name]!;
+    }
+    expect(env.SPAWNGATE_CONFIG).toBe('/etc/spawngate/spawngate.yaml');
+    env.SPAWNGATE_CONFIG = configFile;
+    env.SPAWNGATE_DATA_DIR = dir;
+    const r = spawnSync('node', ['bin/spawngate.js', 'migrate'], { cwd: REPO, env, encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+  });
+});
+
+describe('values.schema.json', () => {
+  const schema = JSON.parse(readFileSync(path.join(CHART, 'values.schema.json'), 'utf8'));
+  const ajv = new Ajv({ allErrors: true });
+  const validate = ajv.compile(schema);
+  const defaults = YAML.parse(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
+  const check = (over: object) => {
+    const ok = validate(mergeValues(defaults, over));
+    return { ok, errors: ajv.errorsText(validate.errors) };
+  };
+
+  test('accepts the defaults, the EKS example and the test scenarios', () => {
+    expect(check({})).toEqual({ ok: true, errors: 'No errors' });
+    expect(check(YAML.parse(readFileSync(EKS, 'utf8')))).toEqual({ ok: true, errors: 'No errors' });
+    for (const o of Object.values(scenarios)) for (const v of o?.values ?? []) expect(check(v).ok).toBe(true);
+  });
+
+  test.each([
+    ['unknown top-level key', { replicas: 3 }, /additional properties/],
+    ['misspelt nested key', { api: { replica: 3 } }, /additional properties/],
+    ['unknown backend', { backend: 'aws' }, /allowed values/],
+    ['port not a number', { service: { port: 'http' } }, /should be integer/],
+    ['port out of range', { service: { port: 70000 } }, /<= 65535/],
+    ['root allowed', { containerSecurityContext: { runAsNonRoot: false } }, /equal to constant/],
+    ['writable root filesystem', { containerSecurityContext: { readOnlyRootFilesystem: false } }, /equal to constant/],
+    ['pod may run as root', { podSecurityContext: { runAsNonRoot: false } }, /equal to constant/],
+    ['resources without limits', { api: { resources: { limits: null } } }, /limits/],
+    ['bad quantity', { worker: { resources: { limits: { cpu: 'two' } } } }, /pattern|oneOf/],
+    ['short hub token', { secrets: { hubToken: 'short' } }, /secrets\.hubToken|hubToken/],
+    ['non-postgres database URL', { secrets: { databaseUrl: 'mysql://x' } }, /databaseUrl/],
+    ['bad secret key', { secrets: { secretKey: 'abc' } }, /secretKey/],
+    ['secret as plain env', { extraEnv: { SPAWNGATE_HUB_TOKEN: 'x'.repeat(20) } }, /property name/],
+    ['bad namespace', { workloads: { namespaces: ['Bad_NS'] } }, /pattern/],
+    ['log level', { logLevel: 'verbose' }, /allowed values/],
+    ['profile without slug', { config: { profiles: [{ display_name: 'x' }] } }, /slug/],
+  ])('rejects %s', (_label, over, message) => {
+    const r = check(over);
+    expect(r.ok).toBe(false);
+    expect(r.errors).toMatch(message);
+  });
+});
+
+describe('examples', () => {
+  test('efs-homes.yaml: valid StorageClass, PVs and PVCs for both namespaces, one EFS directory', () => {
+    const docs = parseDocs(readFileSync(path.join(CHART, 'examples/efs-homes.yaml'), 'utf8'));
+    for (const d of docs) model(d).validate();
+    expect(docs.map((d) => d.kind).sort()).toEqual(['PersistentVolume', 'PersistentVolume', 'PersistentVolumeClaim', 'PersistentVolumeClaim', 'StorageClass']);
+    const handles = new Set(byKind(docs, 'PersistentVolume').map((p) => p.spec.csi.volumeHandle));
+    expect(handles.size).toBe(1);
+    const eks = YAML.parse(readFileSync(EKS, 'utf8'));
+    const claims = byKind(docs, 'PersistentVolumeClaim');
+    expect(claims.some((c) => c.metadata.name === eks.homes.existingClaim && c.metadata.namespace === 'spawngate')).toBe(true);
+    for (const ns of eks.workloads.namespaces) expect(claims.some((c) => c.metadata.namespace === ns)).toBe(true);
+    for (const c of claims) expect(c.spec.accessModes).toEqual(['ReadWriteMany']);
+  });
+
+  test('z2jh-values.yaml: spawner "spawngate", URL of the rendered Service, token from a Secret, no hub RBAC', () => {
+    const v = YAML.parse(readFileSync(path.join(CHART, 'examples/z2jh-values.yaml'), 'utf8'));
+    expect(v.hub.config.JupyterHub.spawner_class).toBe('spawngate');
+    expect(v.rbac.create).toBe(false);
+    expect(v.hub.serviceAccount.create).toBe(false);
+    expect(v.hub.extraEnv.SPAWNGATE_HUB_TOKEN.valueFrom.secretKeyRef.name).toBeTruthy();
+    expect(JSON.stringify(v)).not.toMatch(/service_token/);
+    const svc = byKind(rendered('eks'), 'Service').find((s) => !/postgresql|redis/.test(s.metadata.name))!;
+    expect(v.hub.config.RemoteSpawner.service_url).toBe(`http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${svc.spec.ports[0].port}`);
+  });
+});
