@@ -3,6 +3,7 @@
  * Other folders import only from here.
  */
 export * from './types';
+export * from './connection-secret';
 export * from './local';
 export * from './docker';
 export * from './kubernetes';

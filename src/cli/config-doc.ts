@@ -19,11 +19,13 @@ export function renderConfigDoc(): string {
   for (const [key, schema] of Object.entries(profileSchema.shape)) {
     lines.push(`| \`${key}\` | ${(schema as z.ZodType).description ?? ''} |`);
   }
-  lines.push('', '| kernels field | type | default | meaning |', '| --- | --- | --- | --- |');
-  const kernels = (fileConfigSchema.shape.kernels as unknown as { unwrap(): z.ZodObject }).unwrap();
-  for (const [key, schema] of Object.entries(kernels.shape)) {
-    const d = describe(schema as z.ZodType);
-    lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help} |`);
+  for (const section of ['kernels', 'docker', 'kubernetes'] as const) {
+    lines.push('', `| ${section} field | type | default | meaning |`, '| --- | --- | --- | --- |');
+    const shape = (fileConfigSchema.shape[section] as unknown as { unwrap(): z.ZodObject }).unwrap().shape;
+    for (const [key, schema] of Object.entries(shape)) {
+      const d = describe(schema as z.ZodType);
+      lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help} |`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

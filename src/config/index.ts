@@ -9,3 +9,5 @@ export {
   type Profile,
   type Resources,
 } from './schema';
+export { dockerConfigSchema, type DockerConfig } from './docker-schema';
+export { kubernetesConfigSchema, type KubernetesConfig } from './kubernetes-schema';

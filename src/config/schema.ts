@@ -4,6 +4,8 @@
  * table is rendered from these descriptions (`spawngate config-doc`).
  */
 import { z } from 'zod';
+import { dockerConfigSchema } from './docker-schema';
+import { kubernetesConfigSchema } from './kubernetes-schema';
 
 const boolFromEnv = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
@@ -92,6 +94,20 @@ export const fileConfigSchema = z
           .refine(([lo, hi]) => hi - lo >= 100, { message: 'the range needs at least 100 ports' })
           .default([20000, 32767])
           .describe('ports local kernels may listen on, [low, high]; keep it outside the ephemeral range'),
+        image: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('container image of kernels on docker/kubernetes (needs python3 with spawngate.launcher; the environment\'s Python comes from the mounted home)'),
+        allowed_images: z
+          .array(z.string().min(1))
+          .default([])
+          .describe("images a kernel.json may name in metadata.process_proxy.config.image_name (Enterprise Gateway's convention); others are refused"),
+        launcher: z
+          .array(z.string().min(1))
+          .min(1)
+          .default(['python3', '-m', 'spawngate.launcher'])
+          .describe('command that starts a container kernel: it reads the connection file and execs the kernelspec argv'),
         shutdown_grace_seconds: z.number().min(0).max(300).default(5).describe('seconds between shutdown_request and kill'),
         cull_idle_timeout: z.number().min(0).default(0).describe('seconds of inactivity before a kernel is culled; 0 disables culling'),
         cull_interval: z.number().positive().default(300).describe('seconds between culling passes'),
@@ -100,6 +116,8 @@ export const fileConfigSchema = z
       })
       .strict()
       .prefault({}),
+    docker: dockerConfigSchema.prefault({}).describe('docker backend settings'),
+    kubernetes: kubernetesConfigSchema.prefault({}).describe('kubernetes backend settings'),
   })
   .strict();
 export type FileConfig = z.infer<typeof fileConfigSchema>;

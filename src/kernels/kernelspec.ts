@@ -54,7 +54,7 @@ const kernelJsonSchema = z.object({
       process_proxy: z
         .looseObject({
           config: z
-            .looseObject({ authorized_users: userList.optional(), unauthorized_users: userList.optional() })
+            .looseObject({ authorized_users: userList.optional(), unauthorized_users: userList.optional(), image_name: z.string().min(1).max(512).optional() })
             .optional(),
         })
         .optional(),

@@ -13,9 +13,6 @@ export type { KubeconfigSource } from './client';
 export {
   buildConnectionSecret,
   buildPod,
-  CONNECTION_FILE,
-  CONNECTION_INFO_ENV,
-  CONNECTION_SOURCE_ENV,
   managedSelector,
   sanitizeLabelValue,
   type KubernetesOverrides,

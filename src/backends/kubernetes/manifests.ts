@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
 import { substitutePorts } from '../port-placeholders';
+import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV } from '../connection-secret';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'spawngate';
@@ -21,10 +22,6 @@ export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 export const ORIGINAL_LABELS_ANNOTATION = 'spawngate.io/original-labels';
 /** Hash of what spawngate asked for; a 409 adopts the existing pod only when it matches. */
 export const SPEC_HASH_ANNOTATION = 'spawngate.io/spec-hash';
-export const CONNECTION_INFO_ENV = 'SPAWNGATE_CONNECTION_INFO';
-export const CONNECTION_SOURCE_ENV = 'SPAWNGATE_CONNECTION_SOURCE';
-export const CONNECTION_DIR = '/var/run/spawngate';
-export const CONNECTION_FILE = `${CONNECTION_DIR}/connection.json`;
 const CONNECTION_VOLUME = 'spawngate-connection';
 
 /** Profile options a spec may carry in `overrides` (KubeSpawner's names where they exist). */

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Backend, WorkloadSpec, WorkloadState } from '../../backends';
-import { PermanentBackendError } from '../../backends';
+import { CONNECTION_INFO_ENV, PermanentBackendError } from '../../backends';
 import type { Config } from '../../config';
 import {
   countLiveKernels,
@@ -95,7 +95,17 @@ export function createKernelService(deps: KernelServiceDeps) {
       env.HOME = home;
       if (process.env.LANG && env.LANG === undefined) env.LANG = process.env.LANG;
     }
-    const argv = row.launch.argv.map((a) => (connectionFile ? a.replace('{connection_file}', connectionFile) : a));
+    let command: string[];
+    if (local) {
+      command = row.launch.argv.map((a) => (connectionFile ? a.replace('{connection_file}', connectionFile) : a));
+    } else {
+      // In a container the launcher writes the connection file (from a Secret or a file copied in) and
+      // execs the kernelspec's argv; the key travels in CONNECTION_INFO_ENV, which backends lift out.
+      command = [...kcfg.launcher];
+      env.SPAWNGATE_KERNEL_ARGV = JSON.stringify(row.launch.argv);
+      env[CONNECTION_INFO_ENV] = JSON.stringify(connectionInfo('0.0.0.0', row.ports, secrets.open(row.key_ciphertext), row.kernel_name));
+      env.HOME = home;
+    }
     return {
       name: row.workload_name,
       kind: 'kernel',
@@ -107,7 +117,7 @@ export function createKernelService(deps: KernelServiceDeps) {
         'app.kubernetes.io/component': 'kernel',
         'spawngate/user': row.username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
       },
-      command: argv,
+      command,
       env,
       image: row.launch.image,
       workingDir: row.launch.workingDir,
@@ -120,6 +130,22 @@ export function createKernelService(deps: KernelServiceDeps) {
       },
       ports: { shell: row.ports.shell_port, iopub: row.ports.iopub_port, stdin: row.ports.stdin_port, control: row.ports.control_port, hb: row.ports.hb_port },
     };
+  }
+
+  /**
+   * The image a container kernel runs: the kernelspec's Enterprise Gateway `image_name` when the admin
+   * allowed it (a user's own kernel.json must not pick arbitrary images), else `kernels.image`.
+   */
+  function containerImage(metadata: Record<string, unknown>, kernelName: string): string {
+    const named = (metadata.process_proxy as { config?: { image_name?: string } } | undefined)?.config?.image_name;
+    if (named !== undefined) {
+      if (!kcfg.allowed_images.includes(named)) {
+        throw new KernelRequestError(`kernelspec '${kernelName}' asks for image '${named}', which is not in kernels.allowed_images`);
+      }
+      return named;
+    }
+    if (!kcfg.image) throw new KernelRequestError(`no kernel image configured for the ${backend.name} backend (set kernels.image)`);
+    return kcfg.image;
   }
 
   async function outputOf(name: string): Promise<string> {
@@ -271,6 +297,7 @@ export function createKernelService(deps: KernelServiceDeps) {
       const workingDir = wd && path.resolve(wd).startsWith(home + path.sep) ? path.resolve(wd) : undefined;
       const kernelPorts = local ? await ports.allocate(await livePorts(db, backend.name)) : CONTAINER_KERNEL_PORTS;
       const limits: KernelLimits = grant.limits;
+      const image = local ? undefined : containerImage(spec.spec.metadata, spec.name);
       const row = await db.tx(async (q) => {
         // Serialized per user (and experiment) so two concurrent launches cannot both pass the limit.
         await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kernels:${username}`]);
@@ -295,7 +322,7 @@ export function createKernelService(deps: KernelServiceDeps) {
           ports: kernelPorts,
           key_ciphertext: secrets.seal(newKernelKey()),
           interrupt_mode: spec.spec.interrupt_mode === 'message' ? 'message' : 'signal',
-          launch: { argv: spec.spec.argv.map((a) => a.replace('{resource_dir}', spec.dir)), env: { ...spec.spec.env, ...env }, workingDir },
+          launch: { argv: spec.spec.argv.map((a) => a.replace('{resource_dir}', spec.dir)), env: { ...spec.spec.env, ...env }, workingDir, image },
         });
       }).finally(() => {
         // Recorded (or refused): from here the database keeps these ports from being handed out again.
