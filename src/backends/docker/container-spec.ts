@@ -11,6 +11,7 @@ import type Docker from 'dockerode';
 import { PermanentBackendError, type WorkloadResources, type WorkloadSpec } from '../types';
 import { OVERRIDE_KEYS, USER_LABEL, type DockerBackendOptions, type DockerSpecOverrides } from './options';
 import { substitutePorts } from '../port-placeholders';
+import { splitConnectionSecret } from '../connection-secret';
 
 /** Labels derived from the label prefix. */
 export interface LabelKeys {
@@ -203,6 +204,8 @@ export interface BuiltContainer {
   create: Docker.ContainerCreateOptions;
   /** Container ports by name (what `{port}` became). */
   ports: Record<string, number>;
+  /** A kernel's connection JSON, lifted out of the environment: copied in as a file before start. */
+  connectionInfo?: string;
 }
 
 /** The full create body for a spec. */
@@ -221,8 +224,10 @@ export async function buildContainer(
   const { ports, picked } = await resolveContainerPorts(spec.ports, network ? '0.0.0.0' : publishHost);
   const identity = await resolveIdentity(spec, overrides, options);
 
+  // The connection info (with the kernel's key) never becomes part of the container's environment.
+  const { env: visibleEnv, connectionInfo } = splitConnectionSecret(spec.env ?? {});
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(spec.env ?? {})) {
+  for (const [k, v] of Object.entries(visibleEnv)) {
     if (k.includes('=') || !k) throw new PermanentBackendError(`invalid environment variable name ${JSON.stringify(k)}`);
     env[k] = substitutePorts(String(v), ports);
   }
@@ -262,6 +267,7 @@ export async function buildContainer(
 
   return {
     ports,
+    connectionInfo,
     create: {
       name: spec.name,
       Image: spec.image,

@@ -15,6 +15,8 @@ import {
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
+import { splitConnectionSecret } from '../connection-secret';
+import { connectionArchive, ownerOf } from './connection-archive';
 import { assertValidName, buildContainer, isValidName, labelKeys, type LabelKeys } from './container-spec';
 import { describeExit, stateFromInspect, type Reachability } from './container-state';
 import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
@@ -72,7 +74,7 @@ class DockerContainerBackend implements DockerBackend {
     return this.withLock(name, async () => {
       const existing = await this.inspect(name);
       if (existing) {
-        const adopted = await this.adopt(existing, onEvent);
+        const adopted = await this.adopt(existing, onEvent, splitConnectionSecret(spec.env ?? {}).connectionInfo);
         if (adopted) return adopted;
       }
       const built = await buildContainer(spec, this.options, this.keys);
@@ -84,7 +86,7 @@ class DockerContainerBackend implements DockerBackend {
         if (isNameConflict(err)) {
           // Created by someone else (another replica) since we looked: adopt theirs.
           const info = await this.inspect(name);
-          const adopted = info && (await this.adopt(info, onEvent));
+          const adopted = info && (await this.adopt(info, onEvent, built.connectionInfo));
           if (adopted) return adopted;
           throw new TransientBackendError(`container ${name} is being created or removed by someone else`, {
             cause: err,
@@ -96,6 +98,9 @@ class DockerContainerBackend implements DockerBackend {
         throw toBackendError(err, `create container ${name} from ${spec.image}`, this.endpoint);
       }
       onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
+      if (built.connectionInfo !== undefined) {
+        await this.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
+      }
       await this.start(container, name);
       this.log.info('started container', { name, id: container.id, image: spec.image, ports: built.ports });
       onEvent?.({ name, type: 'progress', message: `started container ${container.id.slice(0, 12)}` });
@@ -232,6 +237,7 @@ class DockerContainerBackend implements DockerBackend {
   private async adopt(
     info: Docker.ContainerInspectInfo,
     onEvent?: (e: WorkloadEvent) => void,
+    connectionInfo?: string,
   ): Promise<WorkloadState | undefined> {
     const name = info.Name.replace(/^\//, '');
     if (!this.isOurs(info)) {
@@ -245,11 +251,30 @@ class DockerContainerBackend implements DockerBackend {
       return undefined;
     }
     if (state.phase === 'pending' && info.State?.Status === 'created') {
-      await this.start(this.docker.getContainer(info.Id), name);
+      const container = this.docker.getContainer(info.Id);
+      // The creator may have died before copying the connection file in: copy it (again) first.
+      if (connectionInfo !== undefined) await this.copyConnectionFile(container, name, info.Config?.User, connectionInfo);
+      await this.start(container, name);
       state = await this.state(name);
     }
     onEvent?.({ name, type: 'progress', message: `adopted container ${info.Id.slice(0, 12)}` });
     return state;
+  }
+
+  /**
+   * Copies the connection file into a created container (see connection-archive.ts). A failure
+   * removes the container: started without its file, the kernel could only fail.
+   */
+  private async copyConnectionFile(container: Docker.Container, name: string, user: string | undefined, json: string): Promise<void> {
+    const owner = ownerOf(user);
+    if (!owner) throw new PermanentBackendError(`container ${name} has no numeric user to own its connection file`);
+    const archive = await connectionArchive(json, owner);
+    try {
+      await container.putArchive(archive.tar, { path: archive.extractTo });
+    } catch (err) {
+      await this.remove(container.id, name).catch(() => undefined);
+      throw toBackendError(err, `copy the connection file into ${name}`, this.endpoint);
+    }
   }
 
   private async start(container: Docker.Container, name: string): Promise<void> {

@@ -5,3 +5,4 @@
  */
 export { createDockerBackend, DOCKER_BACKEND_NAME, type DockerBackend } from './docker-backend';
 export type { DockerBackendLogger, DockerBackendOptions, DockerSpecOverrides } from './options';
+export { dockerOptionsFromConfig } from './from-config';

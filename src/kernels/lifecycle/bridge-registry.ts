@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws';
 import { recordKernelActivity, type Db, type KernelRow, type SecretBox } from '../../db';
 import type { Logger } from '../../logging';
 import { KernelClient, type ExecutionState } from '../channels';
-import { connectionInfo } from './connection-files';
+import { connectionInfo, kernelAddress } from './connection-files';
 
 interface Entry {
   client: KernelClient;
@@ -40,8 +40,9 @@ export class BridgeRegistry {
   clientFor(row: KernelRow): KernelClient {
     const existing = this.entries.get(row.id);
     if (existing) return existing.client;
+    const address = kernelAddress(row);
     const client = new KernelClient({
-      connection: connectionInfo(row.host ?? '127.0.0.1', row.ports, this.deps.secrets.open(row.key_ciphertext), row.kernel_name),
+      connection: connectionInfo(address.host, address.ports, this.deps.secrets.open(row.key_ciphertext), row.kernel_name),
       kernelId: row.id,
       logger: this.deps.logger,
     });

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { z } from 'zod';
 import type { KernelPorts } from '../../db';
 import type { KernelConnectionInfo } from '../channels';
 
@@ -75,4 +76,32 @@ export async function writeConnectionFile(dir: string, kernelId: string, info: K
 
 export async function removeConnectionFile(dir: string, kernelId: string): Promise<void> {
   await fsp.rm(path.join(dir, `kernel-${kernelId}.json`), { force: true });
+}
+
+const PORT_FIELDS = { shell: 'shell_port', iopub: 'iopub_port', stdin: 'stdin_port', control: 'control_port', hb: 'hb_port' } as const;
+
+/**
+ * The ports spawngate connects to: a container backend that publishes ports reports the host ports
+ * (`WorkloadState.ports`, by channel name), which differ from the ports the kernel listens on inside
+ * its container. Backends that report nothing (or not all five) are reached at the kernel's own ports.
+ */
+export function reachedPorts(own: KernelPorts, reported: Record<string, number> | undefined): KernelPorts {
+  const out = { ...own };
+  for (const [channel, field] of Object.entries(PORT_FIELDS)) {
+    const port = reported?.[channel];
+    if (!(Number.isInteger(port) && port! > 0 && port! < 65536)) return own;
+    out[field] = port!;
+  }
+  return out;
+}
+
+/** Key under which the reached ports are kept in the kernel row's `backend_ref`. */
+export const REACHED_PORTS_KEY = 'reached_ports';
+
+const recordedPortsSchema = z.object({ shell_port: z.number().int(), iopub_port: z.number().int(), stdin_port: z.number().int(), control_port: z.number().int(), hb_port: z.number().int() });
+
+/** Where a kernel recorded in the database is reached: its host and the reached ports (else its own). */
+export function kernelAddress(row: { host: string | null; ports: KernelPorts; backend_ref: Record<string, unknown> | null }): { host: string; ports: KernelPorts } {
+  const recorded = recordedPortsSchema.safeParse(row.backend_ref?.[REACHED_PORTS_KEY]);
+  return { host: row.host ?? '127.0.0.1', ports: recorded.success ? recorded.data : row.ports };
 }

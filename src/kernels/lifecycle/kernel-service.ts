@@ -27,7 +27,7 @@ import type { Logger } from '../../logging';
 import type { KernelspecCatalog } from '../catalog';
 import { KernelClient } from '../channels';
 import { BridgeRegistry } from './bridge-registry';
-import { CONTAINER_KERNEL_PORTS, connectionInfo, newKernelKey, PortAllocator, removeConnectionFile, writeConnectionFile } from './connection-files';
+import { CONTAINER_KERNEL_PORTS, connectionInfo, kernelAddress, newKernelKey, PortAllocator, reachedPorts, REACHED_PORTS_KEY, removeConnectionFile, writeConnectionFile } from './connection-files';
 import { filterKernelEnv, launchTimeoutFrom } from './env-hygiene';
 import { KernelLaunchError, KernelNotFoundError, KernelQuotaError, KernelRequestError } from './errors';
 import { toKernelModel, type KernelModel } from './kernel-model';
@@ -159,9 +159,9 @@ export function createKernelService(deps: KernelServiceDeps) {
 
   /**
    * Starts (or adopts) the workload and waits until the kernel answers kernel_info, failing as soon as
-   * the workload exits. Returns the host the kernel is reached at.
+   * the workload exits. Returns where the kernel is reached (host and ports).
    */
-  async function bringUp(row: KernelRow, timeoutMs: number): Promise<string> {
+  async function bringUp(row: KernelRow, timeoutMs: number): Promise<{ host: string; ports: KernelRow['ports'] }> {
     let connectionFile: string | undefined;
     if (local) {
       connectionFile = await writeConnectionFile(connectionDir, row.id, connectionInfo('127.0.0.1', row.ports, secrets.open(row.key_ciphertext), row.kernel_name));
@@ -178,8 +178,10 @@ export function createKernelService(deps: KernelServiceDeps) {
       throw new KernelLaunchError(`kernel process ${state.reason ?? 'exited'}${await outputOf(row.workload_name)}`);
     }
     const host = state.host!;
-    await updateKernel(db, row.id, { host, backend_ref: state.ref ?? null });
-    const probe = new KernelClient({ connection: connectionInfo(host, row.ports, secrets.open(row.key_ciphertext), row.kernel_name), kernelId: row.id, heartbeat: false, logger: deps.logger });
+    // Published container ports are reached at the host ports the backend reports, not the kernel's own.
+    const reach = reachedPorts(row.ports, state.ports);
+    await updateKernel(db, row.id, { host, backend_ref: { ...(state.ref ?? {}), [REACHED_PORTS_KEY]: reach } });
+    const probe = new KernelClient({ connection: connectionInfo(host, reach, secrets.open(row.key_ciphertext), row.kernel_name), kernelId: row.id, heartbeat: false, logger: deps.logger });
     const watcher = new AbortController();
     try {
       const exited = (async (): Promise<never> => {
@@ -202,7 +204,7 @@ export function createKernelService(deps: KernelServiceDeps) {
       watcher.abort();
       await probe.close({ closeWebsockets: false });
     }
-    return host;
+    return { host, ports: reach };
   }
 
   async function handleLaunch(job: JobInfo<LaunchJobData>): Promise<void> {
@@ -390,12 +392,19 @@ export function createKernelService(deps: KernelServiceDeps) {
       // A dead kernel gets no shutdown_request: nothing would answer it, and the queued message would
       // reach (and stop) the new process once it binds the same port.
       await terminate(row, { restartable: true });
+      let reached: { host: string; ports: KernelRow['ports'] };
       try {
-        await bringUp(row, kcfg.launch_timeout_seconds * 1000);
+        reached = await bringUp(row, kcfg.launch_timeout_seconds * 1000);
       } catch (err) {
         await updateKernel(db, row.id, { state: 'dead', execution_state: 'dead', message: (err as Error).message });
         registry.broadcast(row.id, 'dead');
         throw err;
+      }
+      const before = kernelAddress(row);
+      if (before.host !== reached.host || (Object.keys(reached.ports) as (keyof KernelRow['ports'])[]).some((k) => before.ports[k] !== reached.ports[k])) {
+        // A new container or pod is reached elsewhere (new published ports, new pod IP): the client
+        // connected to the old address goes; its websockets close with 1001 and clients reconnect.
+        await registry.release(row.id);
       }
       registry.get(row.id)?.resumeHeartbeat();
       const after = await updateKernel(db, row.id, { state: 'running', execution_state: 'idle', message: null });
