@@ -1,11 +1,13 @@
 /**
- * docker/: the images cannot be built here, so the Dockerfiles are parsed (a small structural
- * parser — no Dockerfile parser package is installed) and their entrypoints are run directly.
+ * docker/: the images cannot be built here, so the Dockerfiles are parsed with dockerfile-ast, linted
+ * with dockerfile-utils' validator, checked structurally, and their entrypoints are run directly.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
+import { validate, ValidationSeverity } from 'dockerfile-utils';
 import YAML from 'yaml';
 import { nth, REPO } from './chart-render';
 
@@ -13,32 +15,20 @@ jest.setTimeout(120_000);
 
 interface Instruction {
   op: string;
+  /** Flags first (`--from=build`), then the arguments, continuations joined. */
   args: string;
   line: number;
 }
 
-/** Instructions of a Dockerfile: comments dropped, `\` continuations joined, parser directives ignored. */
+function flagsOf(i: AstInstruction): string[] {
+  const withFlags = i as AstInstruction & { getFlags?: () => { getName(): string; getValue(): string | null }[] };
+  return (withFlags.getFlags?.() ?? []).map((f) => (f.getValue() === null ? `--${f.getName()}` : `--${f.getName()}=${f.getValue()}`));
+}
+
 function parseDockerfile(text: string): Instruction[] {
-  const out: Instruction[] = [];
-  let buf = '';
-  let start = 0;
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/\r$/, '');
-    if (!buf && /^\s*#/.test(line)) return;
-    if (buf && /^\s*#/.test(line)) return; // comment inside a continuation
-    if (!buf) start = i + 1;
-    if (/\\\s*$/.test(line)) {
-      buf += line.replace(/\\\s*$/, ' ');
-      return;
-    }
-    buf += line;
-    const m = /^\s*([A-Za-z]+)\s*(.*)$/.exec(buf);
-    if (m) out.push({ op: (m[1] ?? '').toUpperCase(), args: (m[2] ?? '').trim(), line: start });
-    else if (buf.trim()) throw new Error(`line ${start}: not an instruction: ${buf}`);
-    buf = '';
-  });
-  if (buf) throw new Error('dangling line continuation at end of file');
-  return out;
+  return DockerfileParser.parse(text)
+    .getInstructions()
+    .map((i) => ({ op: i.getKeyword().toUpperCase(), args: [...flagsOf(i), i.getArgumentsContent() ?? ''].join(' ').trim(), line: i.getRange().start.line + 1 }));
 }
 
 const KNOWN = new Set(['FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL']);
@@ -73,7 +63,10 @@ describe.each(['spawngate', 'kernel', 'hub'])('docker/%s/Dockerfile', (name) => 
   const { ins, stages: st } = load(name);
   const final = nth(st, st.length - 1);
 
-  test('only known instructions; final stage runs as a non-root user', () => {
+  test('the linter finds nothing; only known instructions; final stage runs as a non-root user', () => {
+    const text = readFileSync(path.join(REPO, 'docker', name, 'Dockerfile'), 'utf8');
+    const problems = validate(text).filter((d) => d.severity !== ValidationSeverity.IGNORE);
+    expect(problems.map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
     for (const i of ins) expect([i.line, i.op, KNOWN.has(i.op)]).toEqual([i.line, i.op, true]);
     const user = last(final, 'USER');
     expect(user).toBeDefined();
@@ -94,6 +87,13 @@ describe.each(['spawngate', 'kernel', 'hub'])('docker/%s/Dockerfile', (name) => 
       }
     }
   });
+});
+
+test('the linter used above reports real mistakes (so an empty report means something)', () => {
+  const broken = 'RUN echo before any FROM\nFROM debian:bookworm\nCOPY only-one-argument\nEXPOSE notaport\nUSER\n';
+  const messages = validate(broken).map((d) => d.message);
+  expect(messages.length).toBeGreaterThanOrEqual(3);
+  expect(parseDockerfile(broken).map((i) => i.op)).toEqual(['RUN', 'FROM', 'COPY', 'EXPOSE', 'USER']);
 });
 
 describe('images', () => {
