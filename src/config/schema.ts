@@ -145,6 +145,11 @@ export const envSchema = z.object({
     .describe('Redis URL for BullMQ; unset: in-process job runner'),
   SPAWNGATE_QUEUE_PREFIX: z.string().default('spawngate').describe('BullMQ key prefix'),
   SPAWNGATE_BACKEND: z.enum(['local', 'docker', 'kubernetes']).default('local').describe('where workloads run'),
+  SPAWNGATE_KUBERNETES_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label')
+    .optional()
+    .describe('namespace of the kubernetes backend\'s pods when the YAML kubernetes.namespace is unset'),
   SPAWNGATE_HUB_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('token JupyterHub presents'),
   SPAWNGATE_ADMIN_TOKEN: z
     .string()

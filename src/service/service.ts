@@ -64,7 +64,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     } catch (err) {
       throw new QueueUnavailableError(`SPAWNGATE_REDIS_URL: Redis at ${redisAddress(config.env.SPAWNGATE_REDIS_URL)} is unreachable (${(err as Error).message}); check that Redis runs and the URL points at it`);
     }
-    backend = opts.backend ?? createBackend(config, logger);
+    backend = opts.backend ?? createBackend(config, logger, db);
   } catch (err) {
     await queue?.close(0).catch(() => undefined);
     await db.close().catch(() => undefined);

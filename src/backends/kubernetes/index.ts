@@ -1,6 +1,7 @@
 /**
- * The `kubernetes` backend's public surface: workloads as Pods in one namespace (see
- * kubernetes-backend.ts), the manifests it creates (manifests.ts, for dry runs) and how it reads them.
+ * The `kubernetes` backend's public surface: workloads as Pods (kubernetes-backend.ts, one namespace;
+ * namespaces.ts, one per experiment), the manifests it creates (manifests.ts, for dry runs), its options
+ * from spawngate's configuration (options.ts) and how it reads pods.
  */
 export {
   createKubernetesBackend,
@@ -15,7 +16,18 @@ export {
   buildPod,
   managedSelector,
   sanitizeLabelValue,
+  type HomeMount,
   type KubernetesOverrides,
   type PodManifestOptions,
   type PodPlan,
 } from './manifests';
+export { podManifestOptions, type PodSettings } from './pod-options';
+export {
+  createNamespacedKubernetesBackend,
+  experimentNamespace,
+  namespaceFor,
+  EXPERIMENT_LABEL,
+  type ExperimentNamespaces,
+  type NamespacedBackendOptions,
+} from './namespaces';
+export { kubernetesNamespace, kubernetesOptionsFromConfig, type KubernetesFromConfig } from './options';

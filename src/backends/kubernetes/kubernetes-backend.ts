@@ -33,12 +33,17 @@ import {
   MANAGED_BY_VALUE,
   SPEC_HASH_ANNOTATION,
 } from './manifests';
+import { podManifestOptions } from './pod-options';
 import { eventToProgress, podToState, stateChanged } from './pod-state';
 
 export const KUBERNETES_BACKEND_NAME = 'kubernetes';
 
 /** The kubernetes backend implements `logs` and `watch`; `signal` is not an API verb (interrupts go over ZMQ). */
-export type KubernetesBackend = Backend & Required<Pick<Backend, 'logs' | 'watch'>>;
+export type KubernetesBackend = Backend &
+  Required<Pick<Backend, 'logs' | 'watch'>> & {
+    /** Whether the informer's cache holds a live pod of that name (no API call). */
+    has(name: string): boolean;
+  };
 
 export type KubernetesBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
 
@@ -49,8 +54,18 @@ export interface KubernetesBackendOptions {
   kubeconfig?: KubeconfigSource;
   /** `app.kubernetes.io/instance` label value, to tell several installations in one namespace apart. Default none. */
   instance?: string;
-  /** uid for pods whose profile sets no `runAsUser` (runAsNonRoot needs a numeric uid). Default 1000. */
+  /** uid for pods whose profile sets no `runAsUser` and whose home owner is unknown or root. Default 1000. */
   defaultRunAsUser?: number;
+  /** gid likewise. Default: the uid. */
+  defaultRunAsGroup?: number;
+  /**
+   * Users' homes: a subPath (the user name, from the spec's `KERNEL_USERNAME`) of this claim, mounted at
+   * `<root>/<user>`, and pods run as the owner of `<root>/<user>` as spawngate sees it (the same NFS/EFS
+   * tree, read with one stat per launch). Default: no home volume.
+   */
+  home?: { claimName: string; root: string; readOnly?: boolean };
+  /** How many names of deleted pods keep their last state (reason) for `state()`. Default 2000. */
+  tombstones?: number;
   /**
    * Report an unschedulable pod as `exited` (reason `Unschedulable: …`) at once. Set false when a
    * cluster autoscaler (Karpenter, cluster-autoscaler) may still add a node. Default true.
@@ -116,10 +131,14 @@ class KubernetesBackendImpl implements KubernetesBackend {
   private readonly log: KubernetesBackendLogger;
   private readonly ready: Promise<Ctx>;
   private readonly states = new Map<string, Entry>();
+  /** Last states of deleted pods (bounded, oldest dropped): `state()` answers them without an API call. */
+  private readonly gone = new Map<string, WorkloadState>();
+  private synced = false;
   private readonly listeners = new Set<(e: WorkloadEvent) => void>();
   private readonly launchListeners = new Map<string, Set<(e: WorkloadEvent) => void>>();
   private readonly changeWaiters = new Map<string, Set<() => void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly stopping = new Set<string>();
   private eventsRv: string | undefined;
   private eventsRequest: AbortController | undefined;
   private closed = false;
@@ -157,6 +176,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
     await informer.start().catch((err: unknown) => {
       throw backendError(`listing pods in namespace ${this.ns}`, err);
     });
+    this.synced = true;
     void this.watchEvents(ctx);
     return ctx;
   }
@@ -202,6 +222,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
     if (!name) return;
     const state = podToState(pod, { failUnschedulable: this.failUnschedulable });
     const prev = this.states.get(name);
+    this.gone.delete(name);
     this.states.set(name, { uid: pod.metadata?.uid, state });
     if (stateChanged(prev?.state, state)) this.emit({ name, type: 'state', state });
     this.notify(name);
@@ -213,8 +234,11 @@ class KubernetesBackendImpl implements KubernetesBackend {
     const prev = this.states.get(name);
     if (!prev || (prev.uid && pod.metadata?.uid && prev.uid !== pod.metadata.uid)) return;
     this.states.delete(name);
-    const reason = prev.state.phase === 'exited' ? prev.state.reason : 'pod deleted';
+    const reason = prev.state.phase === 'exited' ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
     const state: WorkloadState = { name, phase: 'missing', ...(reason ? { reason } : {}), labels: prev.state.labels };
+    this.gone.delete(name);
+    this.gone.set(name, state);
+    if (this.gone.size > (this.options.tombstones ?? 2000)) this.gone.delete(this.gone.keys().next().value!);
     this.emit({ name, type: 'state', state });
     this.notify(name);
   }
@@ -271,11 +295,9 @@ class KubernetesBackendImpl implements KubernetesBackend {
   // ---- Backend ---------------------------------------------------------------------------
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    const plan = buildPod(spec, {
-      namespace: this.ns,
-      defaultRunAsUser: this.options.defaultRunAsUser ?? 1000,
-      ...(this.options.instance ? { instance: this.options.instance } : {}),
-    });
+    const options = await podManifestOptions(spec, { ...this.options, namespace: this.ns });
+    if (options.home && !options.homeOwner) this.log.debug('home owner unknown or root; using the default uid', { pod: spec.name });
+    const plan = buildPod(spec, options);
     const { core } = await this.ready;
     if (onEvent) {
       let set = this.launchListeners.get(spec.name);
@@ -330,32 +352,44 @@ class KubernetesBackendImpl implements KubernetesBackend {
     return existing;
   }
 
+  /**
+   * From the informer's cache only — never an API call, so callers may poll it (the launch paths do,
+   * every 100 ms). The cache was filled by a full list before the first call returns, and every pod of
+   * ours created since arrives on the watch (or was seeded by our own create), so a name it does not
+   * hold is missing; deleted pods keep their last reason for a while.
+   */
   async state(name: string): Promise<WorkloadState> {
-    const { core } = await this.ready;
+    await this.ready;
     const known = this.states.get(name);
     if (known) return known.state;
-    // Not (yet) seen by the informer: one GET decides (a pod another replica created a moment ago).
-    try {
-      const pod = await core.readNamespacedPod({ name, namespace: this.ns });
-      if (pod.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
-        return { name, phase: 'missing', reason: 'a pod of that name is not managed by spawngate' };
-      }
-      return this.seed(pod);
-    } catch (err) {
-      if (statusCode(err) === 404) return { name, phase: 'missing' };
-      throw backendError(`reading pod ${name}`, err);
-    }
+    return this.gone.get(name) ?? { name, phase: 'missing' };
+  }
+
+  /** True once this backend's informer has listed its namespace. */
+  get isSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Whether the cache holds a (live) pod of that name. */
+  has(name: string): boolean {
+    return this.states.has(name);
   }
 
   async stop(name: string, opts: { graceSeconds?: number } = {}): Promise<void> {
     const { core } = await this.ready;
-    let uid = this.states.get(name)?.uid;
-    if (!uid) {
-      const state = await this.state(name);
-      if (state.phase === 'missing') return;
-      uid = this.states.get(name)?.uid;
-    }
+    // Not in the cache: delete anyway (one call, 404 if truly gone) — the pod may be one another replica
+    // created a moment ago that the watch has not delivered yet. Without a uid, no precondition.
+    const uid = this.states.get(name)?.uid;
     const graceSeconds = Math.max(0, Math.round(opts.graceSeconds ?? 30));
+    this.stopping.add(name);
+    try {
+      await this.deletePod(core, name, uid, graceSeconds);
+    } finally {
+      this.stopping.delete(name);
+    }
+  }
+
+  private async deletePod(core: K8s.CoreV1Api, name: string, uid: string | undefined, graceSeconds: number): Promise<void> {
     try {
       await core.deleteNamespacedPod({
         name,
@@ -371,7 +405,8 @@ class KubernetesBackendImpl implements KubernetesBackend {
     // Resolves on the informer's delete; a GET every few seconds covers a watch that is down.
     for (;;) {
       const entry = this.states.get(name);
-      if (!entry || entry.uid !== uid) return;
+      if (!entry || (uid && entry.uid !== uid)) return;
+      uid ??= entry.uid;
       await this.changed(name, 3000);
       if (this.states.get(name)?.uid !== uid) return;
       try {

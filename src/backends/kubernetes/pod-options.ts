@@ -1,0 +1,49 @@
+/**
+ * The per-launch inputs of `buildPod` that come from the backend's settings and the user's home: the
+ * namespace, default uid/gid, and the home volume with its owner. Shared by the backend and the dry run,
+ * so what an admin reviews is what would be created.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PermanentBackendError, type WorkloadSpec } from '../types';
+import type { PodManifestOptions } from './manifests';
+
+export interface PodSettings {
+  namespace: string;
+  instance?: string;
+  defaultRunAsUser?: number;
+  defaultRunAsGroup?: number;
+  home?: { claimName: string; root: string; readOnly?: boolean };
+}
+
+/** uid/gid owning a home directory, or undefined when it cannot be read or is root's (never run as root). */
+export async function homeOwner(dir: string): Promise<{ uid: number; gid: number } | undefined> {
+  try {
+    const st = await stat(dir);
+    if (st.uid === 0) return undefined;
+    return { uid: st.uid, gid: st.gid === 0 ? st.uid : st.gid };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The user is the spec's `KERNEL_USERNAME` (set for servers and kernels alike, DESIGN §1). */
+export async function podManifestOptions(spec: WorkloadSpec, s: PodSettings): Promise<PodManifestOptions> {
+  const opts: PodManifestOptions = {
+    namespace: s.namespace,
+    defaultRunAsUser: s.defaultRunAsUser ?? 1000,
+    ...(s.defaultRunAsGroup !== undefined ? { defaultRunAsGroup: s.defaultRunAsGroup } : {}),
+    ...(s.instance ? { instance: s.instance } : {}),
+  };
+  const user = spec.env.KERNEL_USERNAME;
+  if (s.home && user) {
+    if (user.includes('/') || user === '.' || user === '..' || user.includes('\0')) {
+      throw new PermanentBackendError(`kubernetes backend: user name ${JSON.stringify(user)} cannot name a home directory`);
+    }
+    const mountPath = path.join(s.home.root, user);
+    opts.home = { claimName: s.home.claimName, mountPath, subPath: user, ...(s.home.readOnly ? { readOnly: true } : {}) };
+    const owner = await homeOwner(mountPath);
+    if (owner) opts.homeOwner = owner;
+  }
+  return opts;
+}
