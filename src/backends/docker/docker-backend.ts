@@ -20,6 +20,7 @@ import { connectionArchive, ownerOf } from './connection-archive';
 import { assertValidName, buildContainer, isValidName, labelKeys, type LabelKeys } from './container-spec';
 import { describeExit, stateFromInspect, type Reachability } from './container-state';
 import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
+import { detectQuirks, type EngineQuirks } from './engine-quirks';
 import { EventStream, JsonObjectSplitter, type EngineEvent } from './event-stream';
 import { lastLines, timestampedText } from './log-frames';
 import type { DockerBackendLogger, DockerBackendOptions } from './options';
@@ -59,6 +60,7 @@ class DockerContainerBackend implements DockerBackend {
   /** Containers the engine sent an `oom` event for since their last start (some engines then report OOMKilled=false). */
   private readonly oomSeen = new Set<string>();
   private closed = false;
+  private quirks: Promise<EngineQuirks> | undefined;
 
   constructor(private readonly options: DockerBackendOptions) {
     this.docker = new Docker(options.connection);
@@ -159,10 +161,12 @@ class DockerContainerBackend implements DockerBackend {
     const n = Math.max(0, Math.floor(lines));
     if (n === 0) return [];
     try {
+      const { tailDropsPartialLines } = await this.engineQuirks();
+      // A few lines more than asked: a line written in pieces counts as several for the engine's tail.
+      const tail = tailDropsPartialLines ? {} : { tail: n + 16 };
       const buf = (await this.docker
         .getContainer(name)
-        // A few lines more than asked: a line written in pieces counts as several for the engine's tail.
-        .logs({ stdout: true, stderr: true, tail: n + 16, timestamps: true, follow: false })) as unknown as Buffer;
+        .logs({ stdout: true, stderr: true, ...tail, timestamps: true, follow: false })) as unknown as Buffer;
       return lastLines(timestampedText(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))), n);
     } catch (err) {
       if (isNotFound(err)) return [];
@@ -215,6 +219,15 @@ class DockerContainerBackend implements DockerBackend {
   }
 
   // ——— internals ———
+
+  /** The engine's quirks, asked once (and again after a failure, e.g. while the daemon was down). */
+  private engineQuirks(): Promise<EngineQuirks> {
+    this.quirks ??= detectQuirks(this.docker).catch((err: unknown) => {
+      this.quirks = undefined;
+      throw err;
+    });
+    return this.quirks;
+  }
 
   private isOurs(info: Docker.ContainerInspectInfo): boolean {
     return info.Config?.Labels?.[this.keys.managed] === 'true';
