@@ -19,7 +19,7 @@ export function renderConfigDoc(): string {
   for (const [key, schema] of Object.entries(profileSchema.shape)) {
     lines.push(`| \`${key}\` | ${(schema as z.ZodType).description ?? ''} |`);
   }
-  for (const section of ['kernels', 'docker', 'kubernetes'] as const) {
+  for (const section of ['kernels', 'docker', 'kubernetes', 'oidc'] as const) {
     lines.push('', `| ${section} field | type | default | meaning |`, '| --- | --- | --- | --- |');
     const shape = (fileConfigSchema.shape[section] as unknown as { unwrap(): z.ZodObject }).unwrap().shape;
     for (const [key, schema] of Object.entries(shape)) {

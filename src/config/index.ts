@@ -11,3 +11,4 @@ export {
 } from './schema';
 export { dockerConfigSchema, type DockerConfig } from './docker-schema';
 export { kubernetesConfigSchema, type KubernetesConfig } from './kubernetes-schema';
+export { oidcConfigSchema, ASYMMETRIC_JWS_ALGORITHMS, type OidcConfig } from './oidc-schema';

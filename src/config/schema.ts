@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
 import { kubernetesConfigSchema } from './kubernetes-schema';
+import { oidcConfigSchema } from './oidc-schema';
 
 const boolFromEnv = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
@@ -118,6 +119,7 @@ export const fileConfigSchema = z
       .prefault({}),
     docker: dockerConfigSchema.prefault({}).describe('docker backend settings'),
     kubernetes: kubernetesConfigSchema.prefault({}).describe('kubernetes backend settings'),
+    oidc: oidcConfigSchema.prefault({}).describe('OpenID Connect bearer tokens and group → experiment mapping'),
   })
   .strict();
 export type FileConfig = z.infer<typeof fileConfigSchema>;
@@ -178,5 +180,8 @@ export const envSchema = z.object({
     .default(30)
     .describe('seconds before a job of a worker that died is retried by another (BullMQ lock)'),
   SPAWNGATE_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(50).describe('jobs a worker runs at once'),
+  SPAWNGATE_OIDC_ISSUER: z.url().optional().describe('OpenID Provider issuer URL (overrides oidc.issuer); unset with no oidc.issuer: OIDC is off'),
+  SPAWNGATE_OIDC_AUDIENCE: z.string().min(1).optional().describe("accepted 'aud' of access tokens, comma-separated (overrides oidc.audience)"),
+  SPAWNGATE_OIDC_CLIENT_SECRET: z.string().min(1).optional().describe('client secret for token introspection (oidc.introspection)'),
 });
 export type EnvConfig = z.infer<typeof envSchema>;

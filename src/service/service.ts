@@ -8,12 +8,13 @@ import type { AddressInfo } from 'node:net';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
 import { createSecretBox, loadSecretKey, migrate, openDatabase, type Db } from '../db';
+import { createOidcIdentity, resolveOidcSettings } from '../identity';
 import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
 import { createServerLifecycle, openJobQueue, QueueUnavailableError, ServerNotifier, type JobQueue, type ServerLifecycle } from '../jobs';
 import { logger as rootLogger, registerSecret, type Logger } from '../logging';
 import { createMetrics, type Metrics } from '../metrics';
 import { createProfileCatalog } from '../profiles';
-import { createApp, createGatewayKernelRouter, createHubServerRouter, createKernelChannelsHandler, createKernelspecRouter } from '../spawner-api';
+import { createApp, createAdminRouter, createGatewayKernelRouter, createHubServerRouter, createKernelChannelsHandler, createKernelspecRouter } from '../spawner-api';
 import { createBackend } from './backend-factory';
 
 export interface ServiceOptions {
@@ -46,6 +47,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   const logger = opts.logger ?? rootLogger;
   registerSecret(config.env.SPAWNGATE_HUB_TOKEN);
   registerSecret(config.env.SPAWNGATE_ADMIN_TOKEN);
+  // OIDC settings are checked before anything is opened: a bad combination stops start-up (ConfigError).
+  const oidcSettings = resolveOidcSettings(config);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir });
@@ -77,6 +80,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   const secrets = createSecretBox(loadSecretKey({ configured: config.env.SPAWNGATE_SECRET_KEY, dataDir: config.dataDir }));
   const kernelspecs = createKernelspecCatalog(config, { logger });
   const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger });
+  const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
 
   let stopWorkers: (() => void) | undefined;
   let stopKernelWorkers: (() => void) | undefined;
@@ -105,6 +109,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
           adminToken: config.env.SPAWNGATE_ADMIN_TOKEN,
           version: opts.version ?? '0.1.0',
           hubRouters: [createHubServerRouter({ db, lifecycle, catalog, notifier })],
+          adminRouters: [createAdminRouter({ db })],
+          oidc,
           gatewayRouters: [
             createKernelspecRouter({ catalog: kernelspecs }),
             createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels }),

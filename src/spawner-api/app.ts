@@ -7,6 +7,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import swaggerUi from 'swagger-ui-express';
 import { DatabaseUnavailableError, type Db } from '../db';
 import { QueueUnavailableError, type JobQueue } from '../jobs';
+import type { OidcIdentity } from '../identity';
 import type { Logger } from '../logging';
 import type { Metrics } from '../metrics';
 import { authenticate, requireAuthenticated, requireHub } from './auth';
@@ -25,6 +26,10 @@ export interface AppDeps {
   hubRouters: Router[];
   /** Gateway routes; they check the identity themselves (see identity.ts). */
   gatewayRouters: Router[];
+  /** Admin API routers, mounted under /api/admin (they require an admin identity themselves). */
+  adminRouters?: Router[];
+  /** OIDC bearer tokens (src/identity), when configured. */
+  oidc?: Pick<OidcIdentity, 'authenticate'>;
 }
 
 /** The route pattern of a path, so metric labels never carry user names or ids. */
@@ -36,6 +41,10 @@ const ROUTE_PATTERNS: Array<[RegExp, string]> = [
   [/^\/api\/kernelspecs\/[^/]+$/, '/api/kernelspecs/:name'],
   [/^\/kernelspecs\/[^/]+\/.+$/, '/kernelspecs/:name/:resource'],
   [/^\/api\/docs\/.*$/, '/api/docs'],
+  [/^\/api\/admin\/([a-z]+)$/, '/api/admin/$1'],
+  [/^\/api\/admin\/([a-z]+)\/[^/]+$/, '/api/admin/$1/:name'],
+  [/^\/api\/admin\/([a-z]+)\/[^/]+\/([a-z]+)$/, '/api/admin/$1/:name/$2'],
+  [/^\/api\/admin\/([a-z]+)\/[^/]+\/([a-z]+)\/[^/]+$/, '/api/admin/$1/:name/$2/:user'],
 ];
 
 const STATIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/api', '/api/openapi.json', '/api/servers', '/api/kernels', '/api/kernelspecs']);
@@ -128,8 +137,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/docs', swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'spawngate API' }));
 
   app.use(express.json({ limit: '1mb' }));
-  app.use(authenticate({ hubToken: deps.hubToken, adminToken: deps.adminToken, db: deps.db }));
+  app.use(authenticate({ hubToken: deps.hubToken, adminToken: deps.adminToken, db: deps.db, oidc: deps.oidc }));
   for (const r of deps.gatewayRouters) app.use(r);
+  for (const r of deps.adminRouters ?? []) app.use('/api/admin', requireAuthenticated(), r);
   for (const r of deps.hubRouters) app.use(requireAuthenticated(), requireHub(), r);
   app.use((req, _res, next) => next(new HttpError(404, `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

@@ -5,8 +5,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Db } from '../db';
-import { verifyToken } from '../db';
-import { forbidden, unauthorized } from './errors';
+import { TOKEN_PREFIX, verifyToken } from '../db';
+import { IdentityProviderUnavailableError, TokenRejectedError, type OidcIdentity } from '../identity';
+import { forbidden, unauthorized, unavailable } from './errors';
 import { identityOf, type Identity } from './identity';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -24,7 +25,7 @@ export function tokenFrom(req: Request): string | undefined {
   return undefined;
 }
 
-export function authenticate(opts: { hubToken?: string; adminToken?: string; db: Db }) {
+export function authenticate(opts: { hubToken?: string; adminToken?: string; db: Db; oidc?: Pick<OidcIdentity, 'authenticate'> }) {
   return async function authenticate(req: Request, res: Response, next: NextFunction): Promise<void> {
     const token = tokenFrom(req);
     if (!token) return next();
@@ -36,10 +37,23 @@ export function authenticate(opts: { hubToken?: string; adminToken?: string; db:
       const found = await verifyToken(opts.db, token);
       if (found) identity = { kind: 'user', username: found.username, serverId: found.serverId ?? undefined };
     }
+    if (!identity && opts.oidc && !token.startsWith(TOKEN_PREFIX)) identity = await oidcIdentity(opts.oidc, token);
     if (!identity) throw unauthorized('invalid token');
     res.locals.identity = identity;
     next();
   };
+}
+
+/** An OIDC bearer token as an identity; the IdP's reasons become 401 (bad token) or 503 (IdP unreachable). */
+async function oidcIdentity(oidc: Pick<OidcIdentity, 'authenticate'>, token: string): Promise<Identity> {
+  try {
+    const p = await oidc.authenticate(token);
+    return p.admin ? { kind: 'admin', username: p.username, via: 'oidc' } : { kind: 'user', username: p.username, via: 'oidc' };
+  } catch (err) {
+    if (err instanceof TokenRejectedError) throw unauthorized(`invalid token: ${err.message}`);
+    if (err instanceof IdentityProviderUnavailableError) throw unavailable(err.message, err);
+    throw err;
+  }
 }
 
 /** Only the hub or admin token may pass (server management). */

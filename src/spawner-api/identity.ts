@@ -8,10 +8,10 @@ import { forbidden, unauthorized } from './errors';
 export type Identity =
   /** The hub's token: may manage any user's servers. */
   | { kind: 'hub' }
-  /** The admin/service token: may act for any user everywhere. */
-  | { kind: 'admin' }
-  /** A per-user gateway token: acts as this user only. */
-  | { kind: 'user'; username: string; serverId?: number };
+  /** The admin/service token, or an OIDC token with the admin role (`username` set): may act for any user everywhere. */
+  | { kind: 'admin'; username?: string; via?: 'oidc' }
+  /** A per-user gateway token or an OIDC token: acts as this user only. */
+  | { kind: 'user'; username: string; serverId?: number; via?: 'oidc' };
 
 export function identityOf(res: Response): Identity {
   const id = res.locals.identity as Identity | undefined;

@@ -6,3 +6,4 @@ export { buildOpenApiDocument } from './openapi';
 export { createGatewayKernelRouter, kernelHttpError } from './routes/gateway-kernels';
 export { createKernelspecRouter } from './routes/kernelspecs';
 export { createKernelChannelsHandler } from './kernel-channels';
+export { createAdminRouter } from './routes/admin';

@@ -10,6 +10,7 @@ import {
   serverModelSchema,
   startRequestSchema,
 } from './schemas';
+import { adminPaths, adminSchemas } from './admin-openapi';
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
@@ -128,7 +129,7 @@ export function buildOpenApiDocument(version: string): object {
     info: {
       title: 'spawngate',
       version,
-      description: 'Hub API for spawngate.RemoteSpawner, the Enterprise-Gateway-compatible kernel gateway, health and metrics.',
+      description: 'Hub API for spawngate.RemoteSpawner, the Enterprise-Gateway-compatible kernel gateway, the admin API, health and metrics.',
     },
     components: {
       securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`token <value>`' } },
@@ -141,6 +142,7 @@ export function buildOpenApiDocument(version: string): object {
         Kernel: json(kernelModelSchema),
         KernelStart: json(kernelStartSchema, 'input'),
         Kernelspec: json(kernelspecModelSchema),
+        ...adminSchemas(),
       },
     },
     security: [{ token: [] }],
@@ -173,6 +175,7 @@ export function buildOpenApiDocument(version: string): object {
         },
       },
       ...gatewayPaths(),
+      ...adminPaths(),
       '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'alive' } } } },
       '/readyz': { get: { summary: 'Readiness: database and queue answer', security: [], responses: { '200': { description: 'ready' }, '503': errors['503'] } } },
       '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'text exposition format' } } } },

@@ -1,0 +1,10 @@
+/** Public surface of src/admin: the administration operations shared by the admin API and the CLI. */
+export { withAuditActor, type AuditActor } from './audit-context';
+export { AdminError, CONSTRAINT_MEANINGS, translateDbError, type AdminErrorKind } from './errors';
+export * from './schemas';
+export { createExperiment, getExperiment, listExperiments, setExperimentActive, updateExperiment } from './experiments';
+export { createEnvironment, deleteEnvironment, getEnvironment, listEnvironments, updateEnvironment } from './environments';
+export { createUser, getUser, listUsers, setUserActive, updateUser } from './users';
+export { addMember, listMembers, removeMember } from './members';
+export { getUsage, listUsage } from './usage';
+export { listAudit } from './audit';

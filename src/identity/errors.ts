@@ -1,0 +1,9 @@
+/** Why an OIDC token did not authenticate: the token is bad (401) or the IdP cannot be asked (503). */
+
+export class TokenRejectedError extends Error {
+  override readonly name = 'TokenRejectedError';
+}
+
+export class IdentityProviderUnavailableError extends Error {
+  override readonly name = 'IdentityProviderUnavailableError';
+}
