@@ -83,6 +83,8 @@ export function readDocumentedRole(): { namespace: string; rules: PolicyRule[] }
 
 export interface FakeApiServerOptions {
   namespace: string;
+  /** More namespaces the Role is bound in (one namespace per experiment). Names are unique across them. */
+  extraNamespaces?: string[];
   rules: PolicyRule[];
   /** Run each pod's command as a local process. Default false (pods just become Running). */
   runCommands?: boolean;
@@ -127,6 +129,7 @@ function fieldMatcher(selector: string | null): (o: Obj) => boolean {
 export class FakeApiServer {
   readonly token = randomBytes(16).toString('hex');
   readonly namespace: string;
+  readonly namespaces: Set<string>;
   /** Every authorized request, in order. */
   readonly requests: RequestRecord[] = [];
   /** Requests refused by RBAC (a test fails if this is not empty). */
@@ -153,6 +156,7 @@ export class FakeApiServer {
 
   constructor(private readonly opts: FakeApiServerOptions) {
     this.namespace = opts.namespace;
+    this.namespaces = new Set([opts.namespace, ...(opts.extraNamespaces ?? [])]);
     this.server = http.createServer((req, res) => {
       let body = '';
       req.setEncoding('utf8');
@@ -281,7 +285,7 @@ export class FakeApiServer {
       : req.method!.toLowerCase();
     const fullResource = sub ? `${resource}/${sub}` : resource;
     const allowed =
-      ns === this.namespace &&
+      this.namespaces.has(ns) &&
       this.opts.rules.some((r) => r.apiGroups.includes('') && r.resources.includes(fullResource) && r.verbs.includes(verb));
     if (!allowed) {
       const msg = `${verb} ${fullResource}${name ? ` ${name}` : ''} in namespace ${ns}`;
@@ -293,20 +297,25 @@ export class FakeApiServer {
     if (resource === 'pods') {
       if (sub === 'log' && name) return this.podLog(res, name, Number(q.get('tailLines') ?? 0));
       if (sub) return this.send(res, 404, status(404, 'NotFound', `no subresource ${sub}`));
-      if (verb === 'create') return this.createPod(res, body);
+      if (name && this.pods.get(name)?.metadata.namespace !== ns && verb !== 'create') {
+        return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
+      }
+      if (verb === 'create') return this.createPod(res, body, ns);
       if (verb === 'get') return this.getPod(res, name!);
       if (verb === 'delete') return this.deletePod(res, name!, q, body);
-      return this.listOrWatch(res, 'pods', labelMatcher(q.get('labelSelector')), q);
+      const byLabel = labelMatcher(q.get('labelSelector'));
+      return this.listOrWatch(res, 'pods', (o) => o.metadata?.namespace === ns && byLabel(o), q);
     }
-    if (resource === 'secrets' && verb === 'create') return this.createSecret(res, body);
+    if (resource === 'secrets' && verb === 'create') return this.createSecret(res, body, ns);
     if (resource === 'events' && (verb === 'list' || verb === 'watch')) {
-      return this.listOrWatch(res, 'events', fieldMatcher(q.get('fieldSelector')), q);
+      const byField = fieldMatcher(q.get('fieldSelector'));
+      return this.listOrWatch(res, 'events', (o) => o.metadata?.namespace === ns && byField(o), q);
     }
     return this.send(res, 405, status(405, 'MethodNotAllowed', `${verb} ${fullResource} not implemented by the stand-in`));
   }
 
   /** 422 like the API server, or undefined when valid. */
-  private validate(kind: string, obj: Obj, validateSchema: () => void): Obj | undefined {
+  private validate(kind: string, obj: Obj, ns: string, validateSchema: () => void): Obj | undefined {
     const causes: { reason: string; message: string; field: string }[] = [];
     try {
       validateSchema();
@@ -324,7 +333,7 @@ export class FakeApiServer {
         causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(v)}`, field: `metadata.labels.${k}` });
       }
     }
-    if (obj.metadata?.namespace && obj.metadata.namespace !== this.namespace) {
+    if (obj.metadata?.namespace && obj.metadata.namespace !== ns) {
       causes.push({ reason: 'FieldValueInvalid', message: 'the namespace of the provided object does not match the namespace sent on the request', field: 'metadata.namespace' });
     }
     if (!causes.length) return undefined;
@@ -333,8 +342,8 @@ export class FakeApiServer {
     return status(422, 'Invalid', message, { name, kind: kind.toLowerCase() + 's', causes });
   }
 
-  private stamp(obj: Obj): void {
-    obj.metadata = { ...obj.metadata, namespace: this.namespace, uid: randomUUID(), creationTimestamp: now() };
+  private stamp(obj: Obj, ns: string): void {
+    obj.metadata = { ...obj.metadata, namespace: ns, uid: randomUUID(), creationTimestamp: now() };
   }
 
   private record(kind: Kind, type: LogEntry['type'], obj: Obj): void {
@@ -390,14 +399,14 @@ export class FakeApiServer {
     this.send(res, 200, pod);
   }
 
-  private createPod(res: http.ServerResponse, body: string): void {
+  private createPod(res: http.ServerResponse, body: string, ns: string): void {
     const obj = JSON.parse(body) as Obj;
     this.received.push(clone(obj));
-    const invalid = this.validate('Pod', obj, () => new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate());
+    const invalid = this.validate('Pod', obj, ns, () => new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate());
     if (invalid) return this.send(res, 422, invalid);
     const name = obj.metadata.name as string;
     if (this.pods.has(name)) return this.send(res, 409, status(409, 'AlreadyExists', `pods "${name}" already exists`, { name, kind: 'pods' }));
-    this.stamp(obj);
+    this.stamp(obj, ns);
     obj.status = { phase: 'Pending', qosClass: 'Burstable' };
     this.pods.set(name, obj);
     this.record('pods', 'ADDED', obj);
@@ -405,14 +414,14 @@ export class FakeApiServer {
     this.later(() => this.schedule(name, obj.metadata.uid as string));
   }
 
-  private createSecret(res: http.ServerResponse, body: string): void {
+  private createSecret(res: http.ServerResponse, body: string, ns: string): void {
     const obj = JSON.parse(body) as Obj;
     this.received.push(clone(obj));
-    const invalid = this.validate('Secret', obj, () => new Secret(obj as ConstructorParameters<typeof Secret>[0]).validate());
+    const invalid = this.validate('Secret', obj, ns, () => new Secret(obj as ConstructorParameters<typeof Secret>[0]).validate());
     if (invalid) return this.send(res, 422, invalid);
     const name = obj.metadata.name as string;
     if (this.secrets.has(name)) return this.send(res, 409, status(409, 'AlreadyExists', `secrets "${name}" already exists`));
-    this.stamp(obj);
+    this.stamp(obj, ns);
     obj.metadata.resourceVersion = String(++this.rv);
     this.secrets.set(name, obj);
     const { stringData, ...stored } = obj;
@@ -479,11 +488,12 @@ export class FakeApiServer {
 
   emitEvent(podName: string, type: 'Normal' | 'Warning', reason: string, message: string): void {
     const pod = this.pods.get(podName);
+    const ns = (pod?.metadata.namespace as string | undefined) ?? this.namespace;
     const ev: Obj = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${podName}.${randomBytes(8).toString('hex')}`, namespace: this.namespace, uid: randomUUID(), creationTimestamp: now() },
-      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: podName, namespace: this.namespace, uid: pod?.metadata.uid },
+      metadata: { name: `${podName}.${randomBytes(8).toString('hex')}`, namespace: ns, uid: randomUUID(), creationTimestamp: now() },
+      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: podName, namespace: ns, uid: pod?.metadata.uid },
       reason,
       message,
       type,
@@ -519,7 +529,7 @@ export class FakeApiServer {
     pod.spec.nodeName = 'fake-node';
     pod.status = { ...pod.status, hostIP: '127.0.0.1', conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }] };
     this.modified('pods', pod);
-    this.emitEvent(name, 'Normal', 'Scheduled', `Successfully assigned ${this.namespace}/${name} to fake-node`);
+    this.emitEvent(name, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${name} to fake-node`);
     this.later(() => this.pull(name, uid));
   }
 

@@ -1,0 +1,143 @@
+/**
+ * Kernels through the gateway API on the kubernetes backend, end to end: a spawngate process with
+ * SPAWNGATE_BACKEND=kubernetes talks to the API stand-in (whose kubelet runs each pod's command as a
+ * local process at its own loopback pod IP), `spawngate.launcher` reads the connection Secret the
+ * kubelet mounted, and code runs over the websocket. Then what only a cluster does to a kernel: failure
+ * states, watch disconnects and 410, spawngate killed mid-launch (one pod, adopted), and reconciliation
+ * of orphans both ways. Every request stays inside the documented Role.
+ */
+import path from 'node:path';
+import { connectWs, execute } from '../support/jupyter-ws';
+import { createKubernetesBackend } from '../../src/backends/kubernetes';
+import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, type KubeWorld } from './kubernetes-setup';
+import { waitFor, type Spawngate } from './harness';
+
+jest.setTimeout(120_000);
+
+let world: KubeWorld;
+let sg: Spawngate;
+
+interface KernelModel {
+  id: string;
+  name: string;
+  execution_state: string;
+}
+
+function api(s: Spawngate, method: string, p: string, body?: unknown): Promise<Response> {
+  return fetch(`${s.url}${p}`, {
+    method,
+    headers: { Authorization: `token ${s.adminToken}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function launch(s: Spawngate, name: string): Promise<{ status: number; body: KernelModel & { message?: string } }> {
+  const res = await api(s, 'POST', '/api/kernels', { name, env: { KERNEL_USERNAME: 'alice' } });
+  return { status: res.status, body: (await res.json()) as KernelModel & { message?: string } };
+}
+
+async function runs(s: Spawngate, kernelId: string, code: string): Promise<string> {
+  const ws = await connectWs(`${s.url.replace('http', 'ws')}/api/kernels/${kernelId}/channels`, { Authorization: `token ${s.adminToken}` });
+  try {
+    return (await execute(ws, code)).stdout.trim();
+  } finally {
+    ws.close();
+  }
+}
+
+const podOf = (kernelId: string) => `sg-krn-${kernelId}`;
+
+beforeAll(async () => {
+  world = await createKubeWorld();
+  sg = await world.start();
+});
+
+afterAll(async () => {
+  await sg?.stop();
+  if (world) {
+    expect(world.fake.denied).toEqual([]);
+    expect(world.fake.invalid).toEqual([]);
+    await world.close();
+  }
+});
+
+test("a kernel launched through POST /api/kernels runs as a pod in its experiment's namespace and executes code", async () => {
+  const { status, body } = await launch(sg, 'conda-env-analysis-python3');
+  expect(status).toBe(201);
+  const pod = world.fake.pods.get(podOf(body.id))!;
+  expect(pod.metadata.namespace).toBe(EXPERIMENT_NS);
+  expect(pod.metadata.labels).toMatchObject({ kernel_id: body.id, component: 'kernel', app: 'spawngate', 'app.kubernetes.io/managed-by': 'spawngate' });
+  expect(pod.spec.restartPolicy).toBe('Never');
+  expect(pod.spec.containers[0].resources).toEqual({ requests: { cpu: '1000m', memory: '1024Mi' }, limits: { cpu: '4000m', memory: '8192Mi' } });
+  // Home: the EFS claim, subPath = user, at the same path as in the home tree; run as the home's owner.
+  const home = path.join(world.homes, 'alice');
+  expect(pod.spec.volumes).toEqual(expect.arrayContaining([{ name: 'spawngate-home', persistentVolumeClaim: { claimName: 'efs-homes' } }]));
+  expect(pod.spec.containers[0].volumeMounts).toEqual(expect.arrayContaining([{ name: 'spawngate-home', mountPath: home, subPath: 'alice' }]));
+  const expectedUid = process.getuid?.() === 0 ? ALICE_UID : process.getuid!();
+  expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: process.getuid?.() === 0 ? ALICE_UID : expect.any(Number) });
+  // The key is in the Secret the pod owns, never in the pod.
+  const secret = world.fake.secrets.get(podOf(body.id))!;
+  expect(JSON.stringify(pod)).not.toContain(JSON.parse(secret.stringData['connection.json']).key);
+
+  const out = await runs(sg, body.id, "import os, sys; print(sys.executable, os.getuid(), os.environ['HOME'], os.environ['KERNEL_CPUS_LIMIT'], os.environ['KERNEL_USERNAME'], 'SPAWNGATE_CONNECTION_INFO' in os.environ)");
+  expect(out).toBe(`${path.join(world.envPrefix, 'bin', 'python')} ${expectedUid} ${home} 4 alice False`);
+  expect((await api(sg, 'DELETE', `/api/kernels/${body.id}`)).status).toBe(204);
+  await waitFor('pod removed', async () => !world.fake.pods.has(podOf(body.id)));
+  expect(world.fake.secrets.has(podOf(body.id))).toBe(false);
+});
+
+test('an image pull error fails the launch with the reason, not a timeout', async () => {
+  const { status, body } = await launch(sg, 'broken-image');
+  expect(status).toBeGreaterThanOrEqual(500);
+  expect(body.message).toMatch(/ErrImagePull|ImagePullBackOff/);
+  await waitFor('failed pod removed', async () => ![...world.fake.pods.keys()].some((n) => world.fake.received.some((o) => o.metadata?.name === n && o.spec?.containers?.[0]?.image?.includes('does-not-exist'))));
+});
+
+test.each([
+  ['OOMKilled', (n: string) => world.fake.oomKill(n), /OOMKilled/],
+  ['Evicted', (n: string) => world.fake.evict(n), /Evicted: The node was low on resource/],
+  ['deleted by someone else', (n: string) => world.fake.deleteExternally(n), /pod deleted \(not by spawngate\)/],
+] as const)('a running kernel whose pod is %s is reported dead with the reason', async (_label, act, reason) => {
+  const { status, body } = await launch(sg, 'conda-env-analysis-python3');
+  expect(status).toBe(201);
+  act(podOf(body.id));
+  const dead = await waitFor('kernel dead', async () => {
+    const res = await api(sg, 'GET', `/api/kernels/${body.id}`);
+    const k = (await res.json()) as KernelModel;
+    return k.execution_state === 'dead' ? k : undefined;
+  });
+  expect(dead.execution_state).toBe('dead');
+  const [row] = await world.pg.db.query<{ state: string; message: string }>('SELECT state, message FROM kernels WHERE id = $1', [body.id]);
+  expect(row).toMatchObject({ state: 'dead' });
+  expect(row!.message).toMatch(reason);
+  await api(sg, 'DELETE', `/api/kernels/${body.id}`);
+});
+
+test('a launch survives a dropped watch and a 410 relist in the middle', async () => {
+  const launching = launch(sg, 'conda-env-analysis-python3');
+  await waitFor('pod created', async () => [...world.fake.pods.values()].some((p) => p.status?.phase === 'Pending'), 20000, 5);
+  world.fake.compact();
+  world.fake.dropWatches();
+  const { status, body } = await launching;
+  expect(status).toBe(201);
+  expect(await runs(sg, body.id, 'print(6 * 7)')).toBe('42');
+  await api(sg, 'DELETE', `/api/kernels/${body.id}`);
+});
+
+test('reconciliation at start-up: an unknown spawngate pod is removed, a running kernel whose pod vanished is closed', async () => {
+  const { body } = await launch(sg, 'conda-env-analysis-python3');
+  await sg.stop(); // SIGTERM: with the kubernetes backend pods keep running
+  expect(world.fake.pods.has(podOf(body.id))).toBe(true);
+
+  // While spawngate is down: its kernel's pod disappears, and a labelled pod nobody recorded appears.
+  world.fake.removePodSilently(podOf(body.id));
+  const orphan = `sg-krn-00000000-0000-4000-8000-${Date.now().toString().padStart(12, '0').slice(-12)}`;
+  const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: { debug: () => undefined, info: () => undefined, warn: () => undefined } });
+  await other.ensure({ name: orphan, kind: 'kernel', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: 'registry.example/spawngate-kernel:test' });
+  await other.close();
+
+  sg = await world.start();
+  await waitFor('orphan removed', async () => !world.fake.pods.has(orphan));
+  const [row] = await world.pg.db.query<{ state: string; message: string }>('SELECT state, message FROM kernels WHERE id = $1', [body.id]);
+  expect(row).toMatchObject({ state: 'dead', message: 'kernel process disappeared' });
+});
