@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
+import { executeRequest } from '../../tests/support/jupyter-ws';
 import { freePorts, startKernel, SYSTEM_PYTHON, type KernelProcess } from '../../tests/channels/helpers';
 
 const N = Number(process.env.N ?? 1000);
@@ -74,30 +75,7 @@ async function wsRoundTripper(
       const msgId = randomUUID();
       const t0 = performance.now();
       current = { msgId, reply: false, idle: false, done: () => resolve(performance.now() - t0) };
-      ws.send(
-        JSON.stringify({
-          header: {
-            msg_id: msgId,
-            msg_type: 'execute_request',
-            username: 'bench',
-            session,
-            date: new Date().toISOString(),
-            version: '5.3',
-          },
-          parent_header: {},
-          metadata: {},
-          content: {
-            code: '1+1',
-            silent: false,
-            store_history: true,
-            user_expressions: {},
-            allow_stdin: false,
-            stop_on_error: true,
-          },
-          channel: 'shell',
-          buffers: [],
-        }),
-      );
+      ws.send(executeRequest('1+1', { msgId, session, username: 'bench' }));
     });
   return async (n) => {
     const out: number[] = [];

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
 import type WebSocket from 'ws';
+import { executeRequest } from '../../tests/support/jupyter-ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/service';
@@ -122,29 +123,7 @@ export function firstOutput(ws: WebSocket, code: string, timeoutMs = 60_000): Pr
       resolve(String(m.content.text));
     };
     ws.on('message', onMessage);
-    ws.send(
-      JSON.stringify({
-        header: {
-          msg_id: msgId,
-          msg_type: 'execute_request',
-          username: 'bench',
-          session,
-          date: new Date().toISOString(),
-          version: '5.3',
-        },
-        parent_header: {},
-        metadata: {},
-        content: {
-          code,
-          silent: false,
-          store_history: true,
-          user_expressions: {},
-          allow_stdin: false,
-          stop_on_error: true,
-        },
-        channel: 'shell',
-      }),
-    );
+    ws.send(executeRequest(code, { msgId, session, username: 'bench' }));
   });
 }
 

@@ -8,6 +8,17 @@ export interface Msg {
   channel: string;
 }
 
+/** An execute_request as a websocket client sends it (jupyter_server's JSON framing). */
+export function executeRequest(code: string, ids: { msgId: string; session: string; username?: string }): string {
+  return JSON.stringify({
+    header: { msg_id: ids.msgId, msg_type: 'execute_request', username: ids.username ?? 'test', session: ids.session, date: new Date().toISOString(), version: '5.3' },
+    parent_header: {},
+    metadata: {},
+    content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+    channel: 'shell',
+  });
+}
+
 export function connectWs(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
@@ -43,14 +54,6 @@ export function execute(ws: WebSocket, code: string, timeoutMs = 20000): Promise
       }
     };
     ws.on('message', onMessage);
-    ws.send(
-      JSON.stringify({
-        header: { msg_id: msgId, msg_type: 'execute_request', username: 'test', session: 'test-session', date: new Date().toISOString(), version: '5.3' },
-        parent_header: {},
-        metadata: {},
-        content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false },
-        channel: 'shell',
-      }),
-    );
+    ws.send(executeRequest(code, { msgId, session: 'test-session' }));
   });
 }
