@@ -147,6 +147,7 @@ export class FakeApiServer {
   private readonly log: LogEntry[] = [];
   private rv = 100;
   private ipCounter = 1;
+  private stepMs: number;
   /** Pod IPs are 127.<base>.x.y: one base per process, so fakes in parallel test processes do not overlap. */
   private readonly ipBase = 20 + (process.pid % 200);
   private readonly volumeRoot = mkdtempSync(path.join(os.tmpdir(), 'sg-fake-kubelet-'));
@@ -156,6 +157,7 @@ export class FakeApiServer {
 
   constructor(private readonly opts: FakeApiServerOptions) {
     this.namespace = opts.namespace;
+    this.stepMs = opts.stepMs ?? 15;
     this.namespaces = new Set([opts.namespace, ...(opts.extraNamespaces ?? [])]);
     this.server = http.createServer((req, res) => {
       let body = '';
@@ -204,6 +206,11 @@ export class FakeApiServer {
   }
 
   // ---- test controls -----------------------------------------------------------------
+
+  /** Changes the delay between kubelet steps from now on (a slow image pull, a busy node). */
+  setStepMs(ms: number): void {
+    this.stepMs = ms;
+  }
 
   /** Makes every resourceVersion up to now expire: resuming a watch from one gets 410 Gone. */
   compact(): void {
@@ -478,7 +485,7 @@ export class FakeApiServer {
 
   // ---- kubelet -------------------------------------------------------------------------
 
-  private later(fn: () => void, ms = this.opts.stepMs ?? 15): void {
+  private later(fn: () => void, ms = this.stepMs): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
       fn();
