@@ -12,3 +12,4 @@ export {
 export { dockerConfigSchema, type DockerConfig } from './docker-schema';
 export { kubernetesConfigSchema, type KubernetesConfig } from './kubernetes-schema';
 export { oidcConfigSchema, ASYMMETRIC_JWS_ALGORITHMS, type OidcConfig } from './oidc-schema';
+export { fileConfigJsonSchema } from './json-schema';

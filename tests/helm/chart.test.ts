@@ -9,6 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
+import { fileConfigJsonSchema } from '../../src/config';
 import YAML from 'yaml';
 import { buildPod } from '../../src/backends/kubernetes';
 import { CHART, chartRenderBinary, K8sObject, mergeValues, nth, parseDocs, render, renderRaw, REPO, selects } from './chart-render';
@@ -442,6 +443,11 @@ describe('values.schema.json', () => {
     return { ok, errors: ajv.errorsText(validate.errors) };
   };
 
+  test('its `config` is the service\'s own configuration schema (regenerate with npm run config-doc)', () => {
+    const { description: _d, ...embedded } = schema.properties.config;
+    expect(embedded).toEqual(fileConfigJsonSchema());
+  });
+
   test('accepts the defaults, the EKS example and the test scenarios', () => {
     expect(check({})).toEqual({ ok: true, errors: 'No errors' });
     expect(check(YAML.parse(readFileSync(EKS, 'utf8')))).toEqual({ ok: true, errors: 'No errors' });
@@ -466,6 +472,11 @@ describe('values.schema.json', () => {
     ['bad namespace', { workloads: { namespaces: ['Bad_NS'] } }, /pattern/],
     ['log level', { logLevel: 'verbose' }, /allowed values/],
     ['profile without slug', { config: { profiles: [{ display_name: 'x' }] } }, /slug/],
+    ['misspelt kernels setting', { config: { kernels: { cull_idle_timout: 60 } } }, /additional properties/],
+    ['kernel port range reversed into one value', { config: { kernels: { port_range: [30000] } } }, /fewer than 2 items|minItems/],
+    ['negative kernel limit', { config: { kernels: { max_kernels_per_user: -1 } } }, /> 0|minimum|exclusiveMinimum/],
+    ['home claim not a DNS name', { config: { kubernetes: { home_volume: { claim_name: 'Homes_EFS' } } } }, /pattern/],
+    ['unknown config section', { config: { kubernetess: {} } }, /additional properties/],
   ])('rejects %s', (_label, over, message) => {
     const r = check(over);
     expect(r.ok).toBe(false);
