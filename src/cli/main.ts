@@ -11,6 +11,7 @@ import { logger } from '../logging';
 import { validateUsername } from '../profiles';
 import { createService, type Service } from '../service';
 import { renderConfigDoc } from './config-doc';
+import { dryRunArgsSchema, renderDryRun } from './dry-run';
 
 const VERSION: string = (() => {
   try {
@@ -128,6 +129,29 @@ export async function main(argv: string[]): Promise<void> {
         fatal(err);
       }
     });
+
+  program
+    .command('dry-run')
+    .description('print the Pod/Secret manifests the kubernetes backend would create for a user (contacts no API)')
+    .requiredOption('--user <name>', 'hub user name')
+    .option('--profile <slug>', 'server profile (default: the user\'s default profile)')
+    .option('--kernel <name>', 'also a kernel of this kernelspec (reads the experiment quota from the database)')
+    .action(async (o: { user: string; profile?: string; kernel?: string }) => {
+      const cfg = config();
+      try {
+        const args = dryRunArgsSchema.parse(o);
+        const db = args.kernel === undefined ? undefined : await openDatabase({ databaseUrl: cfg.env.SPAWNGATE_DATABASE_URL, dataDir: cfg.dataDir });
+        try {
+          process.stdout.write(await renderDryRun(cfg, args, db));
+        } finally {
+          await db?.close();
+        }
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program.command('admin').description('administer experiments, environments, members, users; usage and audit (spawngate admin --help)');
 
   program
     .command('config-doc')

@@ -7,12 +7,17 @@
  * of orphans both ways. Every request stays inside the documented Role.
  */
 import path from 'node:path';
+import YAML from 'yaml';
+import { renderDryRun } from '../../src/cli/dry-run';
+import { loadConfig } from '../../src/config';
 import { connectWs, execute } from '../support/jupyter-ws';
-import { createKubernetesBackend } from '../../src/backends/kubernetes';
+import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes';
 import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, type KubeWorld } from './kubernetes-setup';
 import { waitFor, type Spawngate } from './harness';
 
 jest.setTimeout(120_000);
+
+const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as unknown as KubernetesBackendOptions['logger'];
 
 let world: KubeWorld;
 let sg: Spawngate;
@@ -79,6 +84,13 @@ test("a kernel launched through POST /api/kernels runs as a pod in its experimen
   const secret = world.fake.secrets.get(podOf(body.id))!;
   expect(JSON.stringify(pod)).not.toContain(JSON.parse(secret.stringData['connection.json']).key);
 
+  // What `spawngate dry-run` prints is what was created (the kernel id aside).
+  const dry = YAML.parseAllDocuments(await renderDryRun(loadConfig(sg.env), { user: 'alice', kernel: 'conda-env-analysis-python3' }, world.pg.db)).map((d) => d.toJS() as typeof pod).filter((d) => d?.kind === 'Pod' && d.metadata.labels.component === 'kernel');
+  const received = world.fake.received.find((o) => o.kind === 'Pod' && o.metadata.name === podOf(body.id))!;
+  const sameId = (o: unknown) => JSON.parse(JSON.stringify(o).replaceAll(body.id, '00000000-0000-4000-8000-000000000000')) as unknown;
+  expect(sameId(received.spec)).toEqual(dry[0]!.spec);
+  expect(sameId(received.metadata.labels)).toEqual(dry[0]!.metadata.labels);
+
   const out = await runs(sg, body.id, "import os, sys; print(sys.executable, os.getuid(), os.environ['HOME'], os.environ['KERNEL_CPUS_LIMIT'], os.environ['KERNEL_USERNAME'], 'SPAWNGATE_CONNECTION_INFO' in os.environ)");
   expect(out).toBe(`${path.join(world.envPrefix, 'bin', 'python')} ${expectedUid} ${home} 4 alice False`);
   expect((await api(sg, 'DELETE', `/api/kernels/${body.id}`)).status).toBe(204);
@@ -132,7 +144,7 @@ test('reconciliation at start-up: an unknown spawngate pod is removed, a running
   // While spawngate is down: its kernel's pod disappears, and a labelled pod nobody recorded appears.
   world.fake.removePodSilently(podOf(body.id));
   const orphan = `sg-krn-00000000-0000-4000-8000-${Date.now().toString().padStart(12, '0').slice(-12)}`;
-  const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: { debug: () => undefined, info: () => undefined, warn: () => undefined } });
+  const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent });
   await other.ensure({ name: orphan, kind: 'kernel', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: 'registry.example/spawngate-kernel:test' });
   await other.close();
 

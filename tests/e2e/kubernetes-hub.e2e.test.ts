@@ -5,6 +5,9 @@
  * produces (unschedulable, image pull error) reach the hub API with their reason.
  */
 import path from 'node:path';
+import YAML from 'yaml';
+import { renderDryRun } from '../../src/cli/dry-run';
+import { loadConfig } from '../../src/config';
 import { connectWs, execute } from '../support/jupyter-ws';
 import { createKubeWorld, MISSING_IMAGE, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
 import { startHub, waitFor, type Hub, type Spawngate } from './harness';
@@ -72,6 +75,13 @@ test("the hub spawns alice's server as a pod, reaches it at the pod IP, and her 
   expect(server.spec.tolerations).toEqual([{ key: 'jupyter', operator: 'Exists', effect: 'NoSchedule' }]);
   expect(server.spec.containers[0].securityContext).toMatchObject({ allowPrivilegeEscalation: false, runAsNonRoot: true });
   expect(server.spec.automountServiceAccountToken).toBe(false);
+  // `spawngate dry-run` shows this pod as created, except the hub's environment and the row id.
+  const [dry] = YAML.parseAllDocuments(await renderDryRun(loadConfig(sg.env), { user: 'alice' })).map((d) => d.toJS() as typeof server);
+  const received = world.fake.received.find((o) => o.kind === 'Pod' && o.metadata.name === server.metadata.name)!;
+  const withoutEnv = (spec: typeof server) => ({ ...spec, containers: spec.containers.map((c: Record<string, unknown>) => ({ ...c, env: undefined })) });
+  expect(withoutEnv(received.spec)).toEqual(withoutEnv(dry!.spec));
+  expect(received.spec.containers[0].env.map((e: { name: string }) => e.name)).toEqual(expect.arrayContaining(dry!.spec.containers[0].env.map((e: { name: string }) => e.name)));
+
   const model = await hubApi('GET', '/users/alice/server');
   expect(model.body.url).toBe(`http://${server.status.podIP}:8888`);
 

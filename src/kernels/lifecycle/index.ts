@@ -2,4 +2,5 @@ export { createKernelService, kernelWorkloadName, KERNEL_LAUNCH_JOB, KERNEL_CULL
 export { KernelLaunchError, KernelNotFoundError, KernelQuotaError, KernelRequestError } from './errors';
 export { toKernelModel, jupyterTimestamp, type KernelModel } from './kernel-model';
 export { filterKernelEnv, launchTimeoutFrom, MAX_VALUE_BYTES, MAX_VARIABLES } from './env-hygiene';
-export { limitVariables } from './quota-check';
+export { grantFor, limitVariables } from './quota-check';
+export { CONTAINER_KERNEL_PORTS } from './connection-files';
