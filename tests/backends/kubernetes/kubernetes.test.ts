@@ -3,10 +3,18 @@
  * contract suite, then what only Kubernetes has — failure reasons from pod status, watch disconnects and
  * 410 relists, 409 adoption, the connection Secret, and RBAC (every call within docs/kubernetes-rbac.md).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createKubernetesBackend, type KubernetesBackend, type KubernetesBackendOptions } from '../../../src/backends/kubernetes';
+import {
+  buildPod,
+  createKubernetesBackend,
+  createNamespacedKubernetesBackend,
+  experimentNamespace,
+  podManifestOptions,
+  type KubernetesBackend,
+  type KubernetesBackendOptions,
+} from '../../../src/backends/kubernetes';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
 import { SLEEP_FOREVER, testBackend, waitFor } from '../contract';
 import { FakeApiServer, readDocumentedRole } from './fake-apiserver';
@@ -215,5 +223,83 @@ describe('kubernetes backend', () => {
     await expect(backend.ensure(makeSpec({ name: name(), overrides: { runAsUser: 0 } }))).rejects.toThrow(/root/);
     await expect(backend.ensure(makeSpec({ name: name(), overrides: { privileged: true } }))).rejects.toThrow(/unknown profile override/);
     await expect(backend.ensure(makeSpec({ name: 'Not_A_Label' }))).rejects.toThrow(/DNS label/);
+  });
+});
+
+describe('kubernetes backend: reads from the cache, namespaces per experiment', () => {
+  test('state() never calls the API, whatever the rate; a deleted pod keeps its reason', async () => {
+    const { fake, backend, cleanup } = await setup();
+    try {
+      const spec = makeSpec({ name: `sg-k8s-cache-${process.pid}` });
+      await backend.ensure(spec);
+      const before = fake.requests.length;
+      const podReads = () => fake.requests.slice(before).filter((r) => r.resource === 'pods' && (r.verb === 'get' || r.verb === 'list'));
+      await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running', 10_000, 1);
+      for (let i = 0; i < 200; i++) await backend.state(`sg-unknown-${i}`);
+      expect(podReads()).toEqual([]);
+      fake.deleteExternally(spec.name);
+      const gone = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'missing', 10_000, 5);
+      expect(gone.reason).toBe('pod deleted (not by spawngate)');
+      expect(podReads()).toEqual([]);
+    } finally {
+      await backend.close({ stopAll: true });
+      await cleanup();
+    }
+  });
+
+  test("an experiment's kernels go to its namespace; the namespaces watched are bounded", async () => {
+    const role = readDocumentedRole();
+    const fake = await new FakeApiServer({ namespace: role.namespace, extraNamespaces: ['sg-exp-a', 'sg-exp-b'], rules: role.rules, runCommands: true }).start();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-ns-'));
+    const backend = createNamespacedKubernetesBackend({
+      namespace: role.namespace,
+      kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
+      logger: silent,
+      experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 2, discover: async () => ['a'] },
+    });
+    try {
+      const server = makeSpec({ name: `sg-srv-ns-${process.pid}`, kind: 'server' });
+      const kernel = makeSpec({ name: `sg-krn-ns-${process.pid}`, labels: { 'spawngate/experiment': 'a' } });
+      await backend.ensure(server);
+      await backend.ensure(kernel);
+      expect(fake.pods.get(server.name)!.metadata.namespace).toBe(role.namespace);
+      expect(fake.pods.get(kernel.name)!.metadata.namespace).toBe('sg-exp-a');
+      await waitFor(() => backend.state(kernel.name), (s) => s.phase === 'running');
+      expect((await backend.list()).map((s) => s.name).sort()).toEqual([kernel.name, server.name].sort());
+      // A third namespace would exceed max_namespaces: refused with a message naming the limit.
+      await expect(backend.ensure(makeSpec({ name: `sg-krn-nsb-${process.pid}`, labels: { 'spawngate/experiment': 'b' } }))).rejects.toThrow(/max_namespaces \(2\)/);
+      await backend.stop(kernel.name, { graceSeconds: 0 });
+      expect(fake.pods.has(kernel.name)).toBe(false);
+      expect(fake.denied).toEqual([]);
+    } finally {
+      await backend.close({ stopAll: true });
+      await fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('experiment names become DNS-safe namespaces; a template that cannot make one is refused', () => {
+    expect(experimentNamespace('sg-{experiment}', 'climate')).toBe('sg-climate');
+    expect(experimentNamespace('sg-{experiment}', 'Climate Lab')).toMatch(/^sg-climate-lab-[0-9a-f]{6}$/);
+    expect(() => experimentNamespace(`${'x'.repeat(60)}-{experiment}`, 'climate')).toThrow(PermanentBackendError);
+  });
+
+  test('home volume: subPath = user at the home-tree path, run as the home owner, never root', async () => {
+    const homes = mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-homes-'));
+    mkdirSync(path.join(homes, 'carol'));
+    mkdirSync(path.join(homes, 'rooty'));
+    if (process.getuid?.() === 0) chownSync(path.join(homes, 'carol'), 4321, 4322);
+    const settings = { namespace: 'ns', defaultRunAsUser: 1000, home: { claimName: 'efs', root: homes } };
+    const carol = buildPod(makeSpec({ name: 'sg-c', env: { KERNEL_USERNAME: 'carol' } }), await podManifestOptions(makeSpec({ name: 'sg-c', env: { KERNEL_USERNAME: 'carol' } }), settings)).pod;
+    expect(carol.spec!.volumes).toEqual([{ name: 'spawngate-home', persistentVolumeClaim: { claimName: 'efs' } }]);
+    expect(carol.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'spawngate-home', mountPath: path.join(homes, 'carol'), subPath: 'carol' }]);
+    expect(carol.spec!.containers[0]!.env).toEqual(expect.arrayContaining([{ name: 'HOME', value: path.join(homes, 'carol') }]));
+    if (process.getuid?.() === 0) expect(carol.spec!.securityContext).toMatchObject({ runAsUser: 4321, runAsGroup: 4322, fsGroup: 4322 });
+    // A home owned by root (or unreadable) falls back to the configured uid, never 0.
+    const rootSpec = makeSpec({ name: 'sg-r', env: { KERNEL_USERNAME: 'rooty' } });
+    const rooty = buildPod(rootSpec, await podManifestOptions(rootSpec, settings)).pod;
+    expect(rooty.spec!.securityContext!.runAsUser).toBe(process.getuid?.() === 0 ? 1000 : process.getuid!());
+    await expect(podManifestOptions(makeSpec({ name: 'sg-x', env: { KERNEL_USERNAME: '../etc' } }), settings)).rejects.toThrow(PermanentBackendError);
+    rmSync(homes, { recursive: true, force: true });
   });
 });
