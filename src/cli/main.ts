@@ -10,6 +10,7 @@ import { migrate, mintToken, openDatabase } from '../db';
 import { logger } from '../logging';
 import { validateUsername } from '../profiles';
 import { createService, type Service } from '../service';
+import { runAdmin } from './admin';
 import { renderConfigDoc } from './config-doc';
 import { dryRunArgsSchema, renderDryRun } from './dry-run';
 
@@ -58,6 +59,11 @@ function runUntilSignal(service: Service, stopWorkloads: boolean): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `spawngate admin …` has its own command tree (src/cli/admin) and sets the exit status itself.
+  if (argv[2] === 'admin') {
+    process.exitCode = await runAdmin(argv.slice(3));
+    return;
+  }
   const program = new Command();
   program.name('spawngate').version(VERSION).description('JupyterHub spawner service and kernel gateway');
 
