@@ -87,7 +87,7 @@ test('every SQL example runs in order with the documented outcome', async () => 
     try {
       rows = await run(sql);
     } catch (err) {
-      throw new Error(`example ${i} failed:\n${sql}\n→ ${(err as Error).message}`);
+      throw new Error(`example ${i} failed:\n${sql}\n→ ${(err as Error).message}`, { cause: err });
     }
     if (title && expected[title]) {
       expect({ title, rows }).toEqual({ title, rows: expected[title] });
