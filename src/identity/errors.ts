@@ -7,3 +7,8 @@ export class TokenRejectedError extends Error {
 export class IdentityProviderUnavailableError extends Error {
   override readonly name = 'IdentityProviderUnavailableError';
 }
+
+/** A valid token of a user an administrator deactivated (users.active = false): 403. */
+export class UserDeactivatedError extends Error {
+  override readonly name = 'UserDeactivatedError';
+}

@@ -7,7 +7,7 @@
 import type { Db } from '../db';
 import { registerSecret, type Logger } from '../logging';
 import { ClaimError, claimValues, isAdmin, usernameFrom } from './claims';
-import { IdentityProviderUnavailableError, TokenRejectedError } from './errors';
+import { IdentityProviderUnavailableError, TokenRejectedError, UserDeactivatedError } from './errors';
 import { loadOpenIdClient } from './esm';
 import { createGroupSync, type GroupSync } from './group-sync';
 import { createIntrospector } from './introspection';
@@ -21,7 +21,7 @@ export interface OidcPrincipal {
 }
 
 export interface OidcIdentity {
-  /** Throws TokenRejectedError (401) or IdentityProviderUnavailableError (503). */
+  /** Throws TokenRejectedError (401), UserDeactivatedError (403) or IdentityProviderUnavailableError (503). */
   authenticate(token: string): Promise<OidcPrincipal>;
   readonly groupSync?: GroupSync;
 }
@@ -107,6 +107,10 @@ export function createOidcIdentity(settings: OidcSettings, deps: { db: Db; logge
       const groups = claimValues(claims, settings.groups_claim);
       const admin = isAdmin(claims, settings.admin_claim, settings.admin_values);
       if (groupSync) await groupSync.sync(username, groups);
+      // Deactivating a user in spawngate (users.active = false) takes effect even while the IdP still
+      // issues them tokens. A user spawngate has never seen has no row and is not refused here.
+      const [row] = await deps.db.query<{ active: boolean }>('SELECT active FROM users WHERE username = $1', [username]);
+      if (row && row.active === false) throw new UserDeactivatedError(`user '${username}' is deactivated in spawngate`);
       return { username, admin, groups };
     },
   };

@@ -116,7 +116,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
             createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels }),
           ],
         });
-  const channels = createKernelChannelsHandler({ db, kernels, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, logger });
+  const channels = createKernelChannelsHandler({ db, kernels, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, logger, oidc });
   let server: http.Server | undefined;
   const sockets = new Set<import('node:net').Socket>();
   const b = backend;

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Db } from '../db';
 import { TOKEN_PREFIX, verifyToken } from '../db';
-import { IdentityProviderUnavailableError, TokenRejectedError, type OidcIdentity } from '../identity';
+import { IdentityProviderUnavailableError, TokenRejectedError, UserDeactivatedError, type OidcIdentity } from '../identity';
 import { forbidden, unauthorized, unavailable } from './errors';
 import { identityOf, type Identity } from './identity';
 
@@ -44,7 +44,7 @@ export function authenticate(opts: { hubToken?: string; adminToken?: string; db:
   };
 }
 
-/** An OIDC bearer token as an identity; the IdP's reasons become 401 (bad token) or 503 (IdP unreachable). */
+/** An OIDC bearer token as an identity: 401 (bad token), 403 (user deactivated) or 503 (IdP unreachable). */
 async function oidcIdentity(oidc: Pick<OidcIdentity, 'authenticate'>, token: string): Promise<Identity> {
   try {
     const p = await oidc.authenticate(token);
@@ -52,6 +52,7 @@ async function oidcIdentity(oidc: Pick<OidcIdentity, 'authenticate'>, token: str
   } catch (err) {
     if (err instanceof TokenRejectedError) throw unauthorized(`invalid token: ${err.message}`);
     if (err instanceof IdentityProviderUnavailableError) throw unavailable(err.message, err);
+    if (err instanceof UserDeactivatedError) throw forbidden(err.message);
     throw err;
   }
 }

@@ -6,7 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { verifyToken, type Db } from '../db';
+import { TOKEN_PREFIX, verifyToken, type Db } from '../db';
+import { IdentityProviderUnavailableError, TokenRejectedError, UserDeactivatedError, type OidcIdentity } from '../identity';
 import { kernelWebSocketServerOptions, type KernelService } from '../kernels';
 import type { Logger } from '../logging';
 import { kernelHttpError } from './routes/gateway-kernels';
@@ -22,7 +23,7 @@ function reject(socket: Duplex, status: number, message: string): void {
   socket.end(`HTTP/1.1 ${status} ${new HttpError(status, message).reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-export function createKernelChannelsHandler(deps: { db: Db; kernels: KernelService; hubToken?: string; adminToken?: string; logger: Logger }) {
+export function createKernelChannelsHandler(deps: { db: Db; kernels: KernelService; hubToken?: string; adminToken?: string; logger: Logger; oidc?: Pick<OidcIdentity, 'authenticate'> }) {
   const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions });
 
   async function who(req: IncomingMessage, url: URL): Promise<{ username?: string } | undefined> {
@@ -35,7 +36,16 @@ export function createKernelChannelsHandler(deps: { db: Db; kernels: KernelServi
       if (configured !== undefined && timingSafeEqual(given, digest(configured))) return {};
     }
     const found = await verifyToken(deps.db, token);
-    return found ? { username: found.username } : undefined;
+    if (found) return { username: found.username };
+    if (!deps.oidc || token.startsWith(TOKEN_PREFIX)) return undefined;
+    // An OIDC access token, as on the HTTP routes: admins may reach any kernel, users their own.
+    try {
+      const p = await deps.oidc.authenticate(token);
+      return p.admin ? {} : { username: p.username };
+    } catch (err) {
+      if (err instanceof TokenRejectedError || err instanceof UserDeactivatedError) return undefined;
+      throw err;
+    }
   }
 
   return {
@@ -58,6 +68,7 @@ export function createKernelChannelsHandler(deps: { db: Db; kernels: KernelServi
         const mapped = kernelHttpError(err);
         if (mapped instanceof HttpError) return reject(socket, mapped.status, mapped.message);
         deps.logger.error('websocket upgrade failed', { error: err });
+        if (err instanceof IdentityProviderUnavailableError) return reject(socket, 503, err.message);
         const status = (err as Error)?.name === 'DatabaseUnavailableError' ? 503 : 500;
         return reject(socket, status, status === 503 ? 'database unavailable' : 'internal error');
       }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
+import WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { loadJose } from '../../src/identity/esm';
 import { createService, type Service } from '../../src/service';
@@ -178,7 +179,7 @@ describe('refused with 401', () => {
   test('HS256 signed with the public key (algorithm confusion)', async () => {
     const jose = await loadJose();
     const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicJwk } = idp.signingKey();
-    const publicPem = await jose.exportSPKI((await jose.importJWK(publicJwk, 'RS256')) as CryptoKey);
+    const publicPem = await jose.exportSPKI((await jose.importJWK(publicJwk, 'RS256')) as Parameters<typeof jose.exportSPKI>[0]);
     const now = Math.floor(Date.now() / 1000);
     const token = await new jose.SignJWT({ iss: idp.issuer, aud: 'urn:spawngate', exp: now + 300, preferred_username: 'root-admin', roles: ['spawngate-admin'] })
       .setProtectedHeader({ alg: 'HS256', kid: idp.signingKey().kid as string })
@@ -262,6 +263,37 @@ describe('IdP groups → experiment memberships', () => {
     for (let i = 0; i < 3; i++) expect((await app().get('/api/kernels').set(bearer(await idp.token('carol-client')))).status).toBe(200);
     expect(await count()).toBe(after + 1); // only the administrator's delete
     expect(await memberships('carol')).toEqual([{ experiment: 'shared', source: 'sql' }]);
+  });
+});
+
+describe('deactivated users and kernel websockets', () => {
+  test('a user deactivated in spawngate is refused (403) while the IdP still issues tokens', async () => {
+    const token = await idp.token('alice-client');
+    await service.db.query("UPDATE users SET active = false WHERE username = 'alice'");
+    try {
+      const res = await app().get('/api/kernels').set(bearer(token));
+      expect(res.status).toBe(403);
+      expect(res.body.message).toBe("user 'alice' is deactivated in spawngate");
+    } finally {
+      await service.db.query("UPDATE users SET active = true WHERE username = 'alice'");
+    }
+    expect((await app().get('/api/kernels').set(bearer(token))).status).toBe(200);
+  });
+
+  test('the channels websocket accepts OIDC tokens like the HTTP routes (404 for an unknown kernel, 401 for a bad token)', async () => {
+    const port = await service.listen();
+    const upgrade = (token: string) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/api/kernels/00000000-0000-4000-8000-00000000abcd/channels`, { headers: bearer(token) });
+        ws.on('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.on('open', () => reject(new Error('the upgrade should not succeed')));
+        ws.on('error', () => undefined);
+      });
+    expect(await upgrade(await idp.token('alice-client'))).toBe(404);
+    expect(await upgrade(await craft({ exp: Math.floor(Date.now() / 1000) - 3600 }))).toBe(401);
   });
 });
 
