@@ -122,3 +122,18 @@ test('the built CLI dispatches `spawngate admin`', () => {
   expect(bad.status).toBe(1);
   expect(bad.stderr).toBe("spawngate admin: no experiment named 'nope'\n");
 });
+
+test('without SPAWNGATE_DATABASE_URL the embedded database in SPAWNGATE_DATA_DIR is used', async () => {
+  const embedded = { SPAWNGATE_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'sg-cli-admin-embedded-')) };
+  const io = () => {
+    const o = { out: '', err: '' };
+    return { o, io: { stdout: (s: string) => void (o.out += s), stderr: (s: string) => void (o.err += s) } };
+  };
+  const a = io();
+  expect(await runAdmin(['experiments', 'create', 'local-exp', '--cpu-request', '1', '--cpu-limit', '1', '--memory-request-mib', '256', '--memory-limit-mib', '256'], { env: embedded, io: a.io })).toBe(0);
+  const b = io();
+  expect(await runAdmin(['--json', 'experiments', 'list'], { env: embedded, io: b.io })).toBe(0);
+  expect(JSON.parse(b.o.out)).toEqual([expect.objectContaining({ name: 'local-exp', cpu_limit: 1 })]);
+  // The Postgres database of the other tests never saw it.
+  expect(await pg.db.query("SELECT name FROM experiments WHERE name = 'local-exp'")).toEqual([]);
+});
