@@ -47,4 +47,11 @@ fi
 # `jupyterhub.spawners: spawngate`), exactly as `pip install ./python-shim` would on a hub.
 if [ ! -x .venv-hub/bin/python ]; then /usr/bin/python3 -m venv --system-site-packages .venv-hub; fi
 .venv-hub/bin/python -m pip install -q --no-deps --no-build-isolation --no-index ./python-shim
+# The container engine for the docker backend's tests: podman's Docker API and the busybox test image.
+# A machine that cannot run containers still runs everything else; those tests then skip, saying why.
+if ! podman_sock="$(bash scripts/setup-podman.sh)"; then
+  echo "setup: WARNING: podman could not be set up (see above); the docker backend tests will be SKIPPED" >&2
+else
+  echo "setup: podman's Docker API answers on ${podman_sock##*$'\n'}"
+fi
 echo "setup: done"
