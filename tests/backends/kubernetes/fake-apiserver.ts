@@ -141,6 +141,8 @@ export class FakeApiServer {
   readonly pods = new Map<string, Obj>();
   readonly secrets = new Map<string, Obj>();
   readonly events = new Map<string, Obj>();
+  /** When each pod was created and became Running (ms since epoch): the kubelet's own share of a launch. */
+  readonly timeline = new Map<string, { created: number; running?: number }>();
   private readonly runtimes = new Map<string, Runtime>();
   private readonly server: http.Server;
   private readonly watches = new Set<WatchStream>();
@@ -229,6 +231,27 @@ export class FakeApiServer {
     this.runtimes.get(name)?.proc?.kill('SIGKILL');
     this.pods.delete(name);
     this.rv++;
+  }
+
+  /** Puts a Running pod straight into the store (a namespace that already holds other workloads). */
+  preloadPod(name: string, labels: Record<string, string>, namespace = this.namespace): void {
+    const pod: Obj = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels, annotations: { 'example.com/owner': 'someone-else' }, uid: randomUUID(), creationTimestamp: now(), resourceVersion: String(++this.rv) },
+      spec: {
+        restartPolicy: 'Always',
+        nodeName: 'fake-node',
+        containers: [{ name: 'main', image: 'registry.example/app:1', command: ['/app', '--serve'], env: [{ name: 'MODE', value: 'prod' }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+      },
+      status: {
+        phase: 'Running',
+        podIP: this.nextPodIP(),
+        conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: 'True' }],
+        containerStatuses: [{ name: 'main', image: 'registry.example/app:1', imageID: '', ready: true, restartCount: 0, started: true, state: { running: { startedAt: now() } } }],
+      },
+    };
+    this.pods.set(name, pod);
   }
 
   /** Someone else deletes the pod (kubectl delete, a namespace cleanup): SIGTERM, then gone. */
@@ -380,6 +403,7 @@ export class FakeApiServer {
     }
     const from = Number(q.get('resourceVersion') ?? 0);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders(); // as the API server: the watch is established before the first event
     const w: WatchStream = { kind, match, res };
     if (from && from < this.compactedRv) {
       res.write(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`) })}\n`);
@@ -416,6 +440,7 @@ export class FakeApiServer {
     this.stamp(obj, ns);
     obj.status = { phase: 'Pending', qosClass: 'Burstable' };
     this.pods.set(name, obj);
+    this.timeline.set(name, { created: Date.now() });
     this.record('pods', 'ADDED', obj);
     this.send(res, 201, obj);
     this.later(() => this.schedule(name, obj.metadata.uid as string));
@@ -632,6 +657,8 @@ export class FakeApiServer {
       ],
       containerStatuses: [this.containerStatus(pod, { running: { startedAt: now() } }, true)],
     };
+    const t = this.timeline.get(name);
+    if (t) t.running = Date.now();
     this.modified('pods', pod);
     this.emitEvent(name, 'Normal', 'Started', `Started container ${c.name}`);
   }
