@@ -60,7 +60,7 @@ async function scenario(total: number, mode: 'spawngate' | 'naive') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-bench-'));
   const ours = Math.round(total / 10);
   for (let i = 0; i < total; i++) {
-    const labels = i < ours
+    const labels: Record<string, string> = i < ours
       ? { app: 'spawngate', component: 'kernel', 'app.kubernetes.io/managed-by': 'spawngate', kernel_id: `old-${i}` }
       : { app: `other-${i % 17}`, 'app.kubernetes.io/managed-by': 'helm', tier: 'web' };
     fake.preloadPod(`${i < ours ? 'sg-krn-old' : 'web'}-${i}`, labels);
@@ -109,7 +109,7 @@ async function scenario(total: number, mode: 'spawngate' | 'naive') {
 function peers(): string {
   const lines: string[] = [];
   for (const pkg of ['python3-kubespawner', 'python3-jupyter-enterprise-gateway']) {
-    let policy = '';
+    let policy: string;
     try {
       policy = execFileSync('apt-cache', ['policy', pkg], { encoding: 'utf8' }).trim();
     } catch {
