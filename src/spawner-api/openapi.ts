@@ -132,7 +132,7 @@ export function buildOpenApiDocument(version: string): object {
       description: 'Hub API for spawngate.RemoteSpawner, the Enterprise-Gateway-compatible kernel gateway, the admin API, health and metrics.',
     },
     components: {
-      securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`token <value>`' } },
+      securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`token <value>`, or `Bearer <OIDC access token>` when OIDC is configured' } },
       schemas: {
         StartRequest: json(startRequestSchema, 'input'),
         Server: json(serverModelSchema),
