@@ -20,7 +20,7 @@ interface Stub {
 }
 
 /** Engine stand-in. `pullChunks` is what POST /images/create streams (null: the image is present). */
-async function startStub(pullChunks: string[] | null): Promise<Stub> {
+async function startStub(pullChunks: string[] | null, events: object[] = []): Promise<Stub> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-engine-stub-'));
   const socketPath = path.join(dir, 'docker.sock');
   const created: Record<string, unknown>[] = [];
@@ -55,6 +55,12 @@ async function startStub(pullChunks: string[] | null): Promise<Stub> {
           setTimeout(next, 5);
         };
         return next();
+      }
+      if (req.method === 'GET' && p === '/events') {
+        // The engine's stream: the given events at once, then held open like a real one.
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        for (const e of events) res.write(`${JSON.stringify(e)}\n`);
+        return;
       }
       if (req.method === 'GET' && /^\/containers\/[^/]+\/json$/.test(p)) {
         const name = decodeURIComponent(p.split('/')[2]!);
@@ -178,6 +184,32 @@ test('GPUs become a DeviceRequest; CPU and memory requests and limits become Nan
       MemorySwap: 4096 * 1048576,
       MemoryReservation: 1024 * 1048576,
     });
+  } finally {
+    await backend.close();
+    await stub.close();
+  }
+});
+
+test("events about an earlier container of the same name are not reported as the current one's exit", async () => {
+  const time = Math.floor(Date.now() / 1000);
+  const attrs = (exitCode: string) => ({ name: 'sg-stub-1', 'spawngate.name': 'sg-stub-1', 'spawngate.managed': 'true', exitCode });
+  // What a restart looks like when the stream lags: the old container's die and remove arrive after
+  // its replacement (stub-id) is running; then the replacement itself exits.
+  const stub = await startStub(null, [
+    { Type: 'container', Action: 'die', Actor: { ID: 'old-id', Attributes: attrs('137') }, time },
+    { Type: 'container', Action: 'remove', Actor: { ID: 'old-id', Attributes: attrs('137') }, time },
+    { Type: 'container', Action: 'die', Actor: { ID: 'stub-id', Attributes: attrs('3') }, time },
+  ]);
+  const backend = createDockerBackend({ connection: { socketPath: stub.socketPath }, runAsUser: 1000, logger: silent });
+  try {
+    await backend.ensure(spec());
+    const seen: WorkloadEvent[] = [];
+    const unwatch = backend.watch((e) => seen.push(e));
+    const end = Date.now() + 5000;
+    while (seen.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    unwatch();
+    expect(seen).toEqual([{ name: 'sg-stub-1', type: 'state', state: expect.objectContaining({ phase: 'exited', exitCode: 3 }) }]);
   } finally {
     await backend.close();
     await stub.close();

@@ -409,8 +409,13 @@ class DockerContainerBackend implements DockerBackend {
     const action = (e.Action ?? e.status ?? '').split(':')[0];
     const name = attrs[this.keys.name] ?? attrs.name;
     if (!name || this.closed || !WATCHED_ACTIONS.has(action ?? '')) return;
+    const eventId = e.Actor?.ID ?? e.id;
     const handle = async (): Promise<void> => {
       if (action === 'destroy' || action === 'remove') {
+        // A workload replaced since (restart, stop then start) must not be reported gone because the
+        // removal of its predecessor arrived late.
+        const current = await this.inspect(name).catch(() => undefined);
+        if (current && eventId && current.Id !== eventId) return;
         this.emit({ name, type: 'state', state: { name, phase: 'missing', reason: 'removed' } });
         return;
       }
@@ -423,6 +428,9 @@ class DockerContainerBackend implements DockerBackend {
         this.log.warn('cannot inspect container after an event', { name, action, error: err });
         return undefined;
       });
+      // An event about an earlier container of that name (the current one has another id): stale.
+      const currentId = state?.phase === 'missing' ? undefined : (state?.ref?.id as string | undefined);
+      if (currentId && eventId && currentId !== eventId) return;
       if (action === 'start') this.oomSeen.delete(name);
       if (action === 'die' && this.oomSeen.delete(name) && state?.phase === 'exited') state.reason = 'OOMKilled';
       if (action === 'die' && (!state || state.phase !== 'exited')) {
