@@ -39,6 +39,11 @@ export const oidcConfigSchema = z
       .min(1)
       .default([...ASYMMETRIC_JWS_ALGORITHMS])
       .describe('accepted JWS algorithms (asymmetric only)'),
+    token_type: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("require this JWT 'typ' header, e.g. at+jwt (RFC 9068 access tokens: an ID token is then refused); unset: any"),
     clock_skew_seconds: z.number().int().min(0).max(600).default(30).describe('tolerance for exp/nbf/iat, seconds'),
     jwks_cache_seconds: z.number().int().min(1).max(86400).default(600).describe('seconds the signing keys are cached; an unknown kid refetches sooner'),
     jwks_cooldown_seconds: z.number().min(0).max(3600).default(30).describe('least seconds between two key-set fetches (an unknown kid cannot force a fetch storm)'),

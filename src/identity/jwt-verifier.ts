@@ -14,6 +14,8 @@ export interface JwtVerifierOptions {
   clockSkewSeconds: number;
   cacheSeconds: number;
   cooldownSeconds: number;
+  /** Required `typ` header (RFC 9068: at+jwt). */
+  tokenType?: string;
 }
 
 export type TokenClaims = Record<string, unknown>;
@@ -40,7 +42,8 @@ function rejection(err: unknown): Error {
   }
   if (e.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
     // jose names the claim and why ("unexpected \"aud\" claim value", "missing required \"sub\" claim").
-    return new TokenRejectedError(`the token's '${e.claim ?? '?'}' claim is not acceptable (${e.message ?? e.reason})`);
+    const what = e.claim === 'typ' ? 'header' : 'claim';
+    return new TokenRejectedError(`the token's '${e.claim ?? '?'}' ${what} is not acceptable (${e.message ?? e.reason})`);
   }
   return new TokenRejectedError(base);
 }
@@ -60,6 +63,7 @@ export async function createJwtVerifier(o: JwtVerifierOptions): Promise<(token: 
         algorithms: o.algorithms,
         clockTolerance: o.clockSkewSeconds,
         requiredClaims: ['exp', 'iss', 'aud'],
+        typ: o.tokenType,
       });
       return payload as TokenClaims;
     } catch (err) {

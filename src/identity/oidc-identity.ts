@@ -60,6 +60,7 @@ export function createOidcIdentity(settings: OidcSettings, deps: { db: Db; logge
       clockSkewSeconds: settings.clock_skew_seconds,
       cacheSeconds: settings.jwks_cache_seconds,
       cooldownSeconds: settings.jwks_cooldown_seconds,
+      tokenType: settings.token_type,
     });
     let introspect: Verifiers['introspect'];
     if (settings.introspection) {

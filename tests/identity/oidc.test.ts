@@ -53,6 +53,7 @@ beforeAll(async () => {
   group_sync_cache_seconds: 3600
   jwks_cooldown_seconds: 0
   clock_skew_seconds: 5
+  token_type: at+jwt
   introspection: true
   client_id: ${INTROSPECTION_CLIENT}
 `,
@@ -154,7 +155,7 @@ describe('refused with 401', () => {
     const jose = await loadJose();
     const jwk = idp.signingKey();
     const token = await new jose.SignJWT({ iss: idp.issuer, aud: 'urn:spawngate', preferred_username: 'alice' })
-      .setProtectedHeader({ alg: 'RS256', kid: jwk.kid as string })
+      .setProtectedHeader({ alg: 'RS256', kid: jwk.kid as string, typ: 'at+jwt' })
       .sign(await jose.importJWK(jwk, 'RS256'));
     await refused(token, /'exp' claim/);
   });
@@ -171,7 +172,7 @@ describe('refused with 401', () => {
     const { privateKey } = await jose.generateKeyPair('RS256');
     const now = Math.floor(Date.now() / 1000);
     const token = await new jose.SignJWT({ iss: idp.issuer, aud: 'urn:spawngate', exp: now + 300, preferred_username: 'root-admin', roles: ['spawngate-admin'] })
-      .setProtectedHeader({ alg: 'RS256', kid: idp.signingKey().kid as string })
+      .setProtectedHeader({ alg: 'RS256', kid: idp.signingKey().kid as string, typ: 'at+jwt' })
       .sign(privateKey);
     await refused(token, /signature is invalid/);
   });
@@ -182,9 +183,13 @@ describe('refused with 401', () => {
     const publicPem = await jose.exportSPKI((await jose.importJWK(publicJwk, 'RS256')) as Parameters<typeof jose.exportSPKI>[0]);
     const now = Math.floor(Date.now() / 1000);
     const token = await new jose.SignJWT({ iss: idp.issuer, aud: 'urn:spawngate', exp: now + 300, preferred_username: 'root-admin', roles: ['spawngate-admin'] })
-      .setProtectedHeader({ alg: 'HS256', kid: idp.signingKey().kid as string })
+      .setProtectedHeader({ alg: 'HS256', kid: idp.signingKey().kid as string, typ: 'at+jwt' })
       .sign(new TextEncoder().encode(publicPem));
     await refused(token, /algorithm that is not accepted/);
+  });
+
+  test("a token whose typ is not at+jwt (an ID token's shape)", async () => {
+    await refused(await craft({}, { typ: 'JWT' }), /'typ' header is not acceptable/);
   });
 
   test('a garbage bearer token', async () => {
