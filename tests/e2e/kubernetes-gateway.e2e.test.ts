@@ -12,7 +12,7 @@ import { renderDryRun } from '../../src/cli/dry-run';
 import { loadConfig } from '../../src/config';
 import { connectWs, execute } from '../support/jupyter-ws';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes';
-import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, type KubeWorld } from './kubernetes-setup';
+import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
 import { waitFor, type Spawngate } from './harness';
 
 jest.setTimeout(120_000);
@@ -51,9 +51,19 @@ async function runs(s: Spawngate, kernelId: string, code: string): Promise<strin
 }
 
 const podOf = (kernelId: string) => `sg-krn-${kernelId}`;
+const TINY_SERVER = [
+  'import http.server, os, urllib.parse',
+  "u = urllib.parse.urlparse(os.environ['JUPYTERHUB_SERVICE_URL'])",
+  'http.server.HTTPServer((u.hostname, u.port), http.server.SimpleHTTPRequestHandler).serve_forever()',
+].join('\n');
 
 beforeAll(async () => {
-  world = await createKubeWorld();
+  world = await createKubeWorld({
+    config: {
+      // A stand-in single-user server: any HTTP answer at JUPYTERHUB_SERVICE_URL counts as ready.
+      profiles: [{ slug: 'tiny', display_name: 'Tiny', image: SERVER_IMAGE, command: ['/usr/bin/python3', '-c', TINY_SERVER] }],
+    },
+  });
   sg = await world.start();
 });
 
@@ -102,7 +112,8 @@ test('an image pull error fails the launch with the reason, not a timeout', asyn
   const { status, body } = await launch(sg, 'broken-image');
   expect(status).toBeGreaterThanOrEqual(500);
   expect(body.message).toMatch(/ErrImagePull|ImagePullBackOff/);
-  await waitFor('failed pod removed', async () => ![...world.fake.pods.keys()].some((n) => world.fake.received.some((o) => o.metadata?.name === n && o.spec?.containers?.[0]?.image?.includes('does-not-exist'))));
+  // The failed launch removes its pod.
+  await waitFor('failed pod removed', async () => ![...world.fake.pods.values()].some((p) => String(p.spec.containers[0].image).includes('does-not-exist')));
 });
 
 test.each([
@@ -136,20 +147,35 @@ test('a launch survives a dropped watch and a 410 relist in the middle', async (
   await api(sg, 'DELETE', `/api/kernels/${body.id}`);
 });
 
-test('reconciliation at start-up: an unknown spawngate pod is removed, a running kernel whose pod vanished is closed', async () => {
+test('reconciliation at start-up: unknown spawngate pods are removed, a kernel and a server whose pods vanished are closed', async () => {
   const { body } = await launch(sg, 'conda-env-analysis-python3');
+  const hub = { Authorization: `token ${sg.hubToken}`, 'Content-Type': 'application/json' };
+  expect((await fetch(`${sg.url}/api/users/alice/server`, { method: 'POST', headers: hub, body: JSON.stringify({ env: {}, user_options: {} }) })).status).toBe(202);
+  const ready = await waitFor('server running', async () => {
+    const m = (await (await fetch(`${sg.url}/api/users/alice/server?wait=ready&timeout=10`, { headers: hub })).json()) as { state: string; message: string | null };
+    return m.state !== 'pending' ? m : undefined;
+  });
+  expect(ready.state).toBe('running');
+  const serverPod = [...world.fake.pods.values()].find((p) => p.metadata.name.startsWith('sg-srv-alice'))!.metadata.name as string;
   await sg.stop(); // SIGTERM: with the kubernetes backend pods keep running
   expect(world.fake.pods.has(podOf(body.id))).toBe(true);
 
   // While spawngate is down: its kernel's pod disappears, and a labelled pod nobody recorded appears.
   world.fake.removePodSilently(podOf(body.id));
+  world.fake.removePodSilently(serverPod);
   const orphan = `sg-krn-00000000-0000-4000-8000-${Date.now().toString().padStart(12, '0').slice(-12)}`;
+  const orphanServer = 'sg-srv-mallory-0123456789';
   const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent });
   await other.ensure({ name: orphan, kind: 'kernel', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: 'registry.example/spawngate-kernel:test' });
   await other.close();
+  const defaultNs = createKubernetesBackend({ namespace: world.fake.namespace, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent });
+  await defaultNs.ensure({ name: orphanServer, kind: 'server', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: SERVER_IMAGE });
+  await defaultNs.close();
 
   sg = await world.start();
-  await waitFor('orphan removed', async () => !world.fake.pods.has(orphan));
+  await waitFor('orphans removed', async () => !world.fake.pods.has(orphan) && !world.fake.pods.has(orphanServer));
   const [row] = await world.pg.db.query<{ state: string; message: string }>('SELECT state, message FROM kernels WHERE id = $1', [body.id]);
   expect(row).toMatchObject({ state: 'dead', message: 'kernel process disappeared' });
+  const server = (await (await fetch(`${sg.url}/api/users/alice/server`, { headers: hub })).json()) as { state: string; message: string };
+  expect(server).toMatchObject({ state: 'failed', message: 'server disappeared while spawngate was down' });
 });
