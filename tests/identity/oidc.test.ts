@@ -109,6 +109,14 @@ describe('accepted', () => {
     expect(admin.status).toBe(403);
   });
 
+  test("an OIDC admin's changes are audited under their IdP user name", async () => {
+    const token = await idp.token('admin-client');
+    const res = await app().post('/api/admin/users').set(bearer(token)).send({ username: 'erin' });
+    expect(res.status).toBe(201);
+    const audit = await app().get('/api/admin/audit?target=erin').set(bearer(token));
+    expect(audit.body.entries).toEqual([expect.objectContaining({ actor: 'oidc:root-admin', action: 'users.insert', details: expect.objectContaining({ via: 'api' }) })]);
+  });
+
   test('the static admin token still works', async () => {
     expect((await app().get('/api/admin/users').set({ Authorization: `token ${ADMIN}` })).status).toBe(200);
   });
