@@ -10,10 +10,11 @@ export class ClaimError extends Error {
 
 /** `realm_access.roles` walks nested objects; a plain name that itself contains dots is tried first. */
 export function claimAt(payload: Record<string, unknown>, path: string): unknown {
-  if (path in payload) return payload[path];
+  if (Object.hasOwn(payload, path)) return payload[path];
   let cur: unknown = payload;
   for (const part of path.split('.')) {
     if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    if (!Object.hasOwn(cur, part)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;

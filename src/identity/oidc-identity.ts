@@ -93,11 +93,13 @@ export function createOidcIdentity(settings: OidcSettings, deps: { db: Db; logge
   return {
     groupSync,
     async authenticate(token) {
+      const jwt = looksLikeJwt(token);
+      // Decided before discovery: a mistyped static token is a plain 401 even while the IdP is down.
+      if (!jwt && !settings.introspection) throw new TokenRejectedError('the token is not a JWT and token introspection is not enabled');
       const v = await verifiers();
       let claims: TokenClaims;
-      if (looksLikeJwt(token)) claims = await v.jwt(token);
-      else if (v.introspect) claims = await v.introspect(token);
-      else throw new TokenRejectedError('the token is not a JWT and token introspection is not enabled');
+      if (jwt) claims = await v.jwt(token);
+      else claims = await v.introspect!(token);
       let username: string;
       try {
         username = usernameFrom(claims, settings.username_claim);

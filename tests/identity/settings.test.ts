@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, fileConfigSchema, loadConfig } from '../../src/config';
-import { createOidcIdentity, IdentityProviderUnavailableError, resolveOidcSettings } from '../../src/identity';
+import { createOidcIdentity, IdentityProviderUnavailableError, resolveOidcSettings, TokenRejectedError } from '../../src/identity';
 import { claimValues } from '../../src/identity';
 import { createTestPglite, captureLogger } from '../db/helpers';
 
@@ -38,7 +38,9 @@ test('HS* and none are not accepted as algorithms', () => {
   expect(fileConfigSchema.safeParse({ oidc: { algorithms: ['none'] } }).success).toBe(false);
 });
 
-test('group claims: arrays, space-separated strings and dotted paths (Keycloak realm_access.roles)', () => {
+test('group claims: arrays, space-separated strings and dotted paths (Keycloak realm_access.roles); inherited names are not claims', () => {
+  expect(claimValues({}, 'constructor')).toEqual([]);
+  expect(claimValues({ a: {} }, 'a.toString')).toEqual([]);
   expect(claimValues({ groups: ['a', 1, 'b'] }, 'groups')).toEqual(['a', 'b']);
   expect(claimValues({ scope: 'read write' }, 'scope')).toEqual(['read', 'write']);
   expect(claimValues({ realm_access: { roles: ['admin'] } }, 'realm_access.roles')).toEqual(['admin']);
@@ -55,6 +57,8 @@ test('an unreachable IdP is IdentityProviderUnavailableError (503), and discover
     const oidc = createOidcIdentity(settings, { db, logger: captureLogger().logger });
     await expect(oidc.authenticate('a.b.c')).rejects.toBeInstanceOf(IdentityProviderUnavailableError);
     await expect(oidc.authenticate('a.b.c')).rejects.toThrow(/OIDC discovery at .* failed/);
+    // Not a JWT and no introspection: refused as a bad token without asking the (unreachable) IdP.
+    await expect(oidc.authenticate('mistyped-static-token')).rejects.toBeInstanceOf(TokenRejectedError);
   } finally {
     server.close();
     await db.close();
