@@ -119,4 +119,11 @@ test.each([
   }, 30000);
   expect(done.state).toBe('failed');
   expect(done.message).toMatch(reason);
+  // The pod's events reached the hub's progress stream on the way. (For an unschedulable pod the
+  // scheduler's event may arrive after the status that already ended the start; its message is the same.)
+  const events = await world.pg.db.query<{ message: string }>(
+    'SELECT e.message FROM server_events e JOIN servers s ON s.id = e.server_id WHERE s.username = $1 ORDER BY e.id',
+    [user],
+  );
+  if (profile === 'badimage') expect(events.map((e) => e.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^Scheduled: Successfully assigned/), expect.stringMatching(/^Pulling: Pulling image/)]));
 });

@@ -133,7 +133,6 @@ class KubernetesBackendImpl implements KubernetesBackend {
   private readonly states = new Map<string, Entry>();
   /** Last states of deleted pods (bounded, oldest dropped): `state()` answers them without an API call. */
   private readonly gone = new Map<string, WorkloadState>();
-  private synced = false;
   private readonly listeners = new Set<(e: WorkloadEvent) => void>();
   private readonly launchListeners = new Map<string, Set<(e: WorkloadEvent) => void>>();
   private readonly changeWaiters = new Map<string, Set<() => void>>();
@@ -176,7 +175,6 @@ class KubernetesBackendImpl implements KubernetesBackend {
     await informer.start().catch((err: unknown) => {
       throw backendError(`listing pods in namespace ${this.ns}`, err);
     });
-    this.synced = true;
     void this.watchEvents(ctx);
     return ctx;
   }
@@ -363,11 +361,6 @@ class KubernetesBackendImpl implements KubernetesBackend {
     const known = this.states.get(name);
     if (known) return known.state;
     return this.gone.get(name) ?? { name, phase: 'missing' };
-  }
-
-  /** True once this backend's informer has listed its namespace. */
-  get isSynced(): boolean {
-    return this.synced;
   }
 
   /** Whether the cache holds a (live) pod of that name. */
