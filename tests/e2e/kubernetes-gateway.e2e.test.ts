@@ -59,6 +59,8 @@ const TINY_SERVER = [
 
 beforeAll(async () => {
   world = await createKubeWorld({
+    // Secrets of deleted pods linger as under the real (asynchronous) garbage collector.
+    fake: { gcDelayMs: 3000 },
     config: {
       // A stand-in single-user server: any HTTP answer at JUPYTERHUB_SERVICE_URL counts as ready.
       profiles: [{ slug: 'tiny', display_name: 'Tiny', image: SERVER_IMAGE, command: ['/usr/bin/python3', '-c', TINY_SERVER] }],
@@ -91,21 +93,23 @@ test("a kernel launched through POST /api/kernels runs as a pod in its experimen
   const expectedUid = process.getuid?.() === 0 ? ALICE_UID : process.getuid!();
   expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: process.getuid?.() === 0 ? ALICE_UID : expect.any(Number) });
   // The key is in the Secret the pod owns, never in the pod.
-  const secret = world.fake.secrets.get(podOf(body.id))!;
-  expect(JSON.stringify(pod)).not.toContain(JSON.parse(secret.stringData['connection.json']).key);
+  const [secret] = world.fake.secretsOwnedBy(podOf(body.id));
+  expect(JSON.stringify(pod)).not.toContain(JSON.parse(secret!.stringData['connection.json']).key);
 
   // What `spawngate dry-run` prints is what was created (the kernel id aside).
   const dry = YAML.parseAllDocuments(await renderDryRun(loadConfig(sg.env), { user: 'alice', kernel: 'conda-env-analysis-python3' }, world.pg.db)).map((d) => d.toJS() as typeof pod).filter((d) => d?.kind === 'Pod' && d.metadata.labels.component === 'kernel');
   const received = world.fake.received.find((o) => o.kind === 'Pod' && o.metadata.name === podOf(body.id))!;
-  const sameId = (o: unknown) => JSON.parse(JSON.stringify(o).replaceAll(body.id, '00000000-0000-4000-8000-000000000000')) as unknown;
-  expect(sameId(received.spec)).toEqual(dry[0]!.spec);
+  // The kernel id and the connection Secret's per-pod suffix differ by design.
+  const sameId = (o: unknown) =>
+    JSON.parse(JSON.stringify(o).replaceAll(body.id, '00000000-0000-4000-8000-000000000000').replace(/(sg-krn-00000000-0000-4000-8000-000000000000)-[0-9a-f]{8}/g, '$1-SUFFIX')) as unknown;
+  expect(sameId(received.spec)).toEqual(sameId(dry[0]!.spec));
   expect(sameId(received.metadata.labels)).toEqual(dry[0]!.metadata.labels);
 
   const out = await runs(sg, body.id, "import os, sys; print(sys.executable, os.getuid(), os.environ['HOME'], os.environ['KERNEL_CPUS_LIMIT'], os.environ['KERNEL_USERNAME'], 'SPAWNGATE_CONNECTION_INFO' in os.environ)");
   expect(out).toBe(`${path.join(world.envPrefix, 'bin', 'python')} ${expectedUid} ${home} 4 alice False`);
   expect((await api(sg, 'DELETE', `/api/kernels/${body.id}`)).status).toBe(204);
   await waitFor('pod removed', async () => !world.fake.pods.has(podOf(body.id)));
-  expect(world.fake.secrets.has(podOf(body.id))).toBe(false);
+  await waitFor('its Secret garbage-collected', async () => world.fake.secretsOwnedBy(podOf(body.id)).length === 0);
 });
 
 test('an image pull error fails the launch with the reason, not a timeout', async () => {
@@ -133,6 +137,28 @@ test.each([
   const [row] = await world.pg.db.query<{ state: string; message: string }>('SELECT state, message FROM kernels WHERE id = $1', [body.id]);
   expect(row).toMatchObject({ state: 'dead' });
   expect(row!.message).toMatch(reason);
+  await api(sg, 'DELETE', `/api/kernels/${body.id}`);
+});
+
+test('restart replaces the pod (with its own connection Secret) and the kernel answers again; interrupt goes over ZMQ', async () => {
+  const { body } = await launch(sg, 'conda-env-analysis-python3');
+  const firstUid = world.fake.pods.get(podOf(body.id))!.metadata.uid;
+  expect(await runs(sg, body.id, 'x = 1; print(x)')).toBe('1');
+  const res = await api(sg, 'POST', `/api/kernels/${body.id}/restart`);
+  expect(res.status).toBe(200);
+  const pod = world.fake.pods.get(podOf(body.id))!;
+  expect(pod.metadata.uid).not.toBe(firstUid);
+  expect(await runs(sg, body.id, "print('x' in dir())")).toBe('False');
+
+  const ws = await connectWs(`${sg.url.replace('http', 'ws')}/api/kernels/${body.id}/channels`, { Authorization: `token ${sg.adminToken}` });
+  try {
+    const running = execute(ws, 'import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print("interrupted")');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await api(sg, 'POST', `/api/kernels/${body.id}/interrupt`)).status).toBe(204);
+    expect((await running).stdout.trim()).toBe('interrupted');
+  } finally {
+    ws.close();
+  }
   await api(sg, 'DELETE', `/api/kernels/${body.id}`);
 });
 

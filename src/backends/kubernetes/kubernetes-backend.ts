@@ -315,10 +315,10 @@ class KubernetesBackendImpl implements KubernetesBackend {
       try {
         await core.createNamespacedSecret({ namespace: this.ns, body: buildConnectionSecret(pod, plan.connectionInfo) });
       } catch (err) {
-        // 409: an earlier attempt of this same launch (same spec hash) already created it.
+        // 409: an earlier attempt for this same pod (adopted above) already created its Secret.
         if (statusCode(err) !== 409) {
           await this.stop(spec.name, { graceSeconds: 0 }).catch(() => undefined);
-          throw backendError(`creating connection secret ${spec.name}`, err);
+          throw backendError(`creating connection secret for pod ${spec.name}`, err);
         }
       }
     }

@@ -9,7 +9,7 @@
  * `/var/run/spawngate/connection.json`, and `SPAWNGATE_CONNECTION_SOURCE` tells `spawngate.launcher`
  * where to read it. The Secret can only be created after the pod, because it needs the pod's uid.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
 import { substitutePorts } from '../port-placeholders';
@@ -90,6 +90,8 @@ export interface PodManifestOptions {
   home?: HomeMount;
   /** Owner of the user's home (from a stat of the home tree); wins over the defaults, never over a profile. Never 0. */
   homeOwner?: { uid: number; gid: number };
+  /** Suffix of the connection Secret's name (default: random), so each pod instance has its own Secret. */
+  secretSuffix?: string;
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -217,11 +219,15 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
     // Images set HOME for their own user; here the user is the home's owner, so HOME is the mounted home.
     if (!envList.some((e) => e.name === 'HOME')) envList.push({ name: 'HOME', value: h.mountPath });
   }
+  // A pod of the same name created again (a kernel restart) must not find the previous pod's Secret:
+  // that one is garbage-collected asynchronously after its owner is gone, possibly after the new pod
+  // started to wait for it. Each pod instance therefore names its own Secret.
+  const secretName = `${spec.name}-${opts.secretSuffix ?? randomBytes(4).toString('hex')}`;
   if (connectionInfo !== undefined) {
     envList.push({ name: CONNECTION_SOURCE_ENV, value: CONNECTION_FILE });
     volumes.push({
       name: CONNECTION_VOLUME,
-      secret: { secretName: spec.name, defaultMode: 0o440, items: [{ key: 'connection.json', path: 'connection.json' }] },
+      secret: { secretName, defaultMode: 0o440, items: [{ key: 'connection.json', path: 'connection.json' }] },
     });
     volumeMounts.push({ name: CONNECTION_VOLUME, mountPath: CONNECTION_DIR, readOnly: true });
   }
@@ -295,7 +301,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   };
   // The hash covers what was asked for (spec and connection info), so a retry of the same launch matches.
   annotations[SPEC_HASH_ANNOTATION] = createHash('sha256')
-    .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]))
+    .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]).replaceAll(secretName, spec.name))
     .digest('hex')
     .slice(0, 32);
   return { pod, ...(connectionInfo !== undefined ? { connectionInfo } : {}) };
@@ -309,13 +315,18 @@ export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Sec
     kind: 'Secret',
     type: 'Opaque',
     metadata: {
-      name: meta.name,
+      name: connectionSecretName(pod),
       namespace: meta.namespace,
       labels: { ...(meta.labels ?? {}) },
       ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: meta.name!, uid: meta.uid!, blockOwnerDeletion: false }],
     },
     stringData: { 'connection.json': connectionInfo },
   };
+}
+
+/** The Secret a pod mounts its connection file from (an adopted pod's own, as it was created). */
+export function connectionSecretName(pod: V1Pod): string {
+  return pod.spec?.volumes?.find((v) => v.name === CONNECTION_VOLUME)?.secret?.secretName ?? pod.metadata!.name!;
 }
 
 /** Labels as the caller gave them: sanitized values replaced by the originals kept in the annotation. */

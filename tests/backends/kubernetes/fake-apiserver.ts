@@ -94,6 +94,8 @@ export interface FakeApiServerOptions {
   bookmarkMs?: number;
   /** Host directory backing each PersistentVolumeClaim (by claim name). */
   persistentVolumes?: Record<string, string>;
+  /** Delay of the garbage collection of a deleted pod's owned Secrets, ms (the real GC is asynchronous). Default 0. */
+  gcDelayMs?: number;
   /** What an image contributes to the process: its environment (merged under the pod's env). */
   images?: Record<string, { env?: Record<string, string> }>;
 }
@@ -231,6 +233,11 @@ export class FakeApiServer {
     this.runtimes.get(name)?.proc?.kill('SIGKILL');
     this.pods.delete(name);
     this.rv++;
+  }
+
+  /** The Secrets whose ownerReferences name this pod (any instance of that name). */
+  secretsOwnedBy(podName: string): Obj[] {
+    return [...this.secrets.values()].filter((s) => (s.metadata.ownerReferences ?? []).some((o: Obj) => o.kind === 'Pod' && o.name === podName));
   }
 
   /** Puts a Running pod straight into the store (a namespace that already holds other workloads). */
@@ -493,9 +500,13 @@ export class FakeApiServer {
     this.runtimes.delete(name);
     this.record('pods', 'DELETED', pod);
     // garbage collection of owned secrets
-    for (const [sname, s] of this.secrets) {
-      if ((s.metadata.ownerReferences ?? []).some((o: Obj) => o.uid === uid)) this.secrets.delete(sname);
-    }
+    const collect = () => {
+      for (const [sname, s] of this.secrets) {
+        if ((s.metadata.ownerReferences ?? []).some((o: Obj) => o.uid === uid)) this.secrets.delete(sname);
+      }
+    };
+    if (this.opts.gcDelayMs) this.later(collect, this.opts.gcDelayMs);
+    else collect();
   }
 
   private podLog(res: http.ServerResponse, name: string, tail: number): void {

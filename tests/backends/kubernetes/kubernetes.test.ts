@@ -17,14 +17,14 @@ import {
 } from '../../../src/backends/kubernetes';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
 import { SLEEP_FOREVER, testBackend, waitFor } from '../contract';
-import { FakeApiServer, readDocumentedRole } from './fake-apiserver';
+import { FakeApiServer, readDocumentedRole, type FakeApiServerOptions } from './fake-apiserver';
 
 const PY = '/usr/bin/python3';
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as unknown as KubernetesBackendOptions['logger'];
 
-async function setup(extra: Partial<KubernetesBackendOptions> = {}) {
+async function setup(extra: Partial<KubernetesBackendOptions> = {}, fakeOptions: Partial<FakeApiServerOptions> = {}) {
   const role = readDocumentedRole();
-  const fake = await new FakeApiServer({ namespace: role.namespace, rules: role.rules, runCommands: true }).start();
+  const fake = await new FakeApiServer({ namespace: role.namespace, rules: role.rules, runCommands: true, ...fakeOptions }).start();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-'));
   const backend = createKubernetesBackend({
     namespace: role.namespace,
@@ -125,16 +125,17 @@ describe('kubernetes backend', () => {
     await backend.ensure(spec);
     await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
     const pod = fake.pods.get(spec.name)!;
-    const secret = fake.secrets.get(spec.name)!;
+    const [secret, ...more] = fake.secretsOwnedBy(spec.name);
+    expect(more).toEqual([]);
     expect(JSON.stringify(pod.spec)).not.toContain('very-secret');
-    expect(secret.stringData['connection.json']).toBe(connection);
-    expect(secret.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: spec.name, uid: pod.metadata.uid })]);
+    expect(secret!.stringData['connection.json']).toBe(connection);
+    expect(secret!.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: spec.name, uid: pod.metadata.uid })]);
     expect(pod.spec.containers[0].env).toEqual(
       expect.arrayContaining([{ name: 'SPAWNGATE_CONNECTION_SOURCE', value: '/var/run/spawngate/connection.json' }]),
     );
     expect(pod.spec.containers[0].volumeMounts).toEqual([expect.objectContaining({ mountPath: '/var/run/spawngate', readOnly: true })]);
     await backend.stop(spec.name, { graceSeconds: 0 });
-    expect(fake.secrets.has(spec.name)).toBe(false); // garbage-collected with its owner
+    expect(fake.secretsOwnedBy(spec.name)).toEqual([]); // garbage-collected with its owner
   });
 
   const failures: [string, (s: WorkloadSpec) => WorkloadSpec, ((name: string) => void) | undefined, RegExp][] = [
@@ -241,6 +242,28 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
       const gone = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'missing', 10_000, 5);
       expect(gone.reason).toBe('pod deleted (not by spawngate)');
       expect(podReads()).toEqual([]);
+    } finally {
+      await backend.close({ stopAll: true });
+      await cleanup();
+    }
+  });
+
+  test('a pod created again under its name (kernel restart) gets its own Secret while the old one awaits GC', async () => {
+    const { fake, backend, cleanup } = await setup({}, { gcDelayMs: 60_000 });
+    try {
+      const spec = makeSpec({ name: `sg-k8s-again-${process.pid}`, env: { SPAWNGATE_CONNECTION_INFO: '{"key":"k"}' } });
+      await backend.ensure(spec);
+      await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
+      const firstUid = fake.pods.get(spec.name)!.metadata.uid;
+      await backend.stop(spec.name, { graceSeconds: 0 });
+      expect(fake.secretsOwnedBy(spec.name)).toHaveLength(1); // the old one, not yet collected
+      await backend.ensure(spec);
+      const running = await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
+      expect(running.phase).toBe('running');
+      const pod = fake.pods.get(spec.name)!;
+      expect(pod.metadata.uid).not.toBe(firstUid);
+      const mounted = fake.secrets.get(pod.spec.volumes.find((v: { secret?: unknown }) => v.secret).secret.secretName)!;
+      expect(mounted.metadata.ownerReferences[0].uid).toBe(pod.metadata.uid);
     } finally {
       await backend.close({ stopAll: true });
       await cleanup();
