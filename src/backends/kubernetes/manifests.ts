@@ -4,7 +4,7 @@
  *
  * Kernel connection info: the kernels module passes the kernel's connection JSON (ports, key) in
  * `spec.env.SPAWNGATE_CONNECTION_INFO`. It never reaches the pod spec (a pod's env is readable by anyone
- * who may `get pods`); instead it goes into a Secret named like the pod, owned by the pod
+ * who may `get pods`); instead it goes into a Secret named after the pod plus a per-instance suffix, owned by the pod
  * (ownerReference, so Kubernetes garbage-collects it with the pod), mounted read-only at
  * `/var/run/spawngate/connection.json`, and `SPAWNGATE_CONNECTION_SOURCE` tells `spawngate.launcher`
  * where to read it. The Secret can only be created after the pod, because it needs the pod's uid.
