@@ -46,6 +46,24 @@ const scenarios: Record<string, Parameters<typeof render>[0]> = {
       },
     ],
   },
+  'oidc with introspection': {
+    values: [
+      external,
+      {
+        secrets: { oidcClientSecret: 'oidc-client-secret-value' },
+        config: {
+          oidc: {
+            issuer: 'https://idp.example.org/realms/research',
+            audience: 'spawngate',
+            admin_values: ['spawngate-admins'],
+            group_experiments: { 'lab-genomics': 'genomics' },
+            introspection: true,
+            client_id: 'spawngate',
+          },
+        },
+      },
+    ],
+  },
   'everything optional off': {
     values: [
       external,
@@ -169,7 +187,7 @@ describe.each(Object.keys(scenarios))('chart rendered with %s', (name) => {
     for (const { owner, spec } of podSpecs(docs())) {
       for (const c of spec.containers) {
         for (const e of c.env ?? []) {
-          if (SECRET_ENV.includes(e.name) || /PASSWORD/.test(e.name)) {
+          if (SECRET_ENV.includes(e.name) || /PASSWORD|CLIENT_SECRET/.test(e.name)) {
             expect([owner, e.name, e.value]).toEqual([owner, e.name, undefined]);
             expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
           }
@@ -355,6 +373,20 @@ describe('values and secrets', () => {
     }
   });
 
+  test('OIDC introspection: the client secret lands in the Secret and reaches the service by reference only', () => {
+    const docs = rendered('oidc with introspection');
+    const data = nth(byKind(docs, 'Secret')).data as Record<string, string>;
+    expect(Buffer.from(data['oidc-client-secret']!, 'base64').toString()).toBe('oidc-client-secret-value');
+    const env = one(docs, 'Deployment', '-api').spec.template.spec.containers[0].env as { name: string; value?: string; valueFrom?: { secretKeyRef: { key: string } } }[];
+    const ref = env.find((e) => e.name === 'SPAWNGATE_OIDC_CLIENT_SECRET')!;
+    expect([ref.value, ref.valueFrom?.secretKeyRef.key]).toEqual([undefined, 'oidc-client-secret']);
+    expect(JSON.stringify(byKind(docs, 'ConfigMap'))).not.toContain('oidc-client-secret-value');
+    expect(rendered('eks').some((d) => JSON.stringify(d).includes('SPAWNGATE_OIDC_CLIENT_SECRET'))).toBe(false);
+    const missing = renderRaw({ values: [external, { config: { oidc: { issuer: 'https://idp.example.org', audience: 'x', introspection: true, client_id: 'c' } } }] });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr + missing.stdout).toMatch(/secrets\.oidcClientSecret/);
+  });
+
   test('trial mode generates credentials that fit the config schema and wires the URLs to the trial services', () => {
     const s = nth(byKind(rendered('defaults'), 'Secret'));
     const data: Record<string, string> = Object.fromEntries(Object.entries(s.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
@@ -406,7 +438,7 @@ describe('values and secrets', () => {
 });
 
 describe('the service accepts what the chart gives it', () => {
-  test.each(['eks', 'defaults', 'hpa + homes + several namespaces'])('%s: env + SPAWNGATE_CONFIG pass the service\'s own validation', (name) => {
+  test.each(['eks', 'defaults', 'hpa + homes + several namespaces', 'oidc with introspection'])('%s: env + SPAWNGATE_CONFIG pass the service\'s own validation', (name) => {
     const docs = rendered(name);
     const api = one(docs, 'Deployment', '-api');
     const c = api.spec.template.spec.containers[0];
@@ -419,6 +451,7 @@ describe('the service accepts what the chart gives it', () => {
       SPAWNGATE_HUB_TOKEN: HUB_TOKEN,
       SPAWNGATE_ADMIN_TOKEN: ADMIN_TOKEN,
       SPAWNGATE_SECRET_KEY: SECRET_KEY,
+      SPAWNGATE_OIDC_CLIENT_SECRET: 'oidc-client-secret-value',
     };
     const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
     for (const e of c.env as { name: string; value?: string }[]) {
@@ -469,6 +502,7 @@ describe('values.schema.json', () => {
     ['non-postgres database URL', { secrets: { databaseUrl: 'mysql://x' } }, /databaseUrl/],
     ['bad secret key', { secrets: { secretKey: 'abc' } }, /secretKey/],
     ['secret as plain env', { extraEnv: { SPAWNGATE_HUB_TOKEN: 'x'.repeat(20) } }, /property name/],
+    ['OIDC client secret as plain env', { extraEnv: { SPAWNGATE_OIDC_CLIENT_SECRET: 'x' } }, /property name/],
     ['bad namespace', { workloads: { namespaces: ['Bad_NS'] } }, /pattern/],
     ['log level', { logLevel: 'verbose' }, /allowed values/],
     ['profile without slug', { config: { profiles: [{ display_name: 'x' }] } }, /slug/],

@@ -74,6 +74,9 @@ app.kubernetes.io/part-of: spawngate
 {{- if and (not .Values.secrets.existingSecret) (not .Values.redis.enabled) (not .Values.secrets.redisUrl) -}}
 {{- fail "spawngate: set secrets.redisUrl (e.g. ElastiCache), secrets.existingSecret, or redis.enabled=true (trial only)" -}}
 {{- end -}}
+{{- if and (dig "oidc" "introspection" false .Values.config) (not .Values.secrets.existingSecret) (not .Values.secrets.oidcClientSecret) -}}
+{{- fail "spawngate: config.oidc.introspection needs secrets.oidcClientSecret (or key oidc-client-secret in secrets.existingSecret)" -}}
+{{- end -}}
 {{- if and .Values.homes.enabled (not .Values.homes.existingClaim) -}}
 {{- fail "spawngate: homes.enabled needs homes.existingClaim (the EFS PersistentVolumeClaim)" -}}
 {{- end -}}
@@ -120,6 +123,13 @@ app.kubernetes.io/part-of: spawngate
     secretKeyRef:
       name: {{ include "spawngate.secretName" $ }}
       key: {{ index $pair 1 }}
+{{- end }}
+{{- if dig "oidc" "introspection" false .Values.config }}
+- name: SPAWNGATE_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "spawngate.secretName" . }}
+      key: oidc-client-secret
 {{- end }}
 {{- end -}}
 
