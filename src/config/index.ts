@@ -10,6 +10,6 @@ export {
   type Resources,
 } from './schema';
 export { dockerConfigSchema, type DockerConfig } from './docker-schema';
-export { kubernetesConfigSchema, type KubernetesConfig } from './kubernetes-schema';
+export { kubernetesConfigSchema, kubernetesOverridesSchema, type KubernetesConfig, type KubernetesOverrides } from './kubernetes-schema';
 export { oidcConfigSchema, ASYMMETRIC_JWS_ALGORITHMS, type OidcConfig } from './oidc-schema';
 export { fileConfigJsonSchema } from './json-schema';

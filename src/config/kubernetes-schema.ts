@@ -48,3 +48,35 @@ export const kubernetesConfigSchema = z
   })
   .strict();
 export type KubernetesConfig = z.infer<typeof kubernetesConfigSchema>;
+
+const labelMap = z.record(z.string(), z.string());
+const pullPolicy = z.enum(['Always', 'IfNotPresent', 'Never']);
+
+/**
+ * A profile's `kubernetes:` block: KubeSpawner's options for server pods (pod-spec names). Checked when
+ * the configuration loads (a typo stops start-up naming the profile and key) and again by the backend.
+ * Structures the API server knows better (tolerations, affinity, volumes) are checked by it (422).
+ */
+export const kubernetesOverridesSchema = z
+  .object({
+    image_pull_policy: pullPolicy.optional(),
+    imagePullPolicy: pullPolicy.optional(),
+    imagePullSecrets: z.array(z.union([z.string().min(1), z.object({ name: z.string().min(1) }).strict()])).optional(),
+    nodeSelector: labelMap.optional(),
+    tolerations: z.array(z.unknown()).optional(),
+    affinity: z.record(z.string(), z.unknown()).optional(),
+    volumes: z.array(z.unknown()).optional(),
+    volumeMounts: z.array(z.unknown()).optional(),
+    runAsUser: z.number().int().min(1, 'runAsUser 0 (root) is refused; workloads never run as root').optional(),
+    runAsGroup: z.number().int().min(0).optional(),
+    fsGroup: z.number().int().min(0).optional(),
+    supplementalGroups: z.array(z.number().int().min(0)).optional(),
+    serviceAccountName: z.string().min(1).optional(),
+    automountServiceAccountToken: z.boolean().optional(),
+    labels: labelMap.optional(),
+    annotations: labelMap.optional(),
+    priorityClassName: z.string().min(1).optional(),
+    extraResourceLimits: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+export type KubernetesOverrides = z.infer<typeof kubernetesOverridesSchema>;

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
-import { kubernetesConfigSchema } from './kubernetes-schema';
+import { kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
 import { oidcConfigSchema } from './oidc-schema';
 
 const boolFromEnv = z
@@ -53,7 +53,7 @@ export const profileSchema = z
     resources: resourcesSchema.default({}).describe('requests and limits for the single-user server'),
     env: z.record(z.string(), z.string()).default({}).describe('extra environment for the server'),
     allowed_users: userListSchema.describe('only these users see the profile (default: everyone)'),
-    kubernetes: z.record(z.string(), z.unknown()).optional().describe('kubernetes pod overrides (see docs)'),
+    kubernetes: kubernetesOverridesSchema.optional().describe('kubernetes pod overrides (see docs/kubernetes.md)'),
     docker: z.record(z.string(), z.unknown()).optional().describe('docker container overrides (see docs)'),
   })
   .strict();

@@ -14,6 +14,9 @@ import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kub
 import { PermanentBackendError, type WorkloadSpec } from '../types';
 import { substitutePorts } from '../port-placeholders';
 import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV } from '../connection-secret';
+import { kubernetesOverridesSchema, type KubernetesOverrides } from '../../config';
+
+export type { KubernetesOverrides };
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'spawngate';
@@ -24,49 +27,6 @@ export const ORIGINAL_LABELS_ANNOTATION = 'spawngate.io/original-labels';
 export const SPEC_HASH_ANNOTATION = 'spawngate.io/spec-hash';
 const CONNECTION_VOLUME = 'spawngate-connection';
 const HOME_VOLUME = 'spawngate-home';
-
-/** Profile options a spec may carry in `overrides` (KubeSpawner's names where they exist). */
-export interface KubernetesOverrides {
-  image_pull_policy?: 'Always' | 'IfNotPresent' | 'Never';
-  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
-  imagePullSecrets?: (string | { name: string })[];
-  nodeSelector?: Record<string, string>;
-  tolerations?: unknown[];
-  affinity?: Record<string, unknown>;
-  volumes?: unknown[];
-  volumeMounts?: unknown[];
-  runAsUser?: number;
-  runAsGroup?: number;
-  fsGroup?: number;
-  supplementalGroups?: number[];
-  serviceAccountName?: string;
-  /** Mount the service-account token. Default false (also when `serviceAccountName` is set). */
-  automountServiceAccountToken?: boolean;
-  annotations?: Record<string, string>;
-  priorityClassName?: string;
-  /** Extra resource limits, e.g. `{ "vpc.amazonaws.com/efa": "1" }`. */
-  extraResourceLimits?: Record<string, string>;
-}
-
-const OVERRIDE_KEYS = new Set([
-  'image_pull_policy',
-  'imagePullPolicy',
-  'imagePullSecrets',
-  'nodeSelector',
-  'tolerations',
-  'affinity',
-  'volumes',
-  'volumeMounts',
-  'runAsUser',
-  'runAsGroup',
-  'fsGroup',
-  'supplementalGroups',
-  'serviceAccountName',
-  'automountServiceAccountToken',
-  'annotations',
-  'priorityClassName',
-  'extraResourceLimits',
-]);
 
 /** The user's home: a subPath of one (ReadWriteMany, e.g. EFS) claim, mounted where the home tree has it. */
 export interface HomeMount {
@@ -132,22 +92,14 @@ function cpuQuantity(cores: number): string {
 }
 
 function checkOverrides(o: Record<string, unknown>): KubernetesOverrides {
-  const unknown = Object.keys(o).filter((k) => !OVERRIDE_KEYS.has(k));
-  if (unknown.length) {
-    throw new PermanentBackendError(
-      `kubernetes backend: unknown profile override(s) ${unknown.join(', ')}; known: ${[...OVERRIDE_KEYS].join(', ')}`,
+  const parsed = kubernetesOverridesSchema.safeParse(o);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) =>
+      i.code === 'unrecognized_keys' ? `unknown profile override(s) ${i.keys.join(', ')}` : `override ${i.path.join('.')}: ${i.message}`,
     );
+    throw new PermanentBackendError(`kubernetes backend: ${issues.join('; ')}`);
   }
-  for (const k of ['runAsUser', 'runAsGroup', 'fsGroup'] as const) {
-    const v = o[k];
-    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) {
-      throw new PermanentBackendError(`kubernetes backend: override ${k} must be a non-negative integer`);
-    }
-  }
-  if (o.runAsUser === 0) {
-    throw new PermanentBackendError('kubernetes backend: runAsUser 0 (root) is refused; workloads never run as root');
-  }
-  return o as KubernetesOverrides;
+  return parsed.data;
 }
 
 /**
@@ -200,6 +152,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
     labels[key] = v;
   };
   for (const [k, v] of Object.entries(spec.labels)) put(k, v);
+  for (const [k, v] of Object.entries(o.labels ?? {})) put(k, v); // KubeSpawner's extra_labels; ours below win
   // Enterprise Gateway's conventions plus the recommended app.kubernetes.io labels.
   put('app', 'spawngate');
   put('component', spec.kind);

@@ -93,3 +93,9 @@ test('an unknown profile or kernel is refused with a message naming it', async (
   await expect(renderDryRun(config, { user: 'alice', profile: 'nope' })).rejects.toThrow(/unknown profile 'nope'/);
   await expect(renderDryRun(config, { user: 'alice', kernel: 'nope' }, db)).rejects.toThrow(/nope/);
 });
+
+test("a profile's kubernetes block is checked when the configuration loads", () => {
+  const badFile = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(badFile, YAML.stringify({ profiles: [{ slug: 'x', display_name: 'X', kubernetes: { privileged: true, runAsUser: 0 } }] }));
+  expect(() => loadConfig({ SPAWNGATE_CONFIG: badFile })).toThrow(/profiles\.0\.kubernetes.*(privileged|root)/);
+});
