@@ -157,24 +157,41 @@ class KubernetesBackendImpl implements KubernetesBackend {
     const k8s = await loadClientNode();
     const kc = makeKubeConfig(k8s, this.options.kubeconfig ?? { from: 'default' });
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    // client-node's informer reports a failed list through its error event and still resolves start():
+    // the first list's outcome is tracked here so `ready` means "the cache holds the namespace".
+    let listed = false;
+    let firstListError: unknown;
     const informer = k8s.makeInformer<K8s.V1Pod>(
       kc,
       `/api/v1/namespaces/${encodeURIComponent(this.ns)}/pods?allowWatchBookmarks=true`,
-      () => core.listNamespacedPod({ namespace: this.ns, labelSelector: this.selector }),
+      async () => {
+        try {
+          const list = await core.listNamespacedPod({ namespace: this.ns, labelSelector: this.selector });
+          listed = true;
+          return list;
+        } catch (err) {
+          firstListError ??= err;
+          throw err;
+        }
+      },
       this.selector,
     );
     informer.on('add', (pod) => this.onPod(pod));
     informer.on('update', (pod) => this.onPod(pod));
     informer.on('delete', (pod) => this.onPodDeleted(pod));
     informer.on('error', (err) => {
-      if (this.closed) return;
+      if (this.closed || !listed) return; // before the first list: init fails instead
       this.log.warn('kubernetes pod watch failed; restarting', { error: apiMessage(err), namespace: this.ns });
       this.later(this.rewatchDelayMs, () => informer.start().catch(() => undefined));
     });
     const ctx = { k8s, kc, core, informer };
     await informer.start().catch((err: unknown) => {
-      throw backendError(`listing pods in namespace ${this.ns}`, err);
+      firstListError ??= err;
     });
+    if (!listed) {
+      await informer.stop();
+      throw backendError(`listing pods in namespace ${this.ns}`, firstListError);
+    }
     void this.watchEvents(ctx);
     return ctx;
   }

@@ -83,7 +83,16 @@ class NamespacedBackend implements KubernetesBackend {
     const unwatch = backend.watch((e) => {
       for (const l of this.listeners) l(e);
     });
-    this.byNs.set(ns, { backend, unwatch });
+    const entry = { backend, unwatch };
+    this.byNs.set(ns, entry);
+    // A namespace whose first list fails (no Role there yet, API briefly down) is forgotten, so the next
+    // launch into it tries again instead of failing for the life of the process.
+    backend.state('').catch(() => {
+      if (this.byNs.get(ns) !== entry) return;
+      this.byNs.delete(ns);
+      unwatch();
+      void backend.close().catch(() => undefined);
+    });
     return backend;
   }
 
@@ -131,7 +140,7 @@ class NamespacedBackend implements KubernetesBackend {
   }
 
   async logs(name: string, lines: number): Promise<string[]> {
-    const owner = (await this.owner(name)) ?? this.byNs.get(this.opts.namespace)!.backend;
+    const owner = (await this.owner(name)) ?? this.backendFor(this.opts.namespace);
     return owner.logs(name, lines);
   }
 

@@ -301,6 +301,37 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
     }
   });
 
+  test('a namespace without the Role fails its launch with the API\'s 403; once the Role exists the next launch works', async () => {
+    const role = readDocumentedRole();
+    const fake = await new FakeApiServer({ namespace: role.namespace, rules: role.rules, runCommands: true }).start();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-ns-'));
+    const backend = createNamespacedKubernetesBackend({
+      namespace: role.namespace,
+      kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
+      logger: silent,
+      experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 3 },
+    });
+    try {
+      const kernel = makeSpec({ name: `sg-krn-norole-${process.pid}`, labels: { 'spawngate/experiment': 'c' } });
+      const err = await backend.ensure(kernel).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentBackendError);
+      expect((err as Error).message).toMatch(/403.*forbidden: cannot list pods in namespace sg-exp-c/);
+      expect(fake.denied).toEqual(['list pods in namespace sg-exp-c']);
+      fake.denied.length = 0;
+      fake.namespaces.add('sg-exp-c'); // the admin binds the Role there
+      await waitFor(
+        () => backend.ensure(kernel).then((s) => s.phase, () => 'refused'),
+        (phase) => phase !== 'refused',
+      );
+      expect(fake.pods.get(kernel.name)?.metadata.namespace).toBe('sg-exp-c');
+      expect(fake.denied).toEqual([]);
+    } finally {
+      await backend.close({ stopAll: true });
+      await fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('experiment names become DNS-safe namespaces; a template that cannot make one is refused', () => {
     expect(experimentNamespace('sg-{experiment}', 'climate')).toBe('sg-climate');
     expect(experimentNamespace('sg-{experiment}', 'Climate Lab')).toMatch(/^sg-climate-lab-[0-9a-f]{6}$/);
