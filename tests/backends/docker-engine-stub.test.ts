@@ -20,7 +20,7 @@ interface Stub {
 }
 
 /** Engine stand-in. `pullChunks` is what POST /images/create streams (null: the image is present). */
-async function startStub(pullChunks: string[] | null, events: object[] = []): Promise<Stub> {
+async function startStub(pullChunks: string[] | null, events: object[] = [], startFailures: string[] = []): Promise<Stub> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-engine-stub-'));
   const socketPath = path.join(dir, 'docker.sock');
   const created: Record<string, unknown>[] = [];
@@ -81,6 +81,14 @@ async function startStub(pullChunks: string[] | null, events: object[] = []): Pr
         created.push(body);
         container = { name: url.searchParams.get('name') ?? '', body, running: false };
         return json(res, 201, { Id: 'stub-id', Warnings: [] });
+      }
+      if (req.method === 'DELETE' && p === '/containers/stub-id' && container) {
+        container = undefined;
+        res.writeHead(204);
+        return res.end();
+      }
+      if (req.method === 'POST' && p === '/containers/stub-id/start' && container && startFailures.length) {
+        return json(res, 500, { message: startFailures.shift() });
       }
       if (req.method === 'POST' && p === '/containers/stub-id/start' && container) {
         container.running = true;
@@ -210,6 +218,34 @@ test("events about an earlier container of the same name are not reported as the
     await new Promise((r) => setTimeout(r, 200));
     unwatch();
     expect(seen).toEqual([{ name: 'sg-stub-1', type: 'state', state: expect.objectContaining({ phase: 'exited', exitCode: 3 }) }]);
+  } finally {
+    await backend.close();
+    await stub.close();
+  }
+});
+
+test('a published host port taken between create and start: the container is created again and starts', async () => {
+  // podman chooses host ports at create and binds them at start; seen under 50 concurrent launches.
+  const stub = await startStub(null, [], ['cannot listen on the TCP port: listen tcp4 127.0.0.1:33783: bind: address already in use']);
+  const backend = createDockerBackend({ connection: { socketPath: stub.socketPath }, runAsUser: 1000, logger: silent });
+  try {
+    const events: WorkloadEvent[] = [];
+    const state = await backend.ensure(spec({ ports: { default: 8888 } }), (e) => events.push(e));
+    expect(state.phase).toBe('running');
+    expect(stub.created).toHaveLength(2);
+    expect(events.map((e) => e.message)).toContain('a published host port was taken; recreating the container');
+  } finally {
+    await backend.close();
+    await stub.close();
+  }
+});
+
+test('a start the engine refuses for good is not retried', async () => {
+  const stub = await startStub(null, [], ['runc create failed: exec: "jupyterhub-singleuser": executable file not found in $PATH']);
+  const backend = createDockerBackend({ connection: { socketPath: stub.socketPath }, runAsUser: 1000, logger: silent });
+  try {
+    await expect(backend.ensure(spec())).rejects.toThrow(/cannot start: .*executable file not found/);
+    expect(stub.created).toHaveLength(1);
   } finally {
     await backend.close();
     await stub.close();

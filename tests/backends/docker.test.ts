@@ -23,7 +23,7 @@ import { labelKeys } from '../../src/backends/docker/container-spec';
 import { stateFromInspect } from '../../src/backends/docker/container-state';
 import { lastLines, timestampedText } from '../../src/backends/docker/log-frames';
 import { HOST_BINDS, PODMAN_DIR, TEST_IMAGE as IMAGE, TEST_UID as UID, podman as podmanAt, prepareEngine } from '../support/podman';
-import { SLEEP_FOREVER, testBackend, waitFor } from './contract';
+import { readLine, SLEEP_FOREVER, testBackend, waitFor } from './contract';
 
 const PY = '/usr/bin/python3';
 
@@ -140,6 +140,29 @@ if (engine.unavailable) {
       expect(info.Config.Env).toContain('KEEP=visible');
       expect(JSON.stringify(info)).not.toContain(`hmac-key-${run}`);
       await backend.stop(name, { graceSeconds: 0 });
+    });
+
+    test('on a user-defined network a workload is reached at its address there, on its own port', async () => {
+      const network = `sg-dk-net-${run}`;
+      await docker.createNetwork({ Name: network });
+      const onNet = createDockerBackend(baseOptions({ network }));
+      try {
+        const name = newName();
+        const code = 'import socket\ns = socket.socket(); s.bind(("", 5555)); s.listen()\nprint("ready", flush=True)\nwhile True:\n    c, _ = s.accept(); c.sendall(b"on-net\\n"); c.close()';
+        await onNet.ensure(makeSpec({ name, command: [PY, '-c', code], ports: { default: 5555 } }));
+        await logsUntil(name, (l) => l.includes('ready'));
+        const state = await onNet.state(name);
+        const info = await docker.getContainer(name).inspect();
+        const ip = (info.NetworkSettings.Networks as Record<string, { IPAddress: string }>)[network]!.IPAddress;
+        expect(state).toMatchObject({ phase: 'running', host: ip, ports: { default: 5555 } });
+        // Nothing is published on the host (podman lists the exposed port with a null binding).
+        expect(Object.values(info.HostConfig.PortBindings ?? {}).flatMap((b) => b ?? [])).toEqual([]);
+        expect(await readLine(state.host!, 5555)).toBe('on-net');
+        await onNet.stop(name, { graceSeconds: 0 });
+      } finally {
+        await onNet.close();
+        await docker.getNetwork(network).remove().catch(() => undefined);
+      }
     });
 
     test('limits are applied: visible in inspect and inside the container', async () => {

@@ -20,6 +20,11 @@ export interface LabelKeys {
   kind: string;
   /** JSON `{portName: containerPort}`, so state() can report ports by name. */
   ports: string;
+  /**
+   * The user-defined network a workload was attached to: inspect cannot be trusted to say (podman
+   * reports NetworkMode "bridge" for every bridge network).
+   */
+  network: string;
 }
 
 export function labelKeys(prefix: string): LabelKeys {
@@ -28,6 +33,7 @@ export function labelKeys(prefix: string): LabelKeys {
     name: `${prefix}.name`,
     kind: `${prefix}.kind`,
     ports: `${prefix}.ports`,
+    network: `${prefix}.network`,
   };
 }
 
@@ -252,6 +258,7 @@ export async function buildContainer(
     [keys.name]: spec.name,
     [keys.kind]: spec.kind,
     [keys.ports]: JSON.stringify(ports),
+    ...(network ? { [keys.network]: network } : {}),
   };
 
   const hostConfig: Docker.HostConfig = {

@@ -72,11 +72,14 @@ function whereReached(
   info: Docker.ContainerInspectInfo,
   ports: Record<string, number>,
   reach: Reachability,
+  recordedNetwork: string | undefined,
 ): { host?: string; ports?: Record<string, number> } {
   const mode = info.HostConfig?.NetworkMode ?? '';
-  if (!ENGINE_NETWORK_MODES.has(mode) && !mode.startsWith('container:')) {
+  // Our label names the network; Docker's NetworkMode does too, podman's says "bridge" for every one.
+  const network = recordedNetwork || (!ENGINE_NETWORK_MODES.has(mode) && !mode.startsWith('container:') ? mode : undefined);
+  if (network) {
     const networks = (info.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
-    const ip = networks[mode]?.IPAddress;
+    const ip = networks[network]?.IPAddress;
     return { host: ip || info.Name.replace(/^\//, ''), ports };
   }
   const published = (info.NetworkSettings?.Ports ?? {}) as PortMap;
@@ -103,7 +106,7 @@ export function stateFromInspect(
     labels,
     ref: { id: info.Id, image: info.Config?.Image, createdAt: info.Created },
   };
-  if (phase === 'running') Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach));
+  if (phase === 'running') Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach, labels[keys.network]));
   if (phase === 'exited') {
     const code = info.State?.ExitCode ?? -1;
     state.exitCode = code;

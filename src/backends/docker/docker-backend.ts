@@ -35,6 +35,10 @@ const DEFAULT_GRACE_SECONDS = 5;
 /** Engine events that change a workload's phase (podman reports `remove` where Docker says `destroy`). */
 const WATCHED_ACTIONS = new Set(['start', 'die', 'oom', 'destroy', 'remove']);
 
+/** A start refused because a published host port is in use (retried with a new container). */
+const PORT_TAKEN = /address already in use|port is already allocated/i;
+const PORT_ATTEMPTS = 5;
+
 /** Engine messages of a start that can never succeed (command missing, not executable, bad mount). */
 const PERMANENT_START = /executable file not found|no such file or directory|permission denied|not a directory|invalid argument/i;
 
@@ -79,33 +83,50 @@ class DockerContainerBackend implements DockerBackend {
         const adopted = await this.adopt(existing, onEvent, splitConnectionSecret(spec.env ?? {}).connectionInfo);
         if (adopted) return adopted;
       }
-      const built = await buildContainer(spec, this.options, this.keys);
+      let built = await buildContainer(spec, this.options, this.keys);
       await this.ensureImage(spec.image!, name, onEvent);
-      let container: Docker.Container;
-      try {
-        container = await this.docker.createContainer(built.create);
-      } catch (err) {
-        if (isNameConflict(err)) {
-          // Created by someone else (another replica) since we looked: adopt theirs.
-          const info = await this.inspect(name);
-          const adopted = info && (await this.adopt(info, onEvent, built.connectionInfo));
-          if (adopted) return adopted;
-          throw new TransientBackendError(`container ${name} is being created or removed by someone else`, {
-            cause: err,
-          });
+      for (let attempt = 1; ; attempt++) {
+        let container: Docker.Container;
+        try {
+          container = await this.docker.createContainer(built.create);
+        } catch (err) {
+          if (isNameConflict(err)) {
+            // Created by someone else (another replica) since we looked: adopt theirs.
+            const info = await this.inspect(name);
+            const adopted = info && (await this.adopt(info, onEvent, built.connectionInfo));
+            if (adopted) return adopted;
+            throw new TransientBackendError(`container ${name} is being created or removed by someone else`, {
+              cause: err,
+            });
+          }
+          if (isNotFound(err)) {
+            throw new PermanentBackendError(`image ${spec.image} not found: ${engineMessage(err)}`, { cause: err });
+          }
+          throw toBackendError(err, `create container ${name} from ${spec.image}`, this.endpoint);
         }
-        if (isNotFound(err)) {
-          throw new PermanentBackendError(`image ${spec.image} not found: ${engineMessage(err)}`, { cause: err });
+        onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
+        if (built.connectionInfo !== undefined) {
+          await this.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
         }
-        throw toBackendError(err, `create container ${name} from ${spec.image}`, this.endpoint);
+        try {
+          await this.start(container, name);
+        } catch (err) {
+          // The engine picks published host ports at create and binds them at start; between the two
+          // another process (an outgoing connection, a concurrent container) may take one. A new
+          // container gets new ports.
+          if (attempt < PORT_ATTEMPTS && PORT_TAKEN.test((err as Error).message)) {
+            await this.remove(container.id, name);
+            this.log.info('published host port taken before start; recreating the container', { name, attempt });
+            onEvent?.({ name, type: 'progress', message: 'a published host port was taken; recreating the container' });
+            built = await buildContainer(spec, this.options, this.keys);
+            continue;
+          }
+          throw err;
+        }
+        this.log.info('started container', { name, id: container.id, image: spec.image, ports: built.ports });
+        onEvent?.({ name, type: 'progress', message: `started container ${container.id.slice(0, 12)}` });
+        break;
       }
-      onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
-      if (built.connectionInfo !== undefined) {
-        await this.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
-      }
-      await this.start(container, name);
-      this.log.info('started container', { name, id: container.id, image: spec.image, ports: built.ports });
-      onEvent?.({ name, type: 'progress', message: `started container ${container.id.slice(0, 12)}` });
       return this.state(name);
     });
   }
