@@ -163,6 +163,11 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
 
   const { [CONNECTION_INFO_ENV]: connectionInfo, ...env } = spec.env;
   const envList = Object.entries(env).map(([name, value]) => ({ name, value: substitutePorts(value, ports) }));
+  if (spec.kind === 'kernel') {
+    // Where Enterprise Gateway's kernel images expect to learn their pod and namespace.
+    const eg: Record<string, string | undefined> = { KERNEL_POD_NAME: spec.name, KERNEL_NAMESPACE: opts.namespace, KERNEL_SERVICE_ACCOUNT_NAME: o.serviceAccountName };
+    for (const [name, value] of Object.entries(eg)) if (value !== undefined && env[name] === undefined) envList.push({ name, value });
+  }
   const volumes = [...((o.volumes ?? []) as V1Volume[])];
   const volumeMounts = [...((o.volumeMounts ?? []) as V1VolumeMount[])];
   if (opts.home) {

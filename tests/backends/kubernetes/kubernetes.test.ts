@@ -131,7 +131,11 @@ describe('kubernetes backend', () => {
     expect(secret!.stringData['connection.json']).toBe(connection);
     expect(secret!.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: spec.name, uid: pod.metadata.uid })]);
     expect(pod.spec.containers[0].env).toEqual(
-      expect.arrayContaining([{ name: 'SPAWNGATE_CONNECTION_SOURCE', value: '/var/run/spawngate/connection.json' }]),
+      expect.arrayContaining([
+        { name: 'SPAWNGATE_CONNECTION_SOURCE', value: '/var/run/spawngate/connection.json' },
+        { name: 'KERNEL_POD_NAME', value: spec.name },
+        { name: 'KERNEL_NAMESPACE', value: fake.namespace },
+      ]),
     );
     expect(pod.spec.containers[0].volumeMounts).toEqual([expect.objectContaining({ mountPath: '/var/run/spawngate', readOnly: true })]);
     await backend.stop(spec.name, { graceSeconds: 0 });
