@@ -223,12 +223,13 @@ class KubernetesBackendImpl implements KubernetesBackend {
     for (const w of waiters) w();
   }
 
-  private changed(name: string, ms: number): Promise<void> {
+  /** Resolves true when the informer changed that pod, false after `ms` without news. */
+  private changed(name: string, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
       let set = this.changeWaiters.get(name);
       if (!set) this.changeWaiters.set(name, (set = new Set()));
-      set.add(resolve);
-      setTimeout(resolve, ms).unref();
+      set.add(() => resolve(true));
+      setTimeout(() => resolve(false), ms).unref();
     });
   }
 
@@ -247,7 +248,10 @@ class KubernetesBackendImpl implements KubernetesBackend {
     const name = pod.metadata?.name;
     if (!name) return;
     const prev = this.states.get(name);
-    if (!prev || (prev.uid && pod.metadata?.uid && prev.uid !== pod.metadata.uid)) return;
+    if (!prev || (prev.uid && pod.metadata?.uid && prev.uid !== pod.metadata.uid)) {
+      this.notify(name); // a stop() waiting on a pod its cache never held re-checks at once
+      return;
+    }
     this.states.delete(name);
     const reason = prev.state.phase === 'exited' ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
     const state: WorkloadState = { name, phase: 'missing', ...(reason ? { reason } : {}), labels: prev.state.labels };
@@ -387,19 +391,30 @@ class KubernetesBackendImpl implements KubernetesBackend {
 
   async stop(name: string, opts: { graceSeconds?: number } = {}): Promise<void> {
     const { core } = await this.ready;
-    // Not in the cache: delete anyway (one call, 404 if truly gone) — the pod may be one another replica
-    // created a moment ago that the watch has not delivered yet. Without a uid, no precondition.
-    const uid = this.states.get(name)?.uid;
+    // Not in the cache: the pod may be one another replica created a moment ago that the watch has not
+    // delivered yet. One GET decides — and a pod of that name spawngate did not label is never touched.
+    let uid = this.states.get(name)?.uid;
+    const cached = uid !== undefined;
+    if (!uid) {
+      try {
+        const pod = await core.readNamespacedPod({ name, namespace: this.ns });
+        if (pod.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) return;
+        uid = pod.metadata.uid;
+      } catch (err) {
+        if (statusCode(err) === 404) return;
+        throw backendError(`reading pod ${name}`, err);
+      }
+    }
     const graceSeconds = Math.max(0, Math.round(opts.graceSeconds ?? 30));
     this.stopping.add(name);
     try {
-      await this.deletePod(core, name, uid, graceSeconds);
+      await this.deletePod(core, name, uid, graceSeconds, cached);
     } finally {
       this.stopping.delete(name);
     }
   }
 
-  private async deletePod(core: K8s.CoreV1Api, name: string, uid: string | undefined, graceSeconds: number): Promise<void> {
+  private async deletePod(core: K8s.CoreV1Api, name: string, uid: string | undefined, graceSeconds: number, cachedAtStart: boolean): Promise<void> {
     try {
       await core.deleteNamespacedPod({
         name,
@@ -412,13 +427,15 @@ class KubernetesBackendImpl implements KubernetesBackend {
       if (code === 404 || code === 409) return this.forget(name, uid); // gone, or a newer pod of that name
       throw backendError(`deleting pod ${name}`, err);
     }
-    // Resolves on the informer's delete; a GET every few seconds covers a watch that is down.
+    // Resolves on the informer's delete; a GET after a few quiet seconds covers a watch that is down
+    // (and a pod the cache never held).
+    let seen = cachedAtStart;
     for (;;) {
-      const entry = this.states.get(name);
-      if (!entry || (uid && entry.uid !== uid)) return;
-      uid ??= entry.uid;
-      await this.changed(name, 3000);
-      if (this.states.get(name)?.uid !== uid) return;
+      const cached = this.states.get(name);
+      if (cached && cached.uid !== uid) return; // a newer pod of that name
+      if (cached) seen = true;
+      else if (seen) return; // it left the cache: deleted
+      if (await this.changed(name, 3000)) continue;
       try {
         const pod = await core.readNamespacedPod({ name, namespace: this.ns });
         if (pod.metadata?.uid !== uid) return this.forget(name, uid);

@@ -361,3 +361,23 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
     rmSync(homes, { recursive: true, force: true });
   });
 });
+
+describe('kubernetes backend: stop touches only its own pods', () => {
+  test('a pod of that name without the spawngate label is left alone; one the cache has not seen yet is deleted', async () => {
+    const { fake, backend, cleanup } = await setup();
+    try {
+      await backend.state('warm-up');
+      fake.preloadPod('sg-krn-foreign', { app: 'someone-else' });
+      await backend.stop('sg-krn-foreign', { graceSeconds: 0 });
+      expect(fake.pods.has('sg-krn-foreign')).toBe(true);
+      expect(fake.requests.filter((r) => r.verb === 'delete')).toEqual([]);
+      // Labelled by spawngate but put there behind the watch's back (as if by another replica just now).
+      fake.preloadPod('sg-krn-other-replica', { 'app.kubernetes.io/managed-by': 'spawngate' });
+      await backend.stop('sg-krn-other-replica', { graceSeconds: 0 });
+      expect(fake.pods.has('sg-krn-other-replica')).toBe(false);
+    } finally {
+      await backend.close({ stopAll: true });
+      await cleanup();
+    }
+  });
+});
