@@ -435,7 +435,9 @@ class KubernetesBackendImpl implements KubernetesBackend {
       if (cached && cached.uid !== uid) return; // a newer pod of that name
       if (cached) seen = true;
       else if (seen) return; // it left the cache: deleted
-      if (await this.changed(name, 3000)) continue;
+      // News about a pod the cache holds: look again; anything else (quiet for 3 s, or a delete of a pod
+      // the cache never held): ask the API.
+      if ((await this.changed(name, 3000)) && this.states.has(name)) continue;
       try {
         const pod = await core.readNamespacedPod({ name, namespace: this.ns });
         if (pod.metadata?.uid !== uid) return this.forget(name, uid);
