@@ -437,7 +437,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
       else if (seen) return; // it left the cache: deleted
       // News about a pod the cache holds: look again; anything else (quiet for 3 s, or a delete of a pod
       // the cache never held): ask the API.
-      if ((await this.changed(name, 3000)) && this.states.has(name)) continue;
+      if ((await this.changed(name, 3000)) && (seen || this.states.has(name))) continue;
       try {
         const pod = await core.readNamespacedPod({ name, namespace: this.ns });
         if (pod.metadata?.uid !== uid) return this.forget(name, uid);

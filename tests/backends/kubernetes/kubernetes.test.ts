@@ -381,3 +381,19 @@ describe('kubernetes backend: stop touches only its own pods', () => {
     }
   });
 });
+
+test('stop() of a cached pod needs one delete call and no reads', async () => {
+  const { fake, backend, cleanup } = await setup();
+  try {
+    const spec = makeSpec({ name: `sg-k8s-onedelete-${process.pid}` });
+    await backend.ensure(spec);
+    await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
+    const before = fake.requests.length;
+    await backend.stop(spec.name, { graceSeconds: 1 });
+    expect(fake.requests.slice(before).filter((r) => r.resource === 'pods')).toEqual([{ verb: 'delete', resource: 'pods', name: spec.name, namespace: fake.namespace }]);
+    expect((await backend.state(spec.name)).phase).toBe('missing');
+  } finally {
+    await backend.close({ stopAll: true });
+    await cleanup();
+  }
+});
