@@ -55,6 +55,12 @@ export async function createKubeWorld(opts: { fake?: Partial<FakeApiServerOption
     for (const p of [alice, path.join(alice, '.conda'), path.join(alice, '.conda', 'envs'), envPrefix]) fs.chownSync(p, ALICE_UID, ALICE_UID);
   }
 
+  // The kernel image's site-packages: spawngate.launcher, copied where the pod's uid can read it
+  // whatever the permissions of the checkout's parent directories.
+  const imageSite = path.join(dir, 'kernel-image-site');
+  fs.cpSync(path.join(ROOT, 'python-shim', 'spawngate'), path.join(imageSite, 'spawngate'), { recursive: true, filter: (src) => !src.includes('__pycache__') });
+  fs.chmodSync(imageSite, 0o755);
+
   const fake = await new FakeApiServer({
     namespace: role.namespace,
     extraNamespaces: [EXPERIMENT_NS],
@@ -62,7 +68,7 @@ export async function createKubeWorld(opts: { fake?: Partial<FakeApiServerOption
     runCommands: true,
     persistentVolumes: { 'efs-homes': homes },
     images: {
-      [KERNEL_IMAGE]: { env: { PATH: '/usr/bin:/bin', PYTHONPATH: path.join(ROOT, 'python-shim'), LANG: 'C.UTF-8' } },
+      [KERNEL_IMAGE]: { env: { PATH: '/usr/bin:/bin', PYTHONPATH: imageSite, LANG: 'C.UTF-8' } },
       [SERVER_IMAGE]: { env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' } },
     },
     ...opts.fake,

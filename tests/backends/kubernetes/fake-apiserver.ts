@@ -629,7 +629,7 @@ export class FakeApiServer {
       const proc = spawn(c.command[0], c.command.slice(1), {
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
-        ...(cwd ? { cwd } : {}),
+        cwd: cwd ?? '/', // an image's default WORKDIR (and never the test's checkout, which the pod's uid may not read)
         ...(process.getuid?.() === 0 ? { uid: user.uid, gid: user.gid } : {}),
       });
       rt.proc = proc;
