@@ -11,7 +11,9 @@
  * carries `allowWatchBookmarks=true`. Its own cache holds the full objects of our (label-selected)
  * pods only; other pods in the namespace never reach this process.
  *
- * API calls per launch: create pod (+ create secret for kernels); 409 adds one get. Every verb used is
+ * `state()` reads the map only (never the API: the launch paths poll it); `ready` means the informer's
+ * first list succeeded. API calls per launch: create pod (+ create secret for kernels); 409 adds one
+ * get. Per stop: one delete (plus one get when the cache does not hold the pod). Every verb used is
  * listed in docs/kubernetes-rbac.md.
  */
 import type * as K8s from '@kubernetes/client-node';
