@@ -3,6 +3,9 @@
  * same machine, rounds interleaved (the order alternates each round), then N_CONCURRENT kernel
  * launches through docker at once (one per user), all of which must succeed.
  *
+ * The concurrent launches run twice: with kernel ports published on 127.0.0.1 (the default when
+ * spawngate is not on the containers' network) and on a user-defined network `spawngate-bench`.
+ *
  * Latency = `POST /api/kernels` → its 201 (spawngate answers once the kernel answered its own
  * kernel_info probe) → a kernel_info_request sent over the kernel websocket answered by the kernel.
  * Each kernel is shut down (DELETE, awaited) after it is measured.
@@ -17,6 +20,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import Docker from 'dockerode';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { connectWs } from '../../tests/support/jupyter-ws';
@@ -26,6 +30,7 @@ import { KERNEL_NAME, percentile, startSpawngate, type Spawngate } from '../kern
 const N = Number(process.env.N ?? 10);
 const WARMUP = Number(process.env.WARMUP ?? 1);
 const N_CONCURRENT = Number(process.env.N_CONCURRENT ?? 50);
+const NETWORK = 'spawngate-bench';
 
 /** Answers once the kernel replied to a kernel_info_request sent over the websocket. */
 function kernelInfo(ws: WebSocket, timeoutMs = 60_000): Promise<void> {
@@ -92,21 +97,26 @@ async function main(): Promise<void> {
   // dockerode reads DOCKER_HOST from the process environment, as every Docker client does.
   process.env.DOCKER_HOST = `unix://${engine.socketPath}`;
   const local = await startSpawngate({ users: ['bench1'] });
-  const docker = await startSpawngate({
-    users,
-    env: { SPAWNGATE_BACKEND: 'docker' },
-    yaml: [
-      'kernels:',
-      `  image: ${TEST_IMAGE}`,
-      `  launcher: ${JSON.stringify(TEST_LAUNCHER)}`,
-      '  launch_timeout_seconds: 600',
-      'docker:',
-      `  extra_binds: ${JSON.stringify([...HOST_BINDS, SHIM_BIND])}`,
-      `  label_prefix: sgbench-${process.pid}`,
-    ].join('\n'),
-  });
-  // Containers run as the home owner, never root.
-  execFileSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, path.join(docker.root, 'homes')]);
+  const startDocker = async (network?: string): Promise<Spawngate> => {
+    const sg = await startSpawngate({
+      users,
+      env: { SPAWNGATE_BACKEND: 'docker' },
+      yaml: [
+        'kernels:',
+        `  image: ${TEST_IMAGE}`,
+        `  launcher: ${JSON.stringify(TEST_LAUNCHER)}`,
+        '  launch_timeout_seconds: 120',
+        'docker:',
+        `  extra_binds: ${JSON.stringify([...HOST_BINDS, SHIM_BIND])}`,
+        `  label_prefix: sgbench-${process.pid}-${network ? 'net' : 'pub'}`,
+        ...(network ? [`  network: ${network}`] : []),
+      ].join('\n'),
+    });
+    // Containers run as the home owner, never root.
+    execFileSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, path.join(sg.root, 'homes')]);
+    return sg;
+  };
+  const docker = await startDocker();
   try {
     const samples = { local: [] as number[], docker: [] as number[] };
     for (let round = 0; round < WARMUP + N; round++) {
@@ -116,29 +126,45 @@ async function main(): Promise<void> {
         if (round >= WARMUP) samples[name].push(ms);
       }
     }
-    console.log(`kernel start, POST /api/kernels → kernel_info answered (${N} rounds, interleaved, ${WARMUP} warm-up)`);
-    console.log(`  local  backend: ${summary(samples.local)}`);
-    console.log(`  docker backend: ${summary(samples.docker)}   (podman, runc, busybox image + host Python)`);
-
-    const t0 = performance.now();
-    const results = await Promise.allSettled(users.slice(0, N_CONCURRENT).map((u) => api(docker, u, 'POST', '/api/kernels', { name: KERNEL_NAME })));
-    const wall = performance.now() - t0;
-    const ok = results.filter((r) => r.status === 'fulfilled' && r.value.status === 201);
-    const failures = results
-      .map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.status !== 201 ? `${r.value.status} ${JSON.stringify(r.value.body)}` : undefined))
-      .filter(Boolean);
-    console.log(`${N_CONCURRENT} concurrent kernel launches through docker: ${ok.length}/${N_CONCURRENT} succeeded, wall ${fmt(wall)}`);
-    for (const f of failures.slice(0, 5)) console.log(`  failure: ${String(f).slice(0, 300)}`);
-    await Promise.all(
-      results.map(async (r, i) => {
-        if (r.status === 'fulfilled' && r.value.status === 201) await api(docker, users[i]!, 'DELETE', `/api/kernels/${String(r.value.body.id)}`);
-      }),
-    );
-    if (ok.length !== N_CONCURRENT) process.exitCode = 1;
-  } finally {
+    if (N > 0) {
+      console.log(`kernel start, POST /api/kernels → kernel_info answered (${N} rounds, interleaved, ${WARMUP} warm-up)`);
+      console.log(`  local  backend: ${summary(samples.local)}`);
+      console.log(`  docker backend: ${summary(samples.docker)}   (ports published on 127.0.0.1; podman, runc, busybox image + host Python)`);
+    }
+    let failed = await concurrent(docker, users, 'ports published on 127.0.0.1');
     await docker.close();
+    // The same through a user-defined network: spawngate reaches kernels at their container address.
+    const dockerApi = new Docker({ socketPath: engine.socketPath! });
+    await dockerApi.createNetwork({ Name: NETWORK }).catch(() => undefined);
+    const onNet = await startDocker(NETWORK);
+    try {
+      failed += await concurrent(onNet, users, `network ${NETWORK}`);
+    } finally {
+      await onNet.close();
+    }
+    if (failed) process.exitCode = 1;
+  } finally {
     await local.close();
   }
+}
+
+/** N_CONCURRENT launches at once, one per user; prints the count and wall time. Returns failures. */
+async function concurrent(sg: Spawngate, users: string[], how: string): Promise<number> {
+  const t0 = performance.now();
+  const results = await Promise.allSettled(users.slice(0, N_CONCURRENT).map((u) => api(sg, u, 'POST', '/api/kernels', { name: KERNEL_NAME })));
+  const wall = performance.now() - t0;
+  const ok = results.filter((r) => r.status === 'fulfilled' && r.value.status === 201);
+  const failures = results
+    .map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.status !== 201 ? `${r.value.status} ${JSON.stringify(r.value.body)}` : undefined))
+    .filter(Boolean);
+  console.log(`${N_CONCURRENT} concurrent kernel launches through docker (${how}): ${ok.length}/${N_CONCURRENT} succeeded, wall ${fmt(wall)}`);
+  for (const f of failures.slice(0, 5)) console.log(`  failure: ${String(f).slice(0, 300)}`);
+  await Promise.all(
+    results.map(async (r, i) => {
+      if (r.status === 'fulfilled' && r.value.status === 201) await api(sg, users[i]!, 'DELETE', `/api/kernels/${String(r.value.body.id)}`);
+    }),
+  );
+  return N_CONCURRENT - ok.length;
 }
 
 main().catch((err) => {
