@@ -12,7 +12,7 @@ import { renderDryRun } from '../../src/cli/dry-run';
 import { loadConfig } from '../../src/config';
 import { connectWs, execute } from '../support/jupyter-ws';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes';
-import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
+import { ALICE_UID, createKubeWorld, EXPERIMENT_NS, GPU_EXPERIMENT_NS, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
 import { waitFor, type Spawngate } from './harness';
 
 jest.setTimeout(120_000);
@@ -118,6 +118,15 @@ test('an image pull error fails the launch with the reason, not a timeout', asyn
   expect(body.message).toMatch(/ErrImagePull|ImagePullBackOff/);
   // The failed launch removes its pod.
   await waitFor('failed pod removed', async () => ![...world.fake.pods.values()].some((p) => String(p.spec.containers[0].image).includes('does-not-exist')));
+});
+
+test("a kernel whose experiment's GPU no node has fails at once as Unschedulable, from its own namespace", async () => {
+  const { status, body } = await launch(sg, 'conda-env-deep-python3');
+  expect(status).toBeGreaterThanOrEqual(500);
+  expect(body.message).toMatch(/Unschedulable: 0\/3 nodes are available: 3 Insufficient nvidia.com\/gpu/);
+  const pod = world.fake.received.filter((o) => o.kind === 'Pod').pop()!;
+  expect(pod.metadata.namespace).toBe(GPU_EXPERIMENT_NS);
+  expect(pod.spec.containers[0].resources.limits['nvidia.com/gpu']).toBe('1');
 });
 
 test.each([

@@ -15,6 +15,8 @@ export const KERNEL_IMAGE = 'registry.example/spawngate-kernel:test';
 export const SERVER_IMAGE = 'registry.example/spawngate-singleuser:test';
 export const MISSING_IMAGE = 'registry.example/does-not-exist:1';
 export const EXPERIMENT_NS = 'sg-exp-climate';
+/** An experiment whose kernels get a GPU, which the stand-in's nodes do not have. */
+export const GPU_EXPERIMENT_NS = 'sg-exp-vision';
 /** The uid alice's home belongs to (and her pods run as, when the tests run as root). */
 export const ALICE_UID = 1000;
 
@@ -41,6 +43,10 @@ export async function createKubeWorld(opts: { fake?: Partial<FakeApiServerOption
   fs.symlinkSync('/usr/bin/python3', path.join(envPrefix, 'bin', 'python'));
   fs.mkdirSync(kdir, { recursive: true });
   fs.writeFileSync(path.join(kdir, 'kernel.json'), JSON.stringify({ argv: [path.join(envPrefix, 'bin', 'python'), '-m', 'ipykernel_launcher', '-f', '{connection_file}'], display_name: 'Analysis', language: 'python' }));
+  // A second environment, registered to the GPU experiment.
+  const gpuKernels = path.join(alice, '.conda', 'envs', 'deep', 'share', 'jupyter', 'kernels', 'python3');
+  fs.mkdirSync(gpuKernels, { recursive: true });
+  fs.writeFileSync(path.join(gpuKernels, 'kernel.json'), JSON.stringify({ argv: ['/usr/bin/python3', '-m', 'ipykernel_launcher', '-f', '{connection_file}'], display_name: 'Deep', language: 'python' }));
   // An admin kernelspec whose image cannot be pulled (Enterprise Gateway's image_name convention).
   const sharedKernels = path.join(dir, 'shared-kernels');
   fs.mkdirSync(path.join(sharedKernels, 'broken-image'), { recursive: true });
@@ -63,7 +69,7 @@ export async function createKubeWorld(opts: { fake?: Partial<FakeApiServerOption
 
   const fake = await new FakeApiServer({
     namespace: role.namespace,
-    extraNamespaces: [EXPERIMENT_NS],
+    extraNamespaces: [EXPERIMENT_NS, GPU_EXPERIMENT_NS],
     rules: role.rules,
     runCommands: true,
     persistentVolumes: { 'efs-homes': homes },
@@ -91,6 +97,9 @@ export async function createKubeWorld(opts: { fake?: Partial<FakeApiServerOption
     INSERT INTO experiments (name, cpu_request, cpu_limit, memory_request_mib, memory_limit_mib, gpu_limit) VALUES ('climate', 1, 4, 1024, 8192, 0);
     INSERT INTO environments (name, experiment_id) SELECT 'analysis', id FROM experiments WHERE name = 'climate';
     INSERT INTO experiment_members (experiment_id, user_id) SELECT e.id, u.id FROM experiments e, users u WHERE e.name = 'climate' AND u.username = 'alice';
+    INSERT INTO experiments (name, cpu_request, cpu_limit, memory_request_mib, memory_limit_mib, gpu_limit) VALUES ('vision', 1, 2, 1024, 4096, 1);
+    INSERT INTO environments (name, experiment_id) SELECT 'deep', id FROM experiments WHERE name = 'vision';
+    INSERT INTO experiment_members (experiment_id, user_id) SELECT e.id, u.id FROM experiments e, users u WHERE e.name = 'vision' AND u.username = 'alice';
   `);
   const dataDir = path.join(dir, 'data');
 

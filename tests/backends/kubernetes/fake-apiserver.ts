@@ -10,7 +10,7 @@
  * `dropWatches()` to cut connections. Kubelet: schedules, "pulls", and starts pods; with
  * `runCommands` it runs the container's command as a local child process, so logs, exit codes, grace
  * periods and the kernel's sockets are real. Failure states on demand: nodeSelector
- * `spawngate.test/unschedulable`, an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`,
+ * `spawngate.test/unschedulable` or a GPU limit (the nodes have none), an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`,
  * and `deleteExternally(name)` (someone else's `kubectl delete`).
  *
  * How a local process stands in for a pod (what a real kubelet gives a container, mapped onto one host):
@@ -94,6 +94,8 @@ export interface FakeApiServerOptions {
   bookmarkMs?: number;
   /** Host directory backing each PersistentVolumeClaim (by claim name). */
   persistentVolumes?: Record<string, string>;
+  /** GPUs (`nvidia.com/gpu`) each of the three fake nodes has. Default 0: a pod asking for one is unschedulable. */
+  nodeGpus?: number;
   /** Validate objects against the schemas (default true; the scale bench turns it off to time spawngate, not AJV). */
   validate?: boolean;
   /** Delay of the garbage collection of a deleted pod's owned Secrets, ms (the real GC is asynchronous). Default 0. */
@@ -564,8 +566,16 @@ export class FakeApiServer {
   private schedule(name: string, uid: string): void {
     const pod = this.alive(name, uid);
     if (!pod) return;
-    if (pod.spec.nodeSelector?.['spawngate.test/unschedulable']) {
-      const message = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
+    // The fake's three nodes have `nodeGpus` GPUs each (default none): a pod asking for more cannot be
+    // placed (as a cluster without a GPU node group, or with its GPUs taken).
+    const gpus = Number(pod.spec.containers[0].resources?.limits?.['nvidia.com/gpu'] ?? 0);
+    const unschedulable = pod.spec.nodeSelector?.['spawngate.test/unschedulable']
+      ? "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+      : gpus > (this.opts.nodeGpus ?? 0)
+        ? '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.'
+        : undefined;
+    if (unschedulable) {
+      const message = unschedulable;
       pod.status.conditions = [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now() }];
       this.modified('pods', pod);
       this.emitEvent(name, 'Warning', 'FailedScheduling', message);

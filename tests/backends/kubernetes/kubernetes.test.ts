@@ -76,7 +76,7 @@ describe('kubernetes backend', () => {
   const name = () => `sg-k8s-${process.pid}-${++n}`;
 
   beforeEach(async () => {
-    ({ fake, backend, cleanup } = await setup());
+    ({ fake, backend, cleanup } = await setup({}, { nodeGpus: 1 }));
   });
   afterEach(async () => {
     await backend.close({ stopAll: true });
