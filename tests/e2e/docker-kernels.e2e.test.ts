@@ -4,7 +4,7 @@
  * API into containers of the busybox test image (the host's Debian Python bind-mounted read-only).
  *
  * - code runs in the container, as the home owner, with the experiment's limits (inspect and cgroup),
- *   and the kernel's key is nowhere in the container's inspect data;
+ *   and the kernel's key is nowhere in the container's inspect data; interrupt reaches the kernel;
  * - restart gives a new container that still answers (same connection info, new published ports);
  * - a container killed from outside is reported dead with the reason;
  * - an unknown image and an engine that is away fail the launch with a clear message, and what runs
@@ -170,6 +170,11 @@ if (engine.unavailable) {
       expect(key).toMatch(/^[0-9a-f]{64}$/);
       expect(JSON.stringify(info)).not.toContain(key!);
       expect((await execute(ws, '6*7')).results).toEqual(['42']);
+      // Interrupt: SIGINT through the engine reaches the kernel behind the container's init process.
+      const sleeping = execute(ws, 'import time; time.sleep(60)', 40_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await api('POST', `/api/kernels/${id}/interrupt`)).status).toBe(204);
+      expect((await sleeping).reply.content.ename).toBe('KeyboardInterrupt');
     } finally {
       ws.close();
     }
