@@ -5,6 +5,7 @@
  * which needs Node >= 22.19, while spawngate supports Node 20.19.
  */
 import type * as K8s from '@kubernetes/client-node';
+import { ConfigError } from '../../config';
 
 export type ClientNode = typeof K8s;
 
@@ -29,14 +30,24 @@ export function loadClientNode(): Promise<ClientNode> {
 
 /** A `KubeConfig` from the configured source. Throws with a message naming the source on failure. */
 export function makeKubeConfig(k8s: ClientNode, source: KubeconfigSource): K8s.KubeConfig {
+  // Configuration errors (exit status 2), naming where the credentials were looked for.
+  const where =
+    source.from === 'file' ? `kubernetes.kubeconfig (${source.path})`
+    : source.from === 'in-cluster' ? 'the in-cluster service account'
+    : process.env.KUBECONFIG ? `KUBECONFIG (${process.env.KUBECONFIG})`
+    : '~/.kube/config or the in-cluster service account';
   const kc = new k8s.KubeConfig();
-  if (source.from === 'in-cluster') kc.loadFromCluster();
-  else if (source.from === 'file') {
-    kc.loadFromFile(source.path);
-    if (source.context) kc.setCurrentContext(source.context);
-  } else kc.loadFromDefault();
+  try {
+    if (source.from === 'in-cluster') kc.loadFromCluster();
+    else if (source.from === 'file') {
+      kc.loadFromFile(source.path);
+      if (source.context) kc.setCurrentContext(source.context);
+    } else kc.loadFromDefault();
+  } catch (err) {
+    throw new ConfigError(`kubernetes backend: cannot load credentials from ${where}: ${(err as Error).message}`);
+  }
   if (!kc.getCurrentCluster()) {
-    throw new Error(`kubernetes backend: no current cluster in kubeconfig (${source.from})`);
+    throw new ConfigError(`kubernetes backend: no current cluster in ${where}`);
   }
   return kc;
 }

@@ -192,7 +192,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
     });
     if (!listed) {
       await informer.stop();
-      throw backendError(`listing pods in namespace ${this.ns}`, firstListError);
+      throw backendError(`listing pods in namespace ${this.ns} at ${kc.getCurrentCluster()?.server ?? '?'}`, firstListError);
     }
     void this.watchEvents(ctx);
     return ctx;

@@ -16,6 +16,7 @@ import {
   type KubernetesBackendOptions,
 } from '../../../src/backends/kubernetes';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
+import { ConfigError } from '../../../src/config';
 import { SLEEP_FOREVER, testBackend, waitFor } from '../contract';
 import { FakeApiServer, readDocumentedRole, type FakeApiServerOptions } from './fake-apiserver';
 
@@ -396,4 +397,12 @@ test('stop() of a cached pod needs one delete call and no reads', async () => {
     await backend.close({ stopAll: true });
     await cleanup();
   }
+});
+
+test('credentials that cannot be loaded are a configuration error naming where they were looked for', async () => {
+  const backend = createKubernetesBackend({ namespace: 'ns', kubeconfig: { from: 'file', path: '/nonexistent/kubeconfig' }, logger: silent });
+  const err = await backend.list().catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ConfigError);
+  expect((err as Error).message).toMatch(/cannot load credentials from kubernetes\.kubeconfig \(\/nonexistent\/kubeconfig\)/);
+  await backend.close();
 });
