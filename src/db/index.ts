@@ -15,7 +15,7 @@ export {
   type MintTokenInput,
   type TokenOwner,
 } from './tokens';
-export { resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';
+export { listExperimentNames, resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';
 export {
   addServerEvent,
   beginServerStart,

@@ -76,3 +76,8 @@ export async function resolveQuota(
   if (row.user_active !== true) return { kind: 'inactive-user', experiment };
   return { kind: 'granted', experiment };
 }
+
+/** Names of every experiment, oldest first (the kubernetes backend watches their namespaces). */
+export async function listExperimentNames(db: Queryable): Promise<string[]> {
+  return (await db.query<{ name: string }>('SELECT name FROM experiments ORDER BY id')).map((r) => r.name);
+}

@@ -1,4 +1,4 @@
-/** Picks the configured backend. Docker and Kubernetes arrive with their own issues. */
+/** Builds the configured backend (SPAWNGATE_BACKEND) from the configuration; nothing is contacted yet. */
 import path from 'node:path';
 import {
   createDockerBackend,
@@ -10,7 +10,7 @@ import {
 } from '../backends';
 import type { Config } from '../config';
 import { ConfigError } from '../config';
-import type { Db } from '../db';
+import { listExperimentNames, type Db } from '../db';
 import type { Logger } from '../logging';
 
 export function createBackend(config: Config, logger: Logger, db?: Db): Backend {
@@ -26,10 +26,11 @@ export function createBackend(config: Config, logger: Logger, db?: Db): Backend 
       return createNamespacedKubernetesBackend(
         kubernetesOptionsFromConfig(config, {
           logger: logger.child({ component: 'backend-kubernetes' }),
-          ...(db ? { discoverExperiments: async () => (await db.query<{ name: string }>('SELECT name FROM experiments ORDER BY id')).map((r) => r.name) } : {}),
+          ...(db ? { discoverExperiments: () => listExperimentNames(db) } : {}),
         }),
       );
     default:
-      throw new ConfigError(`SPAWNGATE_BACKEND: the '${config.env.SPAWNGATE_BACKEND}' backend is not available in this build yet`);
+      // The env schema admits only the cases above; this guards a schema change that forgets the factory.
+      throw new ConfigError(`SPAWNGATE_BACKEND: unknown backend '${String(config.env.SPAWNGATE_BACKEND)}'`);
   }
 }
