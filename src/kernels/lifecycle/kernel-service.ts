@@ -406,6 +406,7 @@ export function createKernelService(deps: KernelServiceDeps) {
       if (before.host !== reached.host || (Object.keys(reached.ports) as (keyof KernelRow['ports'])[]).some((k) => before.ports[k] !== reached.ports[k])) {
         // A new container or pod is reached elsewhere (new published ports, new pod IP): the client
         // connected to the old address goes; its websockets close with 1001 and clients reconnect.
+        log.info('kernel reached at a new address after restart; its websockets reconnect', { kernel_id: row.id, host: reached.host });
         await registry.release(row.id);
       }
       registry.get(row.id)?.resumeHeartbeat();
