@@ -4,6 +4,11 @@
  * and polling (STYLE: "the core owns timeouts").
  */
 
+/** The `spawngate/user` label value for a user name: a valid label value (the real name is in KERNEL_USERNAME). */
+export function userLabelValue(username: string): string {
+  return username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63);
+}
+
 /** What kind of workload; backends may label and place them differently. */
 export type WorkloadKind = 'server' | 'kernel';
 

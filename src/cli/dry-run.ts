@@ -21,6 +21,7 @@ import {
   PermanentBackendError,
   podManifestOptions,
   type PodPlan,
+  userLabelValue,
   type WorkloadSpec,
 } from '../backends';
 import type { Config, Profile } from '../config';
@@ -57,7 +58,7 @@ function serverSpec(config: Config, user: string, profile: Profile): WorkloadSpe
     labels: {
       'app.kubernetes.io/name': 'spawngate',
       'app.kubernetes.io/component': 'singleuser-server',
-      'spawngate/user': user.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
+      'spawngate/user': userLabelValue(user),
       'spawngate/server-id': 'dry-run', // the database row's id at start
     },
     command: profile.command ?? config.env.SPAWNGATE_SERVER_COMMAND.split(/\s+/).filter(Boolean),
@@ -92,7 +93,7 @@ async function kernelSpec(config: Config, db: Db, user: string, kernelName: stri
       kernel_id: id,
       'app.kubernetes.io/name': 'spawngate',
       'app.kubernetes.io/component': 'kernel',
-      'spawngate/user': user.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
+      'spawngate/user': userLabelValue(user),
       ...(grant.experimentName ? { 'spawngate/experiment': grant.experimentName } : {}),
     },
     command: [...kcfg.launcher],

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Backend, WorkloadSpec, WorkloadState } from '../backends';
-import { PermanentBackendError } from '../backends';
+import { PermanentBackendError, userLabelValue } from '../backends';
 import type { Config, Profile } from '../config';
 import type { Db, ServerRow } from '../db';
 import {
@@ -137,7 +137,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
       labels: {
         'app.kubernetes.io/name': 'spawngate',
         'app.kubernetes.io/component': 'singleuser-server',
-        'spawngate/user': row.username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
+        'spawngate/user': userLabelValue(row.username),
         'spawngate/server-id': String(row.id),
       },
       command,

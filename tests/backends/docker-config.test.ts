@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dockerOptionsFromConfig } from '../../src/backends/docker';
+import { buildContainer, labelKeys } from '../../src/backends/docker/container-spec';
 import { ConfigError, loadConfig } from '../../src/config';
 import { logger } from '../../src/logging';
 import { createBackend } from '../../src/service/backend-factory';
@@ -46,4 +47,25 @@ test.each([
   const attempt = () => withYaml(`docker:\n  ${line}\n`);
   expect(attempt).toThrow(ConfigError);
   expect(attempt).toThrow(expected);
+});
+
+test("the home bind mount uses the user's real name (KERNEL_USERNAME), not the sanitized label", async () => {
+  const homes = fs.mkdtempSync(path.join(dir, 'homes-'));
+  const name = 'Alice.Smith@lab';
+  fs.mkdirSync(path.join(homes, name));
+  fs.chownSync(path.join(homes, name), 1234, 1234);
+  const built = await buildContainer(
+    {
+      name: 'sg-krn-home-check',
+      kind: 'kernel',
+      image: 'localhost/x:1',
+      command: ['true'],
+      labels: { 'spawngate/user': 'alice.smith-lab' },
+      env: { KERNEL_USERNAME: name },
+    },
+    { homeRoot: homes },
+    labelKeys('spawngate'),
+  );
+  expect(built.create.HostConfig?.Binds).toContain(`${path.join(homes, name)}:${path.join(homes, name)}`);
+  expect(built.create.User).toBe('1234:1234');
 });

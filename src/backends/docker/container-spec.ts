@@ -145,7 +145,9 @@ async function resolveIdentity(
 ): Promise<Identity> {
   let home: Identity['home'];
   let owner: { uid: number; gid: number } | undefined;
-  const user = overrides.homeUser ?? spec.labels[USER_LABEL];
+  // KERNEL_USERNAME is the user's real name (DESIGN §1, set for servers and kernels); the label is a
+  // sanitized copy (lower case, no '@'), which would miss homes such as /home/Alice or /home/a@b.
+  const user = overrides.homeUser ?? spec.env.KERNEL_USERNAME ?? spec.labels[USER_LABEL];
   if (options.homeRoot && user !== undefined) {
     if (!user || user === '.' || user === '..' || user.includes('/') || user.includes('\0')) {
       throw new PermanentBackendError(`invalid home directory name ${JSON.stringify(user)}`);
@@ -165,7 +167,7 @@ async function resolveIdentity(
   if (uid === undefined) {
     throw new PermanentBackendError(
       `cannot choose a uid for ${spec.name}: set the docker backend's runAsUser, or homeRoot with a ` +
-        `"${USER_LABEL}" label whose home directory exists`,
+        `KERNEL_USERNAME (or "${USER_LABEL}" label) whose home directory exists`,
     );
   }
   const gid = overrides.runAsGroup ?? options.runAsGroup ?? (owner && owner.uid === uid ? owner.gid : uid);

@@ -57,7 +57,7 @@ export interface DockerBackendOptions {
  * not silently do nothing).
  */
 export interface DockerSpecOverrides {
-  /** Home directory name under `homeRoot` (default: the spec's `spawngate/user` label). */
+  /** Home directory name under `homeRoot` (default: the spec's `KERNEL_USERNAME`, else its `spawngate/user` label). */
   homeUser?: string;
   runAsUser?: number;
   runAsGroup?: number;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Backend, WorkloadSpec, WorkloadState } from '../../backends';
-import { CONNECTION_INFO_ENV, PermanentBackendError } from '../../backends';
+import { CONNECTION_INFO_ENV, PermanentBackendError, userLabelValue } from '../../backends';
 import type { Config } from '../../config';
 import {
   countLiveKernels,
@@ -115,7 +115,7 @@ export function createKernelService(deps: KernelServiceDeps) {
         kernel_id: row.id,
         'app.kubernetes.io/name': 'spawngate',
         'app.kubernetes.io/component': 'kernel',
-        'spawngate/user': row.username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63),
+        'spawngate/user': userLabelValue(row.username),
         // The kubernetes backend places an experiment's kernels in that experiment's namespace (if configured).
         ...(row.experiment_name ? { 'spawngate/experiment': row.experiment_name } : {}),
       },
