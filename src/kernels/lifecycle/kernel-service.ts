@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import type { Backend, WorkloadSpec, WorkloadState } from '../../backends';
+import type { Backend, WorkloadEvent, WorkloadSpec, WorkloadState } from '../../backends';
 import { CONNECTION_INFO_ENV, PermanentBackendError, userLabelValue } from '../../backends';
 import type { Config } from '../../config';
 import {
@@ -168,11 +168,20 @@ export function createKernelService(deps: KernelServiceDeps) {
     if (local) {
       connectionFile = await writeConnectionFile(connectionDir, row.id, connectionInfo('127.0.0.1', row.ports, secrets.open(row.key_ciphertext), row.kernel_name));
     }
-    let state: WorkloadState = await backend.ensure(workloadSpec(row, connectionFile));
+    // The backend's progress (pod events, image pulls) is logged, and the last of it is named when the
+    // launch times out: "no address within 60 s" alone hides whether the image was still pulling.
+    let lastEvent: string | undefined;
+    const onEvent = (e: WorkloadEvent): void => {
+      if (e.type !== 'progress' || !e.message) return;
+      lastEvent = e.message;
+      log.info('kernel launch progress', { kernel_id: row.id, user: row.username, message: e.message });
+    };
+    const lastSeen = (): string => (lastEvent ? `; last event: ${lastEvent}` : '');
+    let state: WorkloadState = await backend.ensure(workloadSpec(row, connectionFile), onEvent);
     const deadline = Date.now() + timeoutMs;
     while (!state.host) {
       if (state.phase === 'exited' || state.phase === 'missing') break;
-      if (Date.now() > deadline) throw new KernelLaunchError(`kernel got no address within ${Math.round(timeoutMs / 1000)} s`);
+      if (Date.now() > deadline) throw new KernelLaunchError(`kernel got no address within ${Math.round(timeoutMs / 1000)} s${lastSeen()}`);
       await sleep(100);
       state = await backend.state(row.workload_name);
     }
@@ -198,7 +207,7 @@ export function createKernelService(deps: KernelServiceDeps) {
       })();
       await Promise.race([
         probe.kernelInfo(Math.max(1000, deadline - Date.now())).catch((err: Error) => {
-          throw new KernelLaunchError(`kernel did not answer kernel_info within ${Math.round(timeoutMs / 1000)} s (${err.message})`);
+          throw new KernelLaunchError(`kernel did not answer kernel_info within ${Math.round(timeoutMs / 1000)} s (${err.message})${lastSeen()}`);
         }),
         exited,
       ]);
