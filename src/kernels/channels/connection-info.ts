@@ -48,3 +48,11 @@ export function channelAddress(info: KernelConnectionInfo, channel: ZmqChannel):
 function formatHost(ip: string): string {
   return ip.includes(':') && !ip.startsWith('[') ? `[${ip}]` : ip;
 }
+
+/**
+ * ZMQ_CONNECT_TIMEOUT for every socket to a kernel. ZMQ reconnects by itself when a kernel restarts on
+ * the same ports, but one connect attempt whose SYN goes unanswered (seen when it lands while the old
+ * process's listener is closing) would otherwise wait out the OS's SYN retries, tens of seconds; with
+ * this bound the attempt is abandoned and retried after the reconnect interval.
+ */
+export const KERNEL_CONNECT_TIMEOUT_MS = 2000;

@@ -7,6 +7,7 @@
  * never mistaken for the current one (jupyter_client reopens its socket instead).
  */
 import { Request } from 'zeromq';
+import { KERNEL_CONNECT_TIMEOUT_MS } from './connection-info';
 
 export interface HeartbeatOptions {
   /** Time between beats, ms; default 1000. */
@@ -52,6 +53,7 @@ export class Heartbeat {
       correlate: true,
       receiveTimeout: this.timeoutMs,
       sendTimeout: this.timeoutMs,
+      connectTimeout: KERNEL_CONNECT_TIMEOUT_MS,
       ipv6,
     });
     this.socket.connect(address);

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Dealer, Subscriber } from 'zeromq';
 import { logger as rootLogger, type Logger } from '../../logging';
-import { channelAddress, type KernelConnectionInfo } from './connection-info';
+import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS, type KernelConnectionInfo } from './connection-info';
 import { KernelClientClosedError, KernelTimeoutError } from './errors';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat';
 import { PendingRequests } from './pending-requests';
@@ -116,7 +116,7 @@ export class KernelClient {
     const ipv6 = info.ip.includes(':');
     const routingId = `spawngate-${this.session}`;
     const dealer = (channel: RequestChannel): Dealer => {
-      const sock = new Dealer({ linger: 0, routingId, ipv6 });
+      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
       sock.connect(channelAddress(info, channel));
       return sock;
     };
@@ -126,7 +126,7 @@ export class KernelClient {
         this.log.warn('could not send to kernel', { channel, error: err.message }),
       );
     this.queues = { shell: queue('shell'), control: queue('control'), stdin: queue('stdin') };
-    this.iopub = new Subscriber({ linger: 0, ipv6 });
+    this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
     this.iopub.connect(channelAddress(info, 'iopub'));
     this.iopub.subscribe();
     for (const channel of REQUEST_CHANNELS) this.loops.push(this.receive(this.dealers[channel], channel));

@@ -418,6 +418,19 @@ export function createKernelService(deps: KernelServiceDeps) {
         log.info('kernel reached at a new address after restart; its websockets reconnect', { kernel_id: row.id, host: reached.host });
         await registry.release(row.id);
       }
+      const bridge = registry.get(row.id);
+      if (bridge) {
+        // Like jupyter_client's wait_for_ready: the bridge's own sockets (not just the probe's) must reach
+        // the new process before the restart is reported done; if they cannot, its websockets reconnect.
+        const ready = await bridge.kernelInfo(10_000).then(
+          () => true,
+          () => false,
+        );
+        if (!ready) {
+          log.warn('the bridge did not reach the restarted kernel; its websockets reconnect', { kernel_id: row.id });
+          await registry.release(row.id);
+        }
+      }
       registry.get(row.id)?.resumeHeartbeat();
       const after = await updateKernel(db, row.id, { state: 'running', execution_state: 'idle', message: null });
       return toKernelModel(after ?? row);
