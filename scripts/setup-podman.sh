@@ -50,13 +50,27 @@ export CONTAINERS_CONF="$CONF"
 
 # 3. The API service.
 answering() { curl -fsS --max-time 3 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }
-if ! answering; then
+start_service() {
   log "starting podman system service on $SOCK"
   rm -f "$SOCK"
-  setsid nohup podman --runtime "$RUNTIME" system service --time=0 "unix://$SOCK" \
-    >>"$DIR/service.log" 2>&1 </dev/null 9>&- &  # 9>&-: the service must not inherit the lock
+  # Started from / so that it never keeps (and loses) the caller's directory, e.g. a CI checkout.
+  (cd / && exec setsid nohup podman --runtime "$RUNTIME" system service --time=0 "unix://$SOCK" \
+    >>"$DIR/service.log" 2>&1 </dev/null 9>&-) &  # 9>&-: the service must not inherit the lock
   echo $! >"$DIR/service.pid"
   for _ in $(seq 1 100); do answering && break; sleep 0.1; done
+}
+stop_service() {
+  [ -f "$DIR/service.pid" ] && kill "$(cat "$DIR/service.pid")" 2>/dev/null || true
+  for _ in $(seq 1 50); do answering || break; sleep 0.1; done
+}
+# A service whose working directory was deleted (started from a checkout that is gone) still answers
+# _ping, but conmon then fails every container ("Failed to get working directory"): replace it.
+if answering && [ -f "$DIR/service.pid" ] && pid="$(cat "$DIR/service.pid")" && [ -d "/proc/$pid" ] && [ ! -d "$(readlink "/proc/$pid/cwd")" ]; then
+  log "podman service $pid lost its working directory; restarting it"
+  stop_service
+fi
+if ! answering; then
+  start_service
   if ! answering; then
     log "podman service did not answer on $SOCK; last lines of $DIR/service.log:"
     tail -n 20 "$DIR/service.log" >&2 || true
@@ -82,6 +96,19 @@ if ! podman --runtime "$RUNTIME" image exists "$IMAGE" 2>/dev/null; then
   podman --runtime "$RUNTIME" import \
     --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
     "$work/rootfs.tar" "$IMAGE" >&2
+fi
+
+# 5. The service must run a container, not just answer: one restart if it cannot (a service left in a
+# bad state by an earlier run), then give up with the engine's own message.
+runs() { podman --url "unix://$SOCK" run --rm "$IMAGE" true 2>"$DIR/run-check.err"; }
+if ! runs; then
+  log "podman cannot run a container: $(tail -n 1 "$DIR/run-check.err"); restarting the service"
+  stop_service
+  start_service
+  if ! runs; then
+    log "podman still cannot run a container: $(tail -n 3 "$DIR/run-check.err" | tr '\n' ' ')"
+    exit 1
+  fi
 fi
 
 echo "$SOCK"
