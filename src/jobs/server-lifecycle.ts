@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Backend, WorkloadSpec, WorkloadState } from '../backends';
-import { PermanentBackendError, userLabelValue } from '../backends';
+import { PermanentBackendError, TransientBackendError, userLabelValue } from '../backends';
 import type { Config, Profile } from '../config';
 import type { Db, ServerRow } from '../db';
 import {
@@ -32,6 +32,8 @@ import { UnrecoverableJobError } from './types';
 export const SERVER_START_JOB = 'server.start';
 export const SERVER_STOP_JOB = 'server.stop';
 const START_ATTEMPTS = 3;
+/** What a server prints when its port was taken (Python's OSError, jupyter_server's own message, Node). */
+const PORT_TAKEN = /Address already in use|port \d+ is already in use|EADDRINUSE/i;
 const OUTPUT_LINES = 20;
 
 export interface StartJobData {
@@ -243,6 +245,13 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     if (outcome === 'superseded') return;
     if (outcome !== 'ready') {
       const output = await outputOf(row.workload_name);
+      if (job.attempt < START_ATTEMPTS && PORT_TAKEN.test(output.join('\n'))) {
+        // The port was free when the backend chose it, but something (often an outgoing connection,
+        // which takes ephemeral ports) bound it before the server did: the job's retry picks another.
+        await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
+        await event(row, 15, "the server's port was taken before it could listen; starting again on another port");
+        throw new TransientBackendError(`server port taken (${outcome.failed})`);
+      }
       await fail(row, outcome.failed, { exitCode: outcome.exitCode ?? null, lastOutput: output });
       await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
       return;

@@ -28,6 +28,11 @@ fs.writeFileSync(
   - slug: slow
     display_name: Takes a second to answer
     command: ["/bin/sh", "-c", "sleep 1; exec /usr/bin/python3 -m http.server {port} --bind 127.0.0.1"]
+  - slug: port-taken-once
+    display_name: Loses its port on the first try
+    allowed_users: [ivy]
+    command: ["/bin/sh", "-c", "if [ ! -e $PORT_MARKER ]; then : > $PORT_MARKER; echo 'OSError: [Errno 98] Address already in use' >&2; exit 1; fi; exec /usr/bin/python3 -m http.server {port} --bind 127.0.0.1"]
+    env: { PORT_MARKER: "${path.join(dir, 'port-taken-once')}" }
   - slug: private
     display_name: Only for alice
     allowed_users: [alice]
@@ -182,6 +187,18 @@ describe('lifecycle', () => {
     expect(retry.body.generation).toBe((failed.generation as number) + 1);
     await waitState('dave', 'running');
     await request(service.app!).delete('/api/users/dave/server?wait=true').set(auth);
+  });
+
+  test('a server whose port was taken before it listened is started again on another port', async () => {
+    await request(service.app!).post('/api/users/ivy/server').set(auth).send({ user_options: { profile: 'port-taken-once' } });
+    const running = await waitState('ivy', 'running');
+    expect(fs.existsSync(path.join(dir, 'port-taken-once'))).toBe(true);
+    expect((await fetch(String(running.url))).status).toBe(200);
+    const progress = await service.db.query<{ message: string }>(
+      `SELECT e.message FROM server_events e JOIN servers s ON s.id = e.server_id WHERE s.username = 'ivy' ORDER BY e.id`,
+    );
+    expect(progress.map((p) => p.message)).toContain("the server's port was taken before it could listen; starting again on another port");
+    await request(service.app!).delete('/api/users/ivy/server?wait=true').set(auth);
   });
 
   test('a periodic reconcile during a start leaves the starting server alone', async () => {
