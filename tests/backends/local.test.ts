@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../src/backends/local';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../src/backends/types';
 import { SLEEP_FOREVER, testBackend, waitFor } from './contract';
+import { RecentPorts, resolvePorts } from '../../src/backends/local/launch';
 
 const PY = '/usr/bin/python3';
 const silent = {
@@ -426,5 +427,30 @@ describe('local backend', () => {
     expect(await b.logs(s.name, 2)).toEqual(['last-but-one', 'last']);
     expect(await b.logs(s.name, 0)).toEqual([]);
     expect(await b.logs('sg-no-such-log', 5)).toEqual([]);
+  });
+});
+
+describe('port choice', () => {
+  test('a port handed out recently is never offered again, even when the OS offers it', async () => {
+    const recent = new RecentPorts(60_000);
+    const first = (await resolvePorts({ default: 0 }, '127.0.0.1', recent)).default!;
+    // The OS may offer any number again once its picking listener closed; here it "does" for the next
+    // three offers (a recorder stands in for that), and each is refused until a fresh one comes.
+    const offered: number[] = [];
+    const replay = Object.assign(Object.create(recent) as RecentPorts, {
+      has(port: number) {
+        offered.push(port);
+        return offered.length <= 3 || recent.has(port);
+      },
+      add: (port: number) => recent.add(port),
+    });
+    const second = (await resolvePorts({ default: 0 }, '127.0.0.1', replay)).default!;
+    expect(offered.length).toBeGreaterThanOrEqual(4);
+    expect(offered.slice(0, 3)).not.toContain(second);
+    expect(second).not.toBe(first);
+    expect(recent.has(first) && recent.has(second)).toBe(true);
+    const many = await Promise.all(Array.from({ length: 50 }, () => resolvePorts({ default: 0 }, '127.0.0.1', recent)));
+    const ports = many.map((p) => p.default);
+    expect(new Set([first, second, ...ports]).size).toBe(52);
   });
 });

@@ -16,32 +16,68 @@
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PermanentBackendError, type WorkloadResources, type WorkloadSpec } from '../types';
+import { PermanentBackendError, TransientBackendError, type WorkloadResources, type WorkloadSpec } from '../types';
 import type { AppliedLimits } from './records';
 import { substitutePorts } from '../port-placeholders';
 
 const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 /**
+ * Ports this backend handed out recently. A port picked with bind(0) is free only until the listener
+ * used to pick it closes; until the workload binds it, the OS may give the same number to the next
+ * bind(0) — and two servers then race for one port (the loser fails, and a readiness check would
+ * reach the winner). Handed-out ports are therefore not offered again for `holdMs`.
+ */
+export class RecentPorts {
+  private readonly until = new Map<number, number>();
+
+  constructor(private readonly holdMs = 5 * 60_000) {}
+
+  has(port: number, now = Date.now()): boolean {
+    const t = this.until.get(port);
+    if (t === undefined) return false;
+    if (t > now) return true;
+    this.until.delete(port);
+    return false;
+  }
+
+  add(port: number, now = Date.now()): void {
+    this.until.set(port, now + this.holdMs);
+    if (this.until.size > 4096) for (const [p, t] of this.until) if (t <= now) this.until.delete(p);
+  }
+}
+
+/**
  * Resolves `spec.ports`: 0 means "pick a free port on `host`", anything else is used as given.
- * All listeners are held open until every port is chosen, so the ports of one spec are distinct.
+ * All listeners are held open until every port is chosen, so the ports of one spec are distinct, and
+ * a port in `recent` is skipped (its listener stays open too, so the OS offers another).
  */
 export async function resolvePorts(
   ports: Record<string, number> | undefined,
   host: string,
+  recent: RecentPorts = new RecentPorts(),
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const servers: net.Server[] = [];
+  const listen = async (): Promise<number> => {
+    const server = net.createServer();
+    servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port: 0, exclusive: true }, resolve);
+    });
+    return (server.address() as net.AddressInfo).port;
+  };
   try {
     for (const [name, value] of Object.entries(ports ?? {})) {
       if (value === 0) {
-        const server = net.createServer();
-        servers.push(server);
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host, port: 0, exclusive: true }, resolve);
-        });
-        out[name] = (server.address() as net.AddressInfo).port;
+        let port = await listen();
+        for (let tries = 1; recent.has(port); tries++) {
+          if (tries >= 50) throw new TransientBackendError(`no free port on ${host} that was not handed out recently`);
+          port = await listen();
+        }
+        recent.add(port);
+        out[name] = port;
       } else if (Number.isInteger(value) && value > 0 && value < 65536) {
         out[name] = value;
       } else {
@@ -55,7 +91,6 @@ export async function resolvePorts(
   }
   return out;
 }
-
 
 /** Exactly `spec.env` (ports substituted), plus the service's PATH when the spec has none. */
 export function buildEnv(env: Record<string, string>, ports: Record<string, number>): Record<string, string> {
@@ -151,11 +186,11 @@ export function applyLimits(
 }
 
 /** Everything `spawn` needs, computed from the spec; throws PermanentBackendError for a bad spec. */
-export async function prepareLaunch(spec: WorkloadSpec, host: string, prlimit: string | undefined) {
+export async function prepareLaunch(spec: WorkloadSpec, host: string, prlimit: string | undefined, recent?: RecentPorts) {
   if (!Array.isArray(spec.command) || spec.command.length === 0 || !spec.command[0]) {
     throw new PermanentBackendError(`workload ${spec.name}: command is empty`);
   }
-  const ports = await resolvePorts(spec.ports, host);
+  const ports = await resolvePorts(spec.ports, host, recent);
   const argv = spec.command.map((a) => substitutePorts(a, ports));
   const env = buildEnv(spec.env ?? {}, ports);
   const cwd = resolveWorkingDir(spec.workingDir);

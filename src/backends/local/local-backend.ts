@@ -17,7 +17,7 @@ import {
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
-import { findPrlimit, prepareLaunch } from './launch';
+import { findPrlimit, prepareLaunch, RecentPorts } from './launch';
 import { tailLines } from './log-tail';
 import {
   identify,
@@ -89,6 +89,8 @@ class LocalProcessBackend implements LocalBackend {
   /** Running processes found through their records (spawned by an earlier spawngate); checked by a timer. */
   private readonly adopted = new Map<string, ProcessIdentity>();
   private readonly listeners = new Set<(e: WorkloadEvent) => void>();
+  /** Ports handed out lately, never offered twice while their workload may still be binding them. */
+  private readonly recentPorts = new RecentPorts();
   /** Names whose `stop` is terminating the process right now (their exit status is not persisted). */
   private readonly stopping = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -127,7 +129,7 @@ class LocalProcessBackend implements LocalBackend {
   /** Spawns the process and writes its record; the caller holds the lock for `spec.name`. */
   private async start(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
     const name = spec.name;
-    const launch = await prepareLaunch(spec, this.host, this.prlimit);
+    const launch = await prepareLaunch(spec, this.host, this.prlimit, this.recentPorts);
     const logFile = await this.store.rotateLog(name);
     onEvent?.({ name, type: 'progress', message: `starting ${path.basename(launch.argv[0]!)}` });
 
