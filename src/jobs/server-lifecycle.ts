@@ -179,6 +179,18 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     }
   }
 
+  /**
+   * The port was free when the backend chose it, but something (often an outgoing connection, which
+   * takes ephemeral ports) bound it before the server did: throws so that the job's retry starts the
+   * server again on another port. Returns when the output says nothing of the kind (or no retry is left).
+   */
+  async function retryIfPortTaken(row: ServerRow, output: string[], attempt: number, why: string): Promise<void> {
+    if (attempt >= START_ATTEMPTS || !PORT_TAKEN.test(output.join('\n'))) return;
+    await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
+    await event(row, 15, "the server's port was taken before it could listen; starting again on another port");
+    throw new TransientBackendError(`server port taken (${why})`);
+  }
+
   async function handleStart(job: JobInfo<StartJobData>): Promise<void> {
     const data = job.data;
     metrics.queueWait.observe({ job: SERVER_START_JOB }, Math.max(0, Date.now() - job.addedAt) / 1000);
@@ -235,6 +247,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     }
     if (!url) {
       const output = await outputOf(row.workload_name);
+      await retryIfPortTaken(row, output, job.attempt, state.reason ?? 'exited');
       await fail(row, `server ${state.reason ?? 'never got an address'}`, { exitCode: state.exitCode ?? null, lastOutput: output });
       await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
       return;
@@ -245,13 +258,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     if (outcome === 'superseded') return;
     if (outcome !== 'ready') {
       const output = await outputOf(row.workload_name);
-      if (job.attempt < START_ATTEMPTS && PORT_TAKEN.test(output.join('\n'))) {
-        // The port was free when the backend chose it, but something (often an outgoing connection,
-        // which takes ephemeral ports) bound it before the server did: the job's retry picks another.
-        await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
-        await event(row, 15, "the server's port was taken before it could listen; starting again on another port");
-        throw new TransientBackendError(`server port taken (${outcome.failed})`);
-      }
+      await retryIfPortTaken(row, output, job.attempt, outcome.failed);
       await fail(row, outcome.failed, { exitCode: outcome.exitCode ?? null, lastOutput: output });
       await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
       return;
