@@ -174,7 +174,7 @@ export function createKernelService(deps: KernelServiceDeps) {
     const onEvent = (e: WorkloadEvent): void => {
       if (e.type !== 'progress' || !e.message) return;
       lastEvent = e.message;
-      log.info('kernel launch progress', { kernel_id: row.id, user: row.username, message: e.message });
+      log.info('kernel launch progress', { kernel_id: row.id, user: row.username, event: e.message });
     };
     const lastSeen = (): string => (lastEvent ? `; last event: ${lastEvent}` : '');
     let state: WorkloadState = await backend.ensure(workloadSpec(row, connectionFile), onEvent);
