@@ -40,17 +40,8 @@ export function prepareEngine(): Engine {
     socketPath = out.trim().split('\n').pop()!;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
+    // setup-podman.sh fails, with the engine's message, when podman cannot run a container here.
     return { unavailable: `scripts/setup-podman.sh failed: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' | ')}` };
-  }
-  try {
-    execFileSync('podman', ['--url', `unix://${socketPath}`, 'run', '--rm', TEST_IMAGE, 'true'], {
-      env: { ...process.env, CONTAINERS_CONF },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-  } catch (err) {
-    const e = err as { stderr?: Buffer; message: string };
-    return { unavailable: `podman cannot run a container here: ${String(e.stderr ?? e.message).trim().split('\n').slice(-2).join(' | ')}` };
   }
   return { socketPath };
 }
