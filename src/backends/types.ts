@@ -86,9 +86,27 @@ export class PermanentBackendError extends Error {
   override readonly name = 'PermanentBackendError';
 }
 
+/**
+ * What a backend's workloads are like, declared by the backend so that callers never branch on its
+ * name. Callers adapt specs to these facts (which ports to ask for, where a connection file lives).
+ */
+export interface BackendCapabilities {
+  /**
+   * Workloads are processes on spawngate's own host: they share its port space and filesystem, so
+   * ports are picked per workload (`0` in `spec.ports`) and files spawngate writes are visible to them.
+   * Container backends give each workload its own network namespace and filesystem instead.
+   */
+  readonly hostProcesses: boolean;
+  /** Which profile block (`docker:` or `kubernetes:`) holds this backend's overrides; none for local. */
+  readonly overridesKey?: 'docker' | 'kubernetes';
+}
+
 export interface Backend {
-  /** Constant backend name: 'local' | 'docker' | 'kubernetes'. */
+  /** Constant backend name: 'local' | 'docker' | 'kubernetes'. For logs and labels, never for branching. */
   readonly name: string;
+
+  /** What this backend's workloads are like (see `BackendCapabilities`). Constant for the instance. */
+  readonly capabilities: BackendCapabilities;
 
   /**
    * Makes the workload exist. Idempotent: if a workload with `spec.name` that this backend created

@@ -113,7 +113,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
 
   function buildSpec(row: ServerRow, profile: Profile, data: StartJobData, gatewayToken: string): WorkloadSpec {
     const prefix = data.env.JUPYTERHUB_SERVICE_PREFIX ?? `/user/${encodeURIComponent(row.username)}/`;
-    const local = backend.name === 'local';
+    const local = backend.capabilities.hostProcesses;
     const baseCommand = profile.command ?? config.env.SPAWNGATE_SERVER_COMMAND.split(/\s+/).filter(Boolean);
     const command = [...baseCommand, ...data.args];
     if (local && config.env.SPAWNGATE_ALLOW_ROOT && !command.includes('--allow-root')) command.push('--allow-root');
@@ -153,7 +153,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
         gpuLimit: r.gpu_limit,
       },
       ports: { default: local ? 0 : 8888 },
-      overrides: backend.name === 'kubernetes' ? profile.kubernetes : backend.name === 'docker' ? profile.docker : undefined,
+      overrides: backend.capabilities.overridesKey ? profile[backend.capabilities.overridesKey] : undefined,
     };
   }
 

@@ -7,3 +7,4 @@ export {
   type UserOptions,
 } from './server-profiles';
 export { serverWorkloadName, validateUsername, validateServerName, NameError } from './names';
+export { LimitExceededError } from './limit-error';

@@ -30,6 +30,7 @@ const handed: WorkloadSpec[] = [];
 const stopped: string[] = [];
 const stuck: Backend = {
   name: 'stuck',
+  capabilities: { hostProcesses: false },
   async ensure(spec, onEvent) {
     handed.push(spec);
     onEvent?.({ name: spec.name, type: 'progress', message: 'Pulling: pulling image "registry.example/kernel:slow"' });

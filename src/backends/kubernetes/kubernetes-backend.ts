@@ -126,6 +126,7 @@ const isTerminal = (s: WorkloadState) => s.phase !== 'pending';
 
 class KubernetesBackendImpl implements KubernetesBackend {
   readonly name = KUBERNETES_BACKEND_NAME;
+  readonly capabilities = { hostProcesses: false, overridesKey: 'kubernetes' } as const;
   private readonly ns: string;
   private readonly selector: string;
   private readonly failUnschedulable: boolean;

@@ -49,6 +49,7 @@ export function namespaceFor(spec: Pick<WorkloadSpec, 'labels'>, opts: Pick<Name
 
 class NamespacedBackend implements KubernetesBackend {
   readonly name = 'kubernetes';
+  readonly capabilities = { hostProcesses: false, overridesKey: 'kubernetes' } as const;
   private readonly byNs = new Map<string, { backend: KubernetesBackend; unwatch: () => void }>();
   private readonly listeners = new Set<(e: WorkloadEvent) => void>();
   private readonly discovered: Promise<void>;

@@ -76,6 +76,7 @@ const START_GATE = 'read -r _ <&3 || exit 111; exec 3<&-; exec "$@"';
 
 class LocalProcessBackend implements LocalBackend {
   readonly name = LOCAL_BACKEND_NAME;
+  readonly capabilities = { hostProcesses: true } as const;
   private readonly store: RecordStore;
   private readonly host: string;
   private readonly log: LocalBackendLogger;

@@ -62,7 +62,7 @@ export function createKernelService(deps: KernelServiceDeps) {
   const log = deps.logger.child({ component: 'kernels' });
   const kcfg = config.file.kernels;
   const connectionDir = path.join(config.dataDir, 'kernels');
-  const local = backend.name === 'local';
+  const local = backend.capabilities.hostProcesses;
   const ports = new PortAllocator(kcfg.port_range);
   const registry = new BridgeRegistry({ db, secrets, logger: deps.logger, onDead: (id) => void markDead(id, 'the kernel stopped answering its heartbeat') });
 
