@@ -7,6 +7,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import swaggerUi from 'swagger-ui-express';
 import { DatabaseUnavailableError, type Db } from '../db';
 import { QueueUnavailableError, type JobQueue } from '../jobs';
+import { LimitExceededError } from '../profiles';
 import type { OidcIdentity } from '../identity';
 import type { Logger } from '../logging';
 import type { Metrics } from '../metrics';
@@ -83,6 +84,10 @@ function errorHandler(logger: Logger) {
     } else if (err instanceof DatabaseUnavailableError) {
       status = 503;
       message = `database unavailable: ${err.message}`;
+    } else if (err instanceof LimitExceededError) {
+      status = 429;
+      message = err.message;
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
     } else if (err instanceof QueueUnavailableError) {
       status = 503;
       message = `job queue unavailable: ${err.message}`;
