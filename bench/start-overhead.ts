@@ -12,7 +12,7 @@ import path from 'node:path';
 import Transport from 'winston-transport';
 import winston from 'winston';
 import { loadConfig } from '../src/config';
-import { createService } from '../src/service';
+import { createService } from '../src/compose';
 
 const starts = Number(process.argv[process.argv.indexOf('--starts') + 1]) || 200;
 const databaseUrl = process.argv.includes('--database-url') ? process.argv[process.argv.indexOf('--database-url') + 1] : 'postgres://root@127.0.0.1:5432/test';

@@ -13,7 +13,7 @@ import type WebSocket from 'ws';
 import { executeRequest } from '../../tests/support/jupyter-ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 export const KERNEL_NAME = 'conda-env-tf-python3';

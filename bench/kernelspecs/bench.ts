@@ -143,7 +143,7 @@ function get(
 async function serve(homes: string, shared: string): Promise<void> {
   const express = (await import('express')).default;
   const { KernelspecCatalog, KernelspecIndex } = await import('../../src/kernels');
-  const { createKernelspecRouter } = await import('../../src/spawner-api/routes/kernelspecs');
+  const { createKernelspecRouter } = await import('../../src/spawner-api');
   const { HttpError } = await import('../../src/spawner-api/errors');
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   const index = new KernelspecIndex({ homeRoot: homes, sharedDirs: [shared] });

@@ -1,22 +1,7 @@
-/** Reading the audit log (written by triggers, migration 004): newest first, filtered, paged by id. */
-import type { Queryable } from '../db';
+/** Reading the audit log: input validated here, rows from src/db. */
+import { selectAudit, type Queryable } from '../db';
 import { auditQuerySchema, parseInput, type AuditEntry } from './schemas';
 
-export async function listAudit(q: Queryable, input: unknown): Promise<AuditEntry[]> {
-  const v = parseInput(auditQuerySchema, input);
-  // An action ending in '.' is a prefix ('experiments.' = every experiment change).
-  const actionPrefix = v.action?.endsWith('.') ? v.action : null;
-  const rows = await q.query<{ id: string | number; created_at: Date | string; actor: string; action: string; target: string | null; details: Record<string, unknown> }>(
-    `SELECT id, created_at, actor, action, target, details FROM audit_log
-      WHERE ($1::text IS NULL OR actor = $1)
-        AND ($2::text IS NULL OR action = $2)
-        AND ($3::text IS NULL OR starts_with(action, $3))
-        AND ($4::text IS NULL OR target = $4)
-        AND ($5::timestamptz IS NULL OR created_at >= $5)
-        AND ($6::bigint IS NULL OR id < $6)
-      ORDER BY id DESC
-      LIMIT $7`,
-    [v.actor ?? null, actionPrefix ? null : (v.action ?? null), actionPrefix, v.target ?? null, v.since ?? null, v.before_id ?? null, v.limit],
-  );
-  return rows.map((r) => ({ ...r, id: Number(r.id), created_at: new Date(r.created_at).toISOString() }));
+export function listAudit(q: Queryable, input: unknown): Promise<AuditEntry[]> {
+  return selectAudit(q, parseInput(auditQuerySchema, input));
 }

@@ -8,3 +8,16 @@ export { createUser, getUser, listUsers, setUserActive, updateUser } from './use
 export { addMember, listMembers, removeMember } from './members';
 export { getUsage, listUsage } from './usage';
 export { listAudit } from './audit';
+export {
+  DEFAULT_TOKEN_TTL_SECONDS,
+  getTokenModel,
+  listTokenModels,
+  mintUserToken,
+  parseDuration,
+  revokeAllTokens,
+  revokeTokenModel,
+  tokenMintSchema,
+  tokenQuerySchema,
+  tokenSchema,
+  type TokenModel,
+} from './tokens';

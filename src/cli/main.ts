@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type Config } from '../config';
 import { migrate, mintToken, openDatabase } from '../db';
 import { logger } from '../logging';
 import { validateUsername } from '../profiles';
-import { createService, type Service } from '../service';
+import { createService, type Service } from '../compose';
 import { runAdmin } from './admin';
 import { renderConfigDoc } from './config-doc';
 import { dryRunArgsSchema, renderDryRun } from './dry-run';
@@ -59,6 +59,8 @@ function runUntilSignal(service: Service, stopWorkloads: boolean): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Before any subcommand can create the data directory or a file in it: 0700 directories, 0600 files.
+  process.umask(0o077);
   // `spawngate admin …` has its own command tree (src/cli/admin) and sets the exit status itself.
   if (argv[2] === 'admin') {
     process.exitCode = await runAdmin(argv.slice(3));

@@ -9,12 +9,20 @@ export {
   verifyToken,
   revokeToken,
   revokeServerTokens,
+  lookupToken,
+  listTokens,
+  getTokenInfo,
+  revokeTokenById,
+  revokeUserTokens,
   hashToken,
   TOKEN_PREFIX,
   type TokenKind,
   type MintTokenInput,
   type TokenOwner,
+  type TokenLookup,
+  type TokenInfo,
 } from './tokens';
+export { withAuditActor, type AuditActor } from './audit-actor';
 export { listExperimentNames, resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';
 export {
   addServerEvent,
@@ -50,3 +58,4 @@ export {
   type KernelState,
 } from './kernels';
 export { createSecretBox, loadSecretKey, SecretBoxError, type SecretBox } from './secret-box';
+export * from './admin';

@@ -71,6 +71,118 @@ export async function verifyToken(q: Queryable, token: string): Promise<TokenOwn
   };
 }
 
+/** What a presented token is, for the identity resolver: its owner, whether it still holds, and why not. */
+export interface TokenLookup extends TokenOwner {
+  /** 'expired' and 'revoked' tokens are refused with that reason (401). */
+  status: 'valid' | 'expired' | 'revoked';
+  expiresAt: Date | null;
+  /** `users.active` of the owner; null when the owner has no users row (not refused). */
+  userActive: boolean | null;
+}
+
+/**
+ * Looks a token up by hash with its owner's `users.active`, in one statement, so a deactivation by
+ * admin SQL applies to the very next request (no cache). Undefined for unknown or malformed tokens.
+ */
+export async function lookupToken(q: Queryable, token: string): Promise<TokenLookup | undefined> {
+  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  const [row] = await q.query<{
+    username: string;
+    kind: TokenKind;
+    server_id: number | string | null;
+    expires_at: Date | string | null;
+    revoked: boolean;
+    expired: boolean;
+    user_active: boolean | null;
+  }>(
+    `SELECT t.username, t.kind, t.server_id, t.expires_at, t.revoked_at IS NOT NULL AS revoked,
+            (t.expires_at IS NOT NULL AND t.expires_at <= now()) AS expired, u.active AS user_active
+       FROM api_tokens t LEFT JOIN users u ON u.username = t.username
+      WHERE t.token_hash = $1`,
+    [hashToken(token)],
+  );
+  if (!row) return undefined;
+  return {
+    username: row.username,
+    kind: row.kind,
+    serverId: row.server_id === null ? null : Number(row.server_id),
+    status: row.revoked ? 'revoked' : row.expired ? 'expired' : 'valid',
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
+    userActive: row.user_active,
+  };
+}
+
+/** A token as administrators see it: metadata only, never the token or its hash. */
+export interface TokenInfo {
+  id: number;
+  username: string;
+  kind: TokenKind;
+  server_id: number | null;
+  note: string | null;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  state: 'active' | 'expired' | 'revoked';
+}
+
+const TOKEN_INFO = `SELECT id, username, kind, server_id, note, created_at, expires_at, revoked_at,
+       CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+            WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' ELSE 'active' END AS state
+  FROM api_tokens`;
+
+type TokenInfoRow = Omit<TokenInfo, 'id' | 'server_id' | 'created_at' | 'expires_at' | 'revoked_at'> & {
+  id: number | string;
+  server_id: number | string | null;
+  created_at: Date | string;
+  expires_at: Date | string | null;
+  revoked_at: Date | string | null;
+};
+
+const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+
+function toInfo(r: TokenInfoRow): TokenInfo {
+  return {
+    ...r,
+    id: Number(r.id),
+    server_id: r.server_id === null ? null : Number(r.server_id),
+    created_at: new Date(r.created_at).toISOString(),
+    expires_at: iso(r.expires_at),
+    revoked_at: iso(r.revoked_at),
+  };
+}
+
+/** Tokens, newest first; by default only active ones. */
+export async function listTokens(
+  q: Queryable,
+  opts: { username?: string; kind?: TokenKind; includeInactive?: boolean; limit?: number } = {},
+): Promise<TokenInfo[]> {
+  const rows = await q.query<TokenInfoRow>(
+    `SELECT * FROM (${TOKEN_INFO}) t
+      WHERE ($1::text IS NULL OR username = $1) AND ($2::text IS NULL OR kind = $2) AND ($3 OR state = 'active')
+      ORDER BY id DESC LIMIT $4`,
+    [opts.username ?? null, opts.kind ?? null, opts.includeInactive ?? false, opts.limit ?? 1000],
+  );
+  return rows.map(toInfo);
+}
+
+/** One token's metadata by id. */
+export async function getTokenInfo(q: Queryable, id: number): Promise<TokenInfo | undefined> {
+  const [row] = await q.query<TokenInfoRow>(`${TOKEN_INFO} WHERE id = $1`, [id]);
+  return row ? toInfo(row) : undefined;
+}
+
+/** Revokes a token by id; returns its metadata afterwards (undefined: no such id). Idempotent. */
+export async function revokeTokenById(q: Queryable, id: number): Promise<TokenInfo | undefined> {
+  await q.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+  return getTokenInfo(q, id);
+}
+
+/** Revokes every unrevoked token of a user. Returns how many it revoked; idempotent. */
+export async function revokeUserTokens(q: Queryable, username: string): Promise<number> {
+  const rows = await q.query('UPDATE api_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL RETURNING id', [username]);
+  return rows.length;
+}
+
 /** Revokes one token. Returns true if it was valid until now; idempotent (false the second time). */
 export async function revokeToken(q: Queryable, token: string): Promise<boolean> {
   const rows = await q.query(

@@ -4,8 +4,7 @@
  * never touched. The last group set seen per user is cached, so an unchanged set costs no database
  * work until the cache entry expires (then one read-mostly pass checks for drift).
  */
-import { withAuditActor } from '../admin/audit-context';
-import type { Db } from '../db';
+import { ensureUser, syncOidcMemberships, withAuditActor, type Db } from '../db';
 import type { Logger } from '../logging';
 
 export interface GroupSyncOptions {
@@ -53,29 +52,8 @@ export function createGroupSync(o: GroupSyncOptions): GroupSync {
       if (cached && cached.fingerprint === fingerprint && cached.until > now) return undefined;
 
       const result = await withAuditActor(o.db, { actor: `oidc:${username}`, via: 'group-sync' }, async (q) => {
-        await q.query('INSERT INTO users (username) VALUES ($1) ON CONFLICT (username) DO NOTHING', [username]);
-        const added = await q.query<{ name: string }>(
-          `INSERT INTO experiment_members (experiment_id, user_id, source)
-           SELECT e.id, u.id, 'oidc' FROM experiments e JOIN users u ON u.username = $1
-            WHERE e.name = ANY($2::text[])
-           ON CONFLICT (experiment_id, user_id) DO NOTHING
-           RETURNING (SELECT name FROM experiments WHERE id = experiment_id) AS name`,
-          [username, desired],
-        );
-        const removed = await q.query<{ name: string }>(
-          `DELETE FROM experiment_members m USING experiments e, users u
-            WHERE m.experiment_id = e.id AND m.user_id = u.id AND u.username = $1
-              AND m.source = 'oidc' AND NOT (e.name = ANY($2::text[]))
-           RETURNING e.name`,
-          [username, desired],
-        );
-        const known = await q.query<{ name: string }>('SELECT name FROM experiments WHERE name = ANY($1::text[])', [desired]);
-        const knownNames = new Set(known.map((r) => r.name));
-        return {
-          added: added.map((r) => r.name).sort(),
-          removed: removed.map((r) => r.name).sort(),
-          unknown: desired.filter((d) => !knownNames.has(d)),
-        };
+        await ensureUser(q, username);
+        return syncOidcMemberships(q, username, desired);
       });
       if (seen.size >= maxEntries && !seen.has(username)) seen.delete(seen.keys().next().value as string);
       seen.set(username, { fingerprint, until: now + o.cacheSeconds * 1000 });

@@ -4,7 +4,7 @@
  * back), JWTs are verified locally with the issuer's keys, and opaque tokens go to introspection when
  * it is enabled. With a group mapping configured, memberships follow the caller's groups.
  */
-import type { Db } from '../db';
+import { isUserDeactivated, type Db } from '../db';
 import { registerSecret, type Logger } from '../logging';
 import { ClaimError, claimValues, isAdmin, usernameFrom } from './claims';
 import { IdentityProviderUnavailableError, TokenRejectedError, UserDeactivatedError } from './errors';
@@ -112,8 +112,7 @@ export function createOidcIdentity(settings: OidcSettings, deps: { db: Db; logge
       if (groupSync) await groupSync.sync(username, groups);
       // Deactivating a user in spawngate (users.active = false) takes effect even while the IdP still
       // issues them tokens. A user spawngate has never seen has no row and is not refused here.
-      const [row] = await deps.db.query<{ active: boolean }>('SELECT active FROM users WHERE username = $1', [username]);
-      if (row && row.active === false) throw new UserDeactivatedError(`user '${username}' is deactivated in spawngate`);
+      if (await isUserDeactivated(deps.db, username)) throw new UserDeactivatedError(`user '${username}' is deactivated in spawngate`);
       return { username, admin, groups };
     },
   };

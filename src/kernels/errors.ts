@@ -1,6 +1,6 @@
 /**
- * Named errors of kernelspec discovery and lookup. Each has a stable `name`; the gateway routes map
- * them to HTTP statuses (see `src/spawner-api/routes/kernelspecs.ts`), the launch path may do the same.
+ * Named errors of kernelspec discovery and lookup. Each has a stable `name`; the HTTP error mapper
+ * gives them statuses (`src/spawner-api/error-mapper.ts`), the launch path may do the same.
  */
 
 /** A user name that cannot name a home directory safely (400). */
@@ -44,14 +44,18 @@ export class GatewayUserDeniedError extends Error {
   }
 }
 
-/** A kernelspec resource (logo, kernel.js, …) that does not exist or may not be served (404). */
+/**
+ * A kernelspec resource (logo, kernel.js, …) that does not exist or may not be served (404). The
+ * message names neither the file asked for nor any resolved path (they would let one user probe
+ * another's home); `detail` says why, for the log only.
+ */
 export class KernelspecResourceNotFoundError extends Error {
   override readonly name = 'KernelspecResourceNotFoundError';
   constructor(
     readonly kernelName: string,
     readonly resource: string,
-    detail = 'not found',
+    readonly detail = 'not found',
   ) {
-    super(`resource '${resource}' of kernel spec ${kernelName}: ${detail}`);
+    super(`kernel spec ${kernelName} has no such resource`);
   }
 }

@@ -1,18 +1,19 @@
 /**
  * Assembles the express app: request ids and logging, metrics, authentication, the hub and gateway
- * routes, health, OpenAPI, and one error handler that answers `{"reason", "message"}`.
+ * routes, health, OpenAPI, and one error handler that answers `{"reason", "message"}` through the
+ * error mapper.
  */
-import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import { DatabaseUnavailableError, type Db } from '../db';
-import { QueueUnavailableError, type JobQueue } from '../jobs';
-import { LimitExceededError } from '../profiles';
-import type { OidcIdentity } from '../identity';
+import type { Db } from '../db';
+import type { JobQueue } from '../jobs';
 import type { Logger } from '../logging';
 import type { Metrics } from '../metrics';
-import { authenticate, requireAuthenticated, requireHub } from './auth';
+import { authenticate, parseJsonBodyOfAuthenticated, requireAuthenticated, requireHub } from './auth/middleware';
+import type { IdentityResolver } from './auth/resolve-identity';
+import { errorBody, toHttpAnswer } from './error-mapper';
 import { HttpError } from './errors';
+import { requestContext, routeMount } from './request-context';
 import { buildOpenApiDocument } from './openapi';
 
 export interface AppDeps {
@@ -20,8 +21,8 @@ export interface AppDeps {
   queue: JobQueue;
   metrics: Metrics;
   logger: Logger;
-  hubToken?: string;
-  adminToken?: string;
+  /** Token → identity (auth/resolve-identity.ts), shared with the websocket upgrade. */
+  resolveIdentity: IdentityResolver;
   version: string;
   /** Routes only the hub/admin may call. */
   hubRouters: Router[];
@@ -29,78 +30,16 @@ export interface AppDeps {
   gatewayRouters: Router[];
   /** Admin API routers, mounted under /api/admin (they require an admin identity themselves). */
   adminRouters?: Router[];
-  /** OIDC bearer tokens (src/identity), when configured. */
-  oidc?: Pick<OidcIdentity, 'authenticate'>;
-}
-
-/** The route pattern of a path, so metric labels never carry user names or ids. */
-const ROUTE_PATTERNS: Array<[RegExp, string]> = [
-  [/^\/api\/users\/[^/]+\/server(\/progress)?$/, '/api/users/:user/server$1'],
-  [/^\/api\/users\/[^/]+\/servers\/[^/]+(\/progress)?$/, '/api/users/:user/servers/:name$1'],
-  [/^\/api\/users\/[^/]+\/profiles$/, '/api/users/:user/profiles'],
-  [/^\/api\/kernels\/[^/]+(\/[a-z]+)?$/, '/api/kernels/:id$1'],
-  [/^\/api\/kernelspecs\/[^/]+$/, '/api/kernelspecs/:name'],
-  [/^\/kernelspecs\/[^/]+\/.+$/, '/kernelspecs/:name/:resource'],
-  [/^\/api\/docs\/.*$/, '/api/docs'],
-  [/^\/api\/admin\/([a-z]+)$/, '/api/admin/$1'],
-  [/^\/api\/admin\/([a-z]+)\/[^/]+$/, '/api/admin/$1/:name'],
-  [/^\/api\/admin\/([a-z]+)\/[^/]+\/([a-z]+)$/, '/api/admin/$1/:name/$2'],
-  [/^\/api\/admin\/([a-z]+)\/[^/]+\/([a-z]+)\/[^/]+$/, '/api/admin/$1/:name/$2/:user'],
-];
-
-const STATIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/api', '/api/openapi.json', '/api/servers', '/api/kernels', '/api/kernelspecs']);
-
-export function routeLabel(path: string): string {
-  for (const [re, label] of ROUTE_PATTERNS) if (re.test(path)) return path.replace(re, label);
-  return STATIC_ROUTES.has(path) ? path : 'unmatched';
-}
-
-function requestContext(logger: Logger, metrics: Metrics) {
-  return function requestContext(req: Request, res: Response, next: NextFunction): void {
-    const id = req.get('x-request-id')?.slice(0, 64) ?? randomUUID();
-    res.setHeader('X-Request-Id', id);
-    res.locals.requestId = id;
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = routeLabel(req.path);
-      metrics.httpDuration.observe({ method: req.method, route: String(route), status: String(res.statusCode) }, seconds);
-      if (req.path !== '/healthz' && req.path !== '/metrics') {
-        // Paths only: query strings may carry user names we do not need, never tokens (headers only).
-        logger.debug('http', { requestId: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) });
-      }
-    });
-    next();
-  };
 }
 
 function errorHandler(logger: Logger) {
   return function errorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction): void {
-    let status = 500;
-    let message = 'internal error';
-    if (err instanceof HttpError) {
-      status = err.status;
-      message = err.message;
-    } else if (err instanceof DatabaseUnavailableError) {
-      status = 503;
-      message = `database unavailable: ${err.message}`;
-    } else if (err instanceof LimitExceededError) {
-      status = 429;
-      message = err.message;
-      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
-    } else if (err instanceof QueueUnavailableError) {
-      status = 503;
-      message = `job queue unavailable: ${err.message}`;
-    } else if (err && typeof err === 'object' && 'type' in err && (err as { type: string }).type === 'entity.too.large') {
-      status = 413;
-      message = 'request body too large';
-    } else if (err instanceof SyntaxError && 'body' in err) {
-      status = 400;
-      message = 'request body is not valid JSON';
-    }
-    if (status >= 500) logger.error('request failed', { requestId: res.locals.requestId, status, error: err });
+    const answer = toHttpAnswer(err);
+    if (answer.status >= 500) logger.error('request failed', { requestId: res.locals.requestId, status: answer.status, error: err });
+    else if (answer.logDetail) logger.info('request refused', { requestId: res.locals.requestId, status: answer.status, ...answer.logDetail });
     if (res.headersSent) return void res.end();
-    res.status(status).json({ reason: new HttpError(status, message).reason, message });
+    for (const [k, v] of Object.entries(answer.headers ?? {})) res.setHeader(k, v);
+    res.status(answer.status).json(errorBody(answer));
   };
 }
 
@@ -139,12 +78,13 @@ export function createApp(deps: AppDeps): express.Express {
   });
   const openapi = buildOpenApiDocument(deps.version);
   app.get('/api/openapi.json', (_req, res) => void res.json(openapi));
-  app.use('/api/docs', swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'spawngate API' }));
+  app.use('/api/docs', routeMount('/api/docs'), swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'spawngate API' }));
 
-  app.use(express.json({ limit: '1mb' }));
-  app.use(authenticate({ hubToken: deps.hubToken, adminToken: deps.adminToken, db: deps.db, oidc: deps.oidc }));
+  // Authentication first, then the body: an unauthenticated request is refused without reading it.
+  app.use(authenticate(deps.resolveIdentity));
+  app.use(parseJsonBodyOfAuthenticated('1mb'));
   for (const r of deps.gatewayRouters) app.use(r);
-  for (const r of deps.adminRouters ?? []) app.use('/api/admin', requireAuthenticated(), r);
+  for (const r of deps.adminRouters ?? []) app.use('/api/admin', routeMount('/api/admin'), requireAuthenticated(), r);
   for (const r of deps.hubRouters) app.use(requireAuthenticated(), requireHub(), r);
   app.use((req, _res, next) => next(new HttpError(404, `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

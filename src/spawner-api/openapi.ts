@@ -10,7 +10,7 @@ import {
   serverModelSchema,
   startRequestSchema,
 } from './schemas';
-import { adminPaths, adminSchemas } from './admin-openapi';
+import { adminPaths, adminSchemas } from './admin/openapi';
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });

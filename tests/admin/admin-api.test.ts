@@ -8,7 +8,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
 import { mintToken, recordLaunch } from '../../src/db';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 import { captureLogger, createTestPostgres, type TestPostgres } from '../db/helpers';
 import { insertKernel } from './helpers';
 

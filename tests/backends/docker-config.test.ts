@@ -6,7 +6,7 @@ import { dockerOptionsFromConfig } from '../../src/backends/docker';
 import { buildContainer, labelKeys } from '../../src/backends/docker/container-spec';
 import { ConfigError, loadConfig } from '../../src/config';
 import { logger } from '../../src/logging';
-import { createBackend } from '../../src/service/backend-factory';
+import { createBackend } from '../../src/compose/backend-factory';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-docker-config-'));
 const withYaml = (yaml: string, env: NodeJS.ProcessEnv = {}) => {

@@ -10,7 +10,7 @@ import request from 'supertest';
 import type { Backend, WorkloadSpec } from '../../src/backends';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 
 jest.setTimeout(60_000);
 

@@ -9,12 +9,13 @@ import request from 'supertest';
 import type WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 import { connectWs, execute, type Msg } from '../support/jupyter-ws';
 
 jest.setTimeout(90_000);
 
 const HUB = 'hub-token-for-tests-0123456789';
+const ADMIN = 'admin-token-for-tests-0123456789';
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-gw-'));
 const homes = path.join(root, 'homes');
 
@@ -46,6 +47,7 @@ beforeAll(async () => {
     loadConfig({
       SPAWNGATE_DATA_DIR: path.join(root, 'data'),
       SPAWNGATE_HUB_TOKEN: HUB,
+      SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
       SPAWNGATE_PORT: '0',
     }),
@@ -154,10 +156,12 @@ test('a limit changed by SQL applies to the next launch without restart', async 
   await sql(`UPDATE experiments SET cpu_request = 0.5, cpu_limit = 2 WHERE name = 'genomics'`);
 });
 
-test('a user token naming another user is refused; the hub token must name the owner', async () => {
+test('a user token naming another user is refused; the hub token is refused; the admin token must name the owner', async () => {
   const other = await request(service.app!).post('/api/kernels').set(as(alice)).send({ name: 'conda-env-tf-python3', env: { KERNEL_USERNAME: 'bob' } });
   expect(other.status).toBe(403);
-  const nobody = await request(service.app!).post('/api/kernels').set(as(HUB)).send({ name: 'conda-env-tf-python3' });
+  const hub = await request(service.app!).post('/api/kernels').set(as(HUB)).send({ name: 'conda-env-tf-python3', env: { KERNEL_USERNAME: 'alice' } });
+  expect(hub.status).toBe(403);
+  const nobody = await request(service.app!).post('/api/kernels').set(as(ADMIN)).send({ name: 'conda-env-tf-python3' });
   expect(nobody.status).toBe(400);
   expect(nobody.body.message).toMatch(/KERNEL_USERNAME/);
 });

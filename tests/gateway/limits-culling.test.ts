@@ -8,7 +8,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 import { connectWs, execute } from '../support/jupyter-ws';
 
 jest.setTimeout(120_000);

@@ -10,7 +10,7 @@ import request from 'supertest';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { loadJose } from '../../src/identity/esm';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 import { captureLogger, createTestPostgres, type TestPostgres } from '../db/helpers';
 import { CLIENT_SECRET, INTROSPECTION_CLIENT, startTestProvider, type TestProvider } from './oidc-provider';
 

@@ -10,9 +10,7 @@ import {
   type KernelspecPolicy,
   type KernelFs,
 } from '../../src/kernels';
-import { HttpError } from '../../src/spawner-api/errors';
-import type { Identity } from '../../src/spawner-api/identity';
-import { createKernelspecRouter } from '../../src/spawner-api/routes/kernelspecs';
+import { createKernelspecRouter, errorBody, HttpError, toHttpAnswer, type Identity } from '../../src/spawner-api';
 
 /** A 1×1 PNG. */
 export const PNG = Buffer.from(
@@ -127,7 +125,7 @@ export const names = async (catalog: KernelspecCatalog, user: string | undefined
 
 /**
  * A minimal gateway: `Authorization: token <t>` looked up in `tokens` (unknown token 401, none: no
- * identity), the kernelspec router, a JSON 404 and an error handler answering `{"reason","message"}`.
+ * identity), the kernelspec router, a JSON 404 and the app's error mapper answering `{"reason","message"}`.
  * Stands in for the real app (src/spawner-api/app.ts) until the real-client test is switched to it.
  */
 export function gatewayApp(catalog: KernelspecCatalog, tokens: Record<string, Identity>): express.Express {
@@ -149,9 +147,10 @@ export function gatewayApp(catalog: KernelspecCatalog, tokens: Record<string, Id
     next(new HttpError(404, `no route for ${req.method} ${req.path}`)),
   );
   app.use(function errorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction) {
-    const e = err instanceof HttpError ? err : new HttpError(500, 'internal error');
-    if (!(err instanceof HttpError)) console.error(err);
-    res.status(e.status).json({ reason: e.reason, message: e.message });
+    // The real mapper (src/spawner-api/error-mapper.ts), so status codes and messages are the app's.
+    const answer = toHttpAnswer(err);
+    if (answer.status >= 500) console.error(err);
+    res.status(answer.status).json(errorBody(answer));
   });
   return app;
 }

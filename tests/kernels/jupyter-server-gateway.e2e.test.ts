@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import type { Identity } from '../../src/spawner-api/identity';
+import type { Identity } from '../../src/spawner-api';
 import {
   condaEnv,
   condaKernelsDir,

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
-import type { Identity } from '../../src/spawner-api/identity';
+import type { Identity } from '../../src/spawner-api';
 import {
   condaEnv,
   condaKernelsDir,
@@ -105,9 +105,9 @@ describe('GET /api/kernelspecs', () => {
     expect(res.body.message).toMatch(/alice.*bob/);
   });
 
-  test('admin and hub tokens act for the named user; naming nobody they see the unrestricted shared kernelspecs', async () => {
+  test('the admin token acts for the named user; naming nobody it sees the unrestricted shared kernelspecs', async () => {
     const { app } = setup();
-    for (const t of ['admin-token', 'hub-token']) {
+    for (const t of ['admin-token']) {
       const bob = await request(app)
         .get('/api/kernelspecs?user=bob')
         .set(...auth(t));
@@ -116,6 +116,17 @@ describe('GET /api/kernelspecs', () => {
         .get('/api/kernelspecs')
         .set(...auth(t));
       expect(Object.keys(none.body.kernelspecs)).toEqual(['python3']);
+    }
+  });
+
+  test('the hub token is refused on the gateway (403) with a message pointing at the user or admin token', async () => {
+    const { app } = setup();
+    for (const url of ['/api/kernelspecs?user=bob', '/api/kernelspecs', '/api/kernelspecs/python3']) {
+      const res = await request(app)
+        .get(url)
+        .set(...auth('hub-token'));
+      expect(res.status).toBe(403);
+      expect(res.body.message).toMatch(/hub token.*user's gateway token or the admin token/);
     }
   });
 

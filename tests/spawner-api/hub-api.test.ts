@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 import { mintToken } from '../../src/db';
 
 jest.setTimeout(60_000);

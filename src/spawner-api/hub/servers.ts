@@ -9,6 +9,7 @@ import { findServer, getServer, listServers, serverEventsAfter } from '../../db'
 import type { ServerLifecycle, ServerNotifier } from '../../jobs';
 import type { ProfileCatalog } from '../../profiles';
 import { NameError, ProfileError, validateServerName, validateUsername } from '../../profiles';
+import { refuseDeactivated } from '../auth/middleware';
 import { badRequest, conflict, notFound } from '../errors';
 import { serverModelSchema, startRequestSchema, waitQuerySchema, type ServerModel } from '../schemas';
 
@@ -70,9 +71,10 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
     res.json({ servers: (await listServers(db, user)).map(toServerModel) });
   });
 
-  router.post(paths, async (req, res) => {
+  async function startServer(req: Request, res: Response): Promise<void> {
     const receivedAt = performance.timeOrigin + performance.now();
     const { user, server } = names(req);
+    await refuseDeactivated(db, user);
     const parsed = startRequestSchema.safeParse(req.body ?? {});
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -97,9 +99,10 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
     });
     if (!created && row.state === 'stopping') throw conflict(`server '${server || '(default)'}' of '${user}' is still stopping; try again shortly`);
     res.status(created ? 202 : 200).json(toServerModel(row));
-  });
+  }
+  for (const p of paths) router.post(p, startServer);
 
-  router.get(paths, async (req, res) => {
+  async function serverStatus(req: Request, res: Response): Promise<void> {
     const { user, server } = names(req);
     const q = waitQuerySchema.safeParse(req.query);
     if (!q.success) throw badRequest(`invalid query: ${q.error.issues[0]?.message}`);
@@ -116,9 +119,10 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
       }
     }
     res.json(toServerModel(row));
-  });
+  }
+  for (const p of paths) router.get(p, serverStatus);
 
-  router.delete(paths, async (req, res) => {
+  async function stopServer(req: Request, res: Response): Promise<void> {
     const { user, server } = names(req);
     const q = waitQuerySchema.safeParse(req.query);
     if (!q.success) throw badRequest(`invalid query: ${q.error.issues[0]?.message}`);
@@ -132,14 +136,16 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
       }
     }
     res.status(row.state === 'stopping' ? 202 : 200).json(toServerModel(row));
-  });
+  }
+  for (const p of paths) router.delete(p, stopServer);
 
-  router.get(paths.map((p) => `${p}/progress`), async (req, res) => {
+  async function serverProgress(req: Request, res: Response): Promise<void> {
     const { user, server } = names(req);
     const row = await findServer(db, user, server);
     if (!row) throw notFound(`no server '${server || '(default)'}' for user '${user}'`);
     await streamProgress(req, res, row);
-  });
+  }
+  for (const p of paths.map((p) => `${p}/progress`)) router.get(p, serverProgress);
 
   async function streamProgress(req: Request, res: Response, row: ServerRow): Promise<void> {
     res.writeHead(200, {

@@ -14,7 +14,7 @@ import {
   userCreateSchema,
   userSchema,
   userUpdateSchema,
-} from '../admin';
+} from '../../admin';
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });

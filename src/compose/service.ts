@@ -1,5 +1,5 @@
 /**
- * Wires one spawngate process: database (migrated), job queue, backend, lifecycle, HTTP app. `serve`
+ * The composition root: wires one spawngate process: database (migrated), job queue, backend, lifecycle, HTTP app. `serve`
  * runs the API and the workers; `worker` only the workers; tests build the same thing in-process.
  */
 import fs from 'node:fs';
@@ -14,7 +14,15 @@ import { createServerLifecycle, openJobQueue, QueueUnavailableError, ServerNotif
 import { logger as rootLogger, registerSecret, type Logger } from '../logging';
 import { createMetrics, type Metrics } from '../metrics';
 import { createProfileCatalog } from '../profiles';
-import { createApp, createAdminRouter, createGatewayKernelRouter, createHubServerRouter, createKernelChannelsHandler, createKernelspecRouter } from '../spawner-api';
+import {
+  createAdminRouter,
+  createApp,
+  createGatewayKernelRouter,
+  createHubServerRouter,
+  createIdentityResolver,
+  createKernelChannelsHandler,
+  createKernelspecRouter,
+} from '../spawner-api';
 import { createBackend } from './backend-factory';
 
 export interface ServiceOptions {
@@ -45,11 +53,19 @@ export interface Service {
 
 export async function createService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const logger = opts.logger ?? rootLogger;
+  // Everything this process creates (data directory, embedded database, logs, connection files) is
+  // for spawngate alone: no group or other bit, whichever entry point created the service.
+  process.umask(0o077);
   registerSecret(config.env.SPAWNGATE_HUB_TOKEN);
   registerSecret(config.env.SPAWNGATE_ADMIN_TOKEN);
   // OIDC settings are checked before anything is opened: a bad combination stops start-up (ConfigError).
   const oidcSettings = resolveOidcSettings(config);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    fs.chmodSync(config.dataDir, 0o700);
+  } catch (err) {
+    logger.warn('cannot make the data directory private (0700); is it owned by another user?', { dataDir: config.dataDir, error: err });
+  }
 
   const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir });
   let queue: JobQueue | undefined;
@@ -81,6 +97,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   const kernelspecs = createKernelspecCatalog(config, { logger });
   const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger });
   const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
+  // One resolver for HTTP and websocket upgrades: the same token gets the same answer on both.
+  const resolveIdentity = createIdentityResolver({ db, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });
 
   let stopWorkers: (() => void) | undefined;
   let stopKernelWorkers: (() => void) | undefined;
@@ -105,18 +123,16 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
           queue,
           metrics,
           logger,
-          hubToken: config.env.SPAWNGATE_HUB_TOKEN,
-          adminToken: config.env.SPAWNGATE_ADMIN_TOKEN,
+          resolveIdentity,
           version: opts.version ?? '0.1.0',
           hubRouters: [createHubServerRouter({ db, lifecycle, catalog, notifier })],
           adminRouters: [createAdminRouter({ db })],
-          oidc,
           gatewayRouters: [
             createKernelspecRouter({ catalog: kernelspecs }),
-            createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels }),
+            createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels, db }),
           ],
         });
-  const channels = createKernelChannelsHandler({ db, kernels, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, logger, oidc });
+  const channels = createKernelChannelsHandler({ kernels, resolveIdentity, logger });
   let server: http.Server | undefined;
   const sockets = new Set<import('node:net').Socket>();
   const b = backend;

@@ -1,12 +1,12 @@
 /**
- * Who is calling. The auth middleware puts an `Identity` in `res.locals.identity`; routes decide what
- * it may do with `actingUser`.
+ * Who is calling. The auth middleware (or the websocket upgrade) puts an `Identity` in
+ * `res.locals.identity`; gateway routes decide what it may do with `actingUser`.
  */
 import type { Response } from 'express';
-import { forbidden, unauthorized } from './errors';
+import { forbidden, unauthorized } from '../errors';
 
 export type Identity =
-  /** The hub's token: may manage any user's servers. */
+  /** The hub's token: may manage any user's servers, and nothing else. */
   | { kind: 'hub' }
   /** The admin/service token, or an OIDC token with the admin role (`username` set): may act for any user everywhere. */
   | { kind: 'admin'; username?: string; via?: 'oidc' }
@@ -19,11 +19,16 @@ export function identityOf(res: Response): Identity {
   return id;
 }
 
+/** Why the hub token gets nowhere on the gateway: the hub never needs a user's kernels. */
+export const HUB_TOKEN_NOT_FOR_GATEWAY =
+  "the hub token is for the hub's server routes (/api/users/…) only; reach kernels and kernelspecs with the user's gateway token or the admin token";
+
 /**
- * The user a request acts for. A user token acts as its user; naming anyone else is 403. Hub and
- * admin tokens must name a user (`requested`), unless `fallback` is allowed to be undefined.
+ * The user a gateway request acts for. A user token acts as its user; naming anyone else is 403. The
+ * admin token acts for whoever it names (`requested`, possibly nobody). The hub token is refused (403).
  */
 export function actingUser(identity: Identity, requested: string | undefined): string | undefined {
+  if (identity.kind === 'hub') throw forbidden(HUB_TOKEN_NOT_FOR_GATEWAY);
   if (identity.kind === 'user') {
     if (requested !== undefined && requested !== identity.username) {
       throw forbidden(`this token belongs to '${identity.username}' and cannot act for '${requested}'`);

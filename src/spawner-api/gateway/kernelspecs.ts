@@ -6,8 +6,9 @@
  * - `GET /kernelspecs/{name}/{file}[?user=]` → the resource bytes with their content type
  *
  * The user is `actingUser(identity, ?user)`: a user token acts as its user (naming another is 403);
- * an admin/hub token must name the user to see that user's kernelspecs — naming nobody, it sees the
- * shared kernelspecs not restricted to named users.
+ * the admin token must name the user to see that user's kernelspecs — naming nobody, it sees the
+ * shared kernelspecs not restricted to named users. The hub token is refused (403). The kernels
+ * module's errors reach the error mapper as they are; resource errors name no path.
  *
  * jupyter_server (1.x and 2.x) quirk, honoured: with `KERNEL_USERNAME` set it builds the single-spec
  * URL as `/api/kernelspecs?user=<user>/<name>` (it appends the name to a URL that already has a query
@@ -16,32 +17,12 @@
  * jupyter_server sends `KERNEL_USERNAME` unescaped (`a+b@example.org` stays itself).
  */
 import { Router, type Request, type Response } from 'express';
-import {
-  GatewayUserDeniedError,
-  InvalidUsernameError,
-  KernelspecForbiddenError,
-  KernelspecNotFoundError,
-  KernelspecResourceNotFoundError,
-  type KernelspecCatalog,
-  type KernelspecResource,
-} from '../../kernels';
-import { badRequest, HttpError } from '../errors';
-import { actingUser, identityOf } from '../identity';
+import type { KernelspecCatalog } from '../../kernels';
+import { actingUser, identityOf } from '../auth/identity';
+import { badRequest } from '../errors';
 
 export interface KernelspecRouterDeps {
   catalog: KernelspecCatalog;
-}
-
-/** Maps the kernels module's named errors to HTTP errors; rethrows anything else. */
-function toHttpError(err: unknown): unknown {
-  if (err instanceof InvalidUsernameError) return new HttpError(400, err.message, { cause: err });
-  if (err instanceof GatewayUserDeniedError || err instanceof KernelspecForbiddenError) {
-    return new HttpError(403, err.message, { cause: err });
-  }
-  if (err instanceof KernelspecNotFoundError || err instanceof KernelspecResourceNotFoundError) {
-    return new HttpError(404, err.message, { cause: err });
-  }
-  return err;
 }
 
 /**
@@ -94,24 +75,15 @@ export function createKernelspecRouter(deps: KernelspecRouterDeps): Router {
       requested = requested.slice(0, slash) || undefined;
     }
     const user = actingUser(identity, requested);
-    try {
-      if (single !== undefined) return sendJson(res, JSON.stringify(await catalog.model(user, single)));
-      const listing = await catalog.list(user);
-      sendJson(res, catalog.listingJson(listing));
-    } catch (err) {
-      throw toHttpError(err);
-    }
+    if (single !== undefined) return sendJson(res, JSON.stringify(await catalog.model(user, single)));
+    sendJson(res, catalog.listingJson(await catalog.list(user)));
   });
 
   router.get(
     '/api/kernelspecs/:name',
     async function getKernelspec(req: Request<{ name: string }>, res: Response) {
       const user = actingUser(identityOf(res), rawQueryParam(req.originalUrl, 'user'));
-      try {
-        sendJson(res, JSON.stringify(await catalog.model(user, req.params.name)));
-      } catch (err) {
-        throw toHttpError(err);
-      }
+      sendJson(res, JSON.stringify(await catalog.model(user, req.params.name)));
     },
   );
 
@@ -119,12 +91,7 @@ export function createKernelspecRouter(deps: KernelspecRouterDeps): Router {
     '/kernelspecs/:name/:resource',
     async function getKernelspecResource(req: Request<{ name: string; resource: string }>, res: Response) {
       const user = actingUser(identityOf(res), rawQueryParam(req.originalUrl, 'user'));
-      let found: KernelspecResource;
-      try {
-        found = await catalog.resource(user, req.params.name, req.params.resource);
-      } catch (err) {
-        throw toHttpError(err);
-      }
+      const found = await catalog.resource(user, req.params.name, req.params.resource);
       res.setHeader('Content-Type', found.contentType);
       res.setHeader('X-Content-Type-Options', 'nosniff');
       res.setHeader('Cache-Control', 'private, max-age=300');

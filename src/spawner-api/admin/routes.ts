@@ -1,12 +1,11 @@
 /**
  * The admin API under `/api/admin` (admin token, or an OIDC token with the admin role): experiments,
- * environments, members, users, usage and the audit log. Inputs are validated by src/admin with zod;
- * its errors become 400 (invalid), 404 (unknown name) and 409 (conflict), each with a readable message.
+ * environments, members, users, tokens, usage and the audit log. Inputs are validated by src/admin
+ * with zod; the error mapper turns its errors into 400 (invalid), 404 (unknown name) and 409 (conflict).
  */
 import { Router, type Request, type Response } from 'express';
 import {
   addMember,
-  AdminError,
   createEnvironment,
   createExperiment,
   createUser,
@@ -27,39 +26,17 @@ import {
   updateEnvironment,
   updateExperiment,
   updateUser,
-  type AuditActor,
 } from '../../admin';
 import type { Db } from '../../db';
-import { forbidden, HttpError } from '../errors';
-import { identityOf } from '../identity';
+import { requireAdmin } from '../auth/middleware';
+import { actorOf } from './actor';
+import { addTokenRoutes } from './tokens';
 
-const STATUS: Record<AdminError['kind'], number> = { invalid: 400, 'not-found': 404, conflict: 409 };
-
-/** Only admins: the static admin token or an OIDC admin. */
-export function requireAdmin() {
-  return function requireAdmin(_req: Request, res: Response, next: () => void): void {
-    if (identityOf(res).kind !== 'admin') throw forbidden('the admin API needs the admin token or an OIDC token with the admin role');
-    next();
+/** Express 5 forwards a rejected handler to the error handler, which maps AdminErrors (error-mapper.ts). */
+const handle = (fn: (req: Request, res: Response) => Promise<unknown>) =>
+  async function adminHandler(req: Request, res: Response): Promise<void> {
+    await fn(req, res);
   };
-}
-
-function actorOf(res: Response): AuditActor {
-  const id = identityOf(res);
-  if (id.kind === 'admin' && id.username) return { actor: `oidc:${id.username}`, via: 'api' };
-  return { actor: id.kind === 'admin' ? 'admin-token' : id.kind, via: 'api' };
-}
-
-/** Wraps a handler so AdminErrors become HttpErrors (express 5 forwards rejections to the error handler). */
-function handle(fn: (req: Request, res: Response) => Promise<unknown>) {
-  return async (req: Request, res: Response): Promise<void> => {
-    try {
-      await fn(req, res);
-    } catch (err) {
-      if (err instanceof AdminError) throw new HttpError(STATUS[err.kind], err.message, { cause: err });
-      throw err;
-    }
-  };
-}
 
 const flag = (v: unknown): boolean => v === 'true' || v === '1';
 const param = (req: Request, name: string): string => String(req.params[name]);
@@ -107,5 +84,6 @@ export function createAdminRouter(deps: { db: Db }): Router {
   r.post('/users/:username/activate', handle(async (req, res) => void res.json(await setUserActive(db, actorOf(res), param(req, 'username'), true))));
 
   r.get('/audit', handle(async (req, res) => void res.json({ entries: await listAudit(db, req.query) })));
+  addTokenRoutes(r, db);
   return r;
 }

@@ -1,0 +1,67 @@
+/**
+ * `WS /api/kernels/{id}/channels`: authenticates the upgrade with the same identity resolver as every
+ * request (header token, or `?token=` for browsers), checks the kernel belongs to the caller, and hands
+ * the socket to the kernel's bridge. Refusals go through the same error mapper as HTTP. Any replica can
+ * serve any kernel: the connection info comes from the database.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { kernelWebSocketServerOptions, type KernelService } from '../../kernels';
+import type { Logger } from '../../logging';
+import { actingUser } from '../auth/identity';
+import { headerToken, type IdentityResolver } from '../auth/resolve-identity';
+import { errorBody, toHttpAnswer, type HttpAnswer } from '../error-mapper';
+import { notFound, unauthorized } from '../errors';
+
+const PATH = /^\/api\/kernels\/([0-9a-fA-F-]{36})\/channels$/;
+
+/** Answers the upgrade request with a plain HTTP error response and closes the socket. */
+function reject(socket: Duplex, answer: HttpAnswer): void {
+  const { reason, message } = errorBody(answer);
+  const body = JSON.stringify({ reason, message });
+  const headers = Object.entries(answer.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${answer.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
+  );
+}
+
+export interface KernelChannelsDeps {
+  kernels: KernelService;
+  resolveIdentity: IdentityResolver;
+  logger: Logger;
+}
+
+export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
+  const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions });
+
+  return {
+    /** `server.on('upgrade', handler)`; answers 404 for paths that are not kernel channels. */
+    async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+      const url = new URL(req.url ?? '/', 'http://spawngate');
+      try {
+        const m = PATH.exec(url.pathname);
+        if (!m) throw notFound(`no websocket at ${url.pathname}`);
+        const token = headerToken(req) ?? url.searchParams.get('token') ?? undefined;
+        if (!token) throw unauthorized();
+        // Admins reach any kernel (username undefined), users their own; the hub token is refused.
+        const username = actingUser(await deps.resolveIdentity(token), undefined);
+        const row = await deps.kernels.forChannels(username, m[1]!.toLowerCase());
+        // Before the upgrade completes the client can send nothing, so nothing it sends can race the
+        // iopub subscription of a freshly created bridge.
+        await deps.kernels.registry.ready(row, 3000);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          deps.kernels.registry.attach(row, ws, url.searchParams.get('session_id') ?? undefined);
+        });
+      } catch (err) {
+        const answer = toHttpAnswer(err);
+        if (answer.status >= 500) deps.logger.error('websocket upgrade failed', { status: answer.status, error: err });
+        reject(socket, answer);
+      }
+    },
+    close(): void {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+    },
+  };
+}
