@@ -1,17 +1,18 @@
 /**
- * The `spawngate` command: serve (API + workers), worker, migrate, token, reconcile, config-doc.
+ * The `spawngate` command: serve (API + workers), worker, migrate, token (src/cli/token.ts), admin
+ * (src/cli/admin), dry-run, config-doc.
  * Configuration errors end the process with a message naming the variable, exit status 2.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config';
-import { migrate, mintToken, openDatabase } from '../db';
+import { migrate, openDatabase } from '../db';
 import { logger } from '../logging';
-import { validateUsername } from '../profiles';
 import { createService, type Service } from '../compose';
 import { runAdmin } from './admin';
 import { renderConfigDoc } from './config-doc';
+import { runToken } from './token';
 import { dryRunArgsSchema, renderDryRun } from './dry-run';
 
 const VERSION: string = (() => {
@@ -66,6 +67,11 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await runAdmin(argv.slice(3));
     return;
   }
+  // So does `spawngate token …` (src/cli/token.ts).
+  if (argv[2] === 'token') {
+    process.exitCode = await runToken(argv.slice(3));
+    return;
+  }
   const program = new Command();
   program.name('spawngate').version(VERSION).description('JupyterHub spawner service and kernel gateway');
 
@@ -116,27 +122,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
 
-  program
-    .command('token')
-    .description('mint a gateway token acting as a user (for scripts and tests); prints it once')
-    .requiredOption('--user <name>', 'user the token acts as')
-    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)')
-    .option('--note <text>', 'why the token exists')
-    .action(async (o: { user: string; ttl?: string; note?: string }) => {
-      const cfg = config();
-      try {
-        validateUsername(o.user);
-        const ttl = o.ttl === undefined ? undefined : Number(o.ttl);
-        if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new ConfigError('--ttl: a positive number of seconds');
-        const db = await openDatabase({ databaseUrl: cfg.env.SPAWNGATE_DATABASE_URL, dataDir: cfg.dataDir });
-        await migrate(db);
-        const token = await mintToken(db, { username: o.user, kind: 'cli', note: o.note, ttlSeconds: ttl });
-        await db.close();
-        process.stdout.write(`${token}\n`);
-      } catch (err) {
-        fatal(err);
-      }
-    });
+  program.command('token').description('mint (default), list and revoke API tokens acting as a user (spawngate token --help)');
 
   program
     .command('dry-run')

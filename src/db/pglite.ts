@@ -5,6 +5,8 @@
  * transaction runs waits for its COMMIT/ROLLBACK.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { DatabaseUnavailableError, type Db, type Queryable } from './types';
 
@@ -37,9 +39,32 @@ async function run<T>(pg: PGlite, sql: string, params?: readonly unknown[]): Pro
   return (results[results.length - 1]?.rows ?? []) as T[];
 }
 
+/**
+ * Removes group and other bits below `dir`. PGlite's file system layer creates files 0666 whatever the
+ * umask; the data directory itself is 0700, but a file copied or archived out of it should not carry
+ * those bits either. Best effort: a file vanishing meanwhile is fine.
+ */
+async function makePrivate(dir: string): Promise<void> {
+  if (dir.includes('://')) return; // memory:// and other non-directory stores
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await makePrivate(p);
+    if (e.isFile() || e.isDirectory()) {
+      await fsp.stat(p).then((st) => (st.mode & 0o077 ? fsp.chmod(p, st.mode & 0o700) : undefined)).catch(() => undefined);
+    }
+  }
+}
+
 /** Opens (creating if needed) a PGlite database. Resolves once it accepts queries. */
 export async function createPgliteDb(options: PgliteDbOptions): Promise<Db> {
   const pg = await PGlite.create(options.dataDir);
+  await makePrivate(options.dataDir);
   const mutex = new Mutex();
   // Marks the async context of a running tx, so a call to the Db from inside it fails instead of
   // waiting for the mutex forever. The flag is cleared when the tx ends, so work the callback started
@@ -109,6 +134,7 @@ export async function createPgliteDb(options: PgliteDbOptions): Promise<Db> {
 
     async close(): Promise<void> {
       await mutex.run(() => pg.close());
+      await makePrivate(options.dataDir);
     },
   };
   return db;

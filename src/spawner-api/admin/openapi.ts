@@ -10,6 +10,7 @@ import {
   experimentUpdateSchema,
   memberAddSchema,
   memberSchema,
+  tokenSchema,
   usageSchema,
   userCreateSchema,
   userSchema,
@@ -34,6 +35,7 @@ export function adminSchemas(): Record<string, object> {
     AdminMemberAdd: json(memberAddSchema, 'input'),
     AdminUsage: json(usageSchema),
     AdminAuditEntry: json(auditEntrySchema),
+    AdminToken: json(tokenSchema),
   };
 }
 
@@ -48,12 +50,13 @@ const errors = {
   '503': err('Database or identity provider unavailable'),
 };
 const invalid = { '400': err('Invalid input; the message names each field and what is wrong, or the constraint violated') };
-const missing = { '404': err('No such experiment, environment, user or membership') };
+const missing = { '404': err('No such experiment, environment, user, membership or token') };
 const conflict = { '409': err('Already exists, or still referenced') };
 const p = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
 const exp = p('name', 'experiment name');
 const env = p('name', 'environment name');
 const usr = p('username', 'user name');
+const tokenId = { name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 }, description: 'token id (from the listing)' };
 const activeOnly = { name: 'active_only', in: 'query', schema: { type: 'boolean' }, description: 'hide inactive entries' };
 
 export function adminPaths(): Record<string, object> {
@@ -94,10 +97,29 @@ export function adminPaths(): Record<string, object> {
     },
     '/api/admin/users/{username}/deactivate': { post: { tags: ['admin'], summary: 'Deactivate: their launches are refused', parameters: [usr], responses: { '200': ok('deactivated', ref('AdminUser')), ...missing, ...errors } } },
     '/api/admin/users/{username}/activate': { post: { tags: ['admin'], summary: 'Activate again', parameters: [usr], responses: { '200': ok('activated', ref('AdminUser')), ...missing, ...errors } } },
+    '/api/admin/tokens': {
+      get: {
+        tags: ['admin'],
+        summary: 'API tokens, newest first: metadata only (the secret is never stored, so never shown)',
+        parameters: [
+          { name: 'user', in: 'query', schema: { type: 'string' } },
+          { name: 'kind', in: 'query', schema: { type: 'string', enum: ['gateway', 'cli'] } },
+          { name: 'all', in: 'query', schema: { type: 'boolean' }, description: 'also expired and revoked tokens' },
+        ],
+        responses: { '200': ok('tokens', list('tokens', 'AdminToken')), ...invalid, ...errors },
+      },
+    },
+    '/api/admin/tokens/{id}': {
+      get: { tags: ['admin'], summary: 'One token', parameters: [tokenId], responses: { '200': ok('token', ref('AdminToken')), ...invalid, ...missing, ...errors } },
+      delete: { tags: ['admin'], summary: 'Revoke (audited; idempotent); the token is refused from the next request on', parameters: [tokenId], responses: { '200': ok('revoked', ref('AdminToken')), ...invalid, ...missing, ...errors } },
+    },
+    '/api/admin/users/{username}/tokens': {
+      delete: { tags: ['admin'], summary: "Revoke every active token of a user (audited)", parameters: [usr], responses: { '200': ok('how many were revoked', { type: 'object', properties: { revoked: { type: 'integer' } } }), ...errors } },
+    },
     '/api/admin/audit': {
       get: {
         tags: ['admin'],
-        summary: 'Audit log, newest first: admin changes (API, CLI, SQL, group sync) and kernel launches',
+        summary: 'Audit log, newest first: admin changes (API, CLI, SQL, group sync), token mint/revoke and kernel launches',
         parameters: [
           { name: 'actor', in: 'query', schema: { type: 'string' } },
           { name: 'action', in: 'query', schema: { type: 'string' }, description: "exact, or a prefix ending in '.'" },
