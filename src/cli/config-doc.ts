@@ -1,6 +1,6 @@
 /** Renders the configuration reference (README) from the zod schemas' descriptions and defaults. */
 import { z } from 'zod';
-import { envSchema, fileConfigSchema, profileSchema } from '../config';
+import { envSchema, fileConfigSchema, profileSchema, SECRET_SETTINGS } from '../config';
 
 function describe(schema: z.ZodType): { type: string; def: string; help: string } {
   const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -13,7 +13,8 @@ export function renderConfigDoc(): string {
   const lines = ['| variable | type | default | meaning |', '| --- | --- | --- | --- |'];
   for (const [key, schema] of Object.entries(envSchema.shape)) {
     const d = describe(schema as z.ZodType);
-    lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help} |`);
+    const fromFile = (SECRET_SETTINGS as readonly string[]).includes(key) ? `; or \`${key}_FILE\`: a file holding it (not both)` : '';
+    lines.push(`| \`${key}\` | ${d.type} | ${d.def} | ${d.help}${fromFile} |`);
   }
   lines.push('', '| profile field | meaning |', '| --- | --- |');
   for (const [key, schema] of Object.entries(profileSchema.shape)) {

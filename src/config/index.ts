@@ -13,3 +13,4 @@ export { dockerConfigSchema, type DockerConfig } from './docker-schema';
 export { kubernetesConfigSchema, kubernetesOverridesSchema, type KubernetesConfig, type KubernetesOverrides } from './kubernetes-schema';
 export { oidcConfigSchema, ASYMMETRIC_JWS_ALGORITHMS, type OidcConfig } from './oidc-schema';
 export { fileConfigJsonSchema } from './json-schema';
+export { SECRET_SETTINGS } from './secret-files';

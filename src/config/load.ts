@@ -4,6 +4,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { envSchema, fileConfigSchema, type EnvConfig, type FileConfig } from './schema';
+import { readSecretFiles, SecretFileError } from './secret-files';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -29,6 +30,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const key of Object.keys(envSchema.shape)) {
     const v = env[key];
     if (v !== undefined && v !== '') picked[key] = v;
+  }
+  try {
+    Object.assign(picked, readSecretFiles(env));
+  } catch (err) {
+    if (err instanceof SecretFileError) throw new ConfigError(`invalid configuration: ${err.message}`);
+    throw err;
   }
   const parsed = envSchema.safeParse(picked);
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error, '')}`);

@@ -8,11 +8,14 @@ export class InvalidUsernameError extends Error {
   override readonly name = 'InvalidUsernameError';
 }
 
+/** A name as it may appear in a message: kernelspec names only, never a path a caller typed. */
+const shown = (name: string): string => (/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes('..') ? name : '(not a kernel spec name)');
+
 /** No kernelspec of that name is visible to that user (404). */
 export class KernelspecNotFoundError extends Error {
   override readonly name = 'KernelspecNotFoundError';
   constructor(readonly kernelName: string) {
-    super(`Kernel spec ${kernelName} not found`);
+    super(`Kernel spec ${shown(kernelName)} not found`);
   }
 }
 
@@ -56,6 +59,6 @@ export class KernelspecResourceNotFoundError extends Error {
     readonly resource: string,
     readonly detail = 'not found',
   ) {
-    super(`kernel spec ${kernelName} has no such resource`);
+    super(`kernel spec ${shown(kernelName)} has no such resource`);
   }
 }
