@@ -8,7 +8,7 @@ import type { Db, ServerRow } from '../../db';
 import { findServer, getServer, listServers, serverEventsAfter } from '../../db';
 import type { ServerLifecycle, ServerNotifier } from '../../jobs';
 import type { ProfileCatalog } from '../../profiles';
-import { NameError, ProfileError, validateServerName, validateUsername } from '../../profiles';
+import { NameError, validateServerName, validateUsername } from '../../profiles';
 import { refuseDeactivated } from '../auth/middleware';
 import { badRequest, conflict, notFound } from '../errors';
 import { serverModelSchema, startRequestSchema, waitQuerySchema, type ServerModel } from '../schemas';
@@ -36,16 +36,12 @@ export function toServerModel(row: ServerRow): ServerModel {
   });
 }
 
+/** User and server names from the path; a NameError becomes a 400 in the error mapper. */
 function names(req: Request): { user: string; server: string } {
-  try {
-    const user = validateUsername(String(req.params.user));
-    const server = req.params.name === undefined ? '' : validateServerName(String(req.params.name));
-    if (req.params.name !== undefined && server === '') throw new NameError('a named server needs a name');
-    return { user, server };
-  } catch (err) {
-    if (err instanceof NameError) throw badRequest(err.message);
-    throw err;
-  }
+  const user = validateUsername(String(req.params.user));
+  const server = req.params.name === undefined ? '' : validateServerName(String(req.params.name));
+  if (req.params.name !== undefined && server === '') throw new NameError('a named server needs a name');
+  return { user, server };
 }
 
 export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
@@ -67,7 +63,7 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
   });
 
   router.get('/api/servers', async (req, res) => {
-    const user = typeof req.query.user === 'string' ? validateUsernameOr400(req.query.user) : undefined;
+    const user = typeof req.query.user === 'string' ? validateUsername(req.query.user) : undefined;
     res.json({ servers: (await listServers(db, user)).map(toServerModel) });
   });
 
@@ -80,13 +76,8 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
       const i = parsed.error.issues[0];
       throw badRequest(`invalid start request: ${i?.path.join('.') || 'body'}: ${i?.message}`);
     }
-    let resolved;
-    try {
-      resolved = catalog.resolve(user, parsed.data.user_options);
-    } catch (err) {
-      if (err instanceof ProfileError) throw badRequest(err.message);
-      throw err;
-    }
+    // A ProfileError (invalid user_options) is a 400 with its message, through the error mapper.
+    const resolved = catalog.resolve(user, parsed.data.user_options);
     const { row, created } = await lifecycle.requestStart({
       username: user,
       serverName: server,
@@ -188,12 +179,4 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
   }
 
   return router;
-}
-
-function validateUsernameOr400(name: string): string {
-  try {
-    return validateUsername(name);
-  } catch (err) {
-    throw badRequest((err as Error).message);
-  }
 }
