@@ -1,6 +1,7 @@
 /**
- * Public surface of `src/kernels/` (kernelspec discovery, index and authorization). Other folders
- * import only from here.
+ * Public surface of `src/kernels/`: kernelspec discovery in the home tree, its index and authorization
+ * (this folder), the kernel lifecycle — launch, registry, culling, reconcile (`lifecycle/`) — and the
+ * websocket ⇄ ZMQ bridge (`channels/`). Other folders import only from here.
  */
 import type { Config } from '../config';
 import { logger as defaultLogger } from '../logging';

@@ -7,6 +7,8 @@ import {
   revokeServerTokens,
   revokeToken,
   verifyToken,
+  lookupToken,
+  withAuditActor,
   type Db,
 } from '../../src/db';
 import { engines, type TestEngine } from './helpers';
@@ -116,5 +118,40 @@ describe.each(engines)('tokens on %s', (_name, create) => {
     await expect(mintToken(db, { username: 'alice', kind: 'admin' as never })).rejects.toMatchObject({
       code: '23514',
     });
+  });
+
+  test('lookupToken tells valid, revoked and expired apart and carries the owner\'s users.active', async () => {
+    await db.query("INSERT INTO users (username, active) VALUES ('frank', false) ON CONFLICT (username) DO UPDATE SET active = false");
+    const frank = await mintToken(db, { username: 'frank', kind: 'cli' });
+    expect(await lookupToken(db, frank)).toMatchObject({ username: 'frank', status: 'valid', userActive: false, expiresAt: null });
+    const nobody = await mintToken(db, { username: 'no-row-user', kind: 'cli', ttlSeconds: 60 });
+    expect(await lookupToken(db, nobody)).toMatchObject({ status: 'valid', userActive: null, expiresAt: expect.any(Date) });
+    await db.query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1", [hashToken(nobody)]);
+    expect((await lookupToken(db, nobody))!.status).toBe('expired');
+    await revokeToken(db, frank);
+    expect((await lookupToken(db, frank))!.status).toBe('revoked');
+    expect(await lookupToken(db, 'sg_unknown')).toBeUndefined();
+    expect(await lookupToken(db, 'not-ours')).toBeUndefined();
+  });
+
+  test('mint and revoke are audited: as the named actor, as spawngate for a server\'s token, never with the hash', async () => {
+    const named = await withAuditActor(db, { actor: 'cli:operator', via: 'cli' }, (q) => mintToken(q, { username: 'gina', kind: 'cli', note: 'n' }));
+    const server = await mintToken(db, { username: 'gina', kind: 'gateway', serverId });
+    await withAuditActor(db, { actor: 'admin-token', via: 'api' }, (q) => revokeToken(q, named));
+    await revokeServerTokens(db, serverId);
+    const rows = await db.query<{ actor: string; action: string; details: Record<string, unknown> }>(
+      "SELECT actor, action, details FROM audit_log WHERE target = 'gina' ORDER BY id",
+    );
+    expect(rows.map((r) => [r.action, r.actor, r.details.kind])).toEqual([
+      ['token.mint', 'cli:operator', 'cli'],
+      ['token.mint', 'spawngate', 'gateway'],
+      ['token.revoke', 'admin-token', 'cli'],
+      ['token.revoke', 'spawngate', 'gateway'],
+    ]);
+    const dump = JSON.stringify(rows);
+    for (const t of [named, server]) {
+      expect(dump).not.toContain(hashToken(t));
+      expect(dump).not.toContain(t);
+    }
   });
 });

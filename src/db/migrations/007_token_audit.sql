@@ -1,6 +1,7 @@
 -- Tokens in the audit log (issue 11): minting and revoking an API token are recorded like admin
 -- changes, with the same actor settings (spawngate.actor / spawngate.via). Only metadata is logged;
--- the token's hash never leaves api_tokens.
+-- the token's hash never leaves api_tokens. A server's gateway token, minted and revoked by spawngate
+-- itself with no actor named, is recorded as actor 'spawngate'.
 CREATE INDEX api_tokens_username_idx ON api_tokens (username, created_at DESC);
 
 CREATE FUNCTION spawngate_audit_token() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -15,7 +16,9 @@ BEGIN
     RETURN NULL;
   END IF;
   INSERT INTO audit_log (actor, action, target, details)
-  VALUES (spawngate_audit_actor(), what, NEW.username,
+  VALUES (CASE WHEN NULLIF(current_setting('spawngate.actor', true), '') IS NULL AND NEW.server_id IS NOT NULL
+               THEN 'spawngate' ELSE spawngate_audit_actor() END,
+          what, NEW.username,
           jsonb_strip_nulls(jsonb_build_object('token_id', NEW.id, 'kind', NEW.kind, 'server_id', NEW.server_id,
                                                'note', NEW.note, 'expires_at', NEW.expires_at,
                                                'via', NULLIF(current_setting('spawngate.via', true), ''))));
