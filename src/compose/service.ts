@@ -54,8 +54,9 @@ export interface Service {
 export async function createService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const logger = opts.logger ?? rootLogger;
   // Everything this process creates (data directory, embedded database, logs, connection files) is
-  // for spawngate alone: no group or other bit, whichever entry point created the service.
-  process.umask(0o077);
+  // for spawngate alone: no group or other bit, whichever entry point created the service. `close`
+  // restores the previous mask, so an embedding process (a test runner) gets its own back.
+  const previousUmask = process.umask(0o077);
   registerSecret(config.env.SPAWNGATE_HUB_TOKEN);
   registerSecret(config.env.SPAWNGATE_ADMIN_TOKEN);
   // OIDC settings are checked before anything is opened: a bad combination stops start-up (ConfigError).
@@ -178,6 +179,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
       await q.close(10_000);
       await b.close({ stopAll: closeOpts.stopWorkloads });
       await db.close();
+      process.umask(previousUmask);
     },
   };
 }

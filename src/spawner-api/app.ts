@@ -26,7 +26,7 @@ export interface AppDeps {
   version: string;
   /** Routes only the hub/admin may call. */
   hubRouters: Router[];
-  /** Gateway routes; they check the identity themselves (see identity.ts). */
+  /** Gateway routes; they check the identity themselves (auth/identity.ts: actingUser). */
   gatewayRouters: Router[];
   /** Admin API routers, mounted under /api/admin (they require an admin identity themselves). */
   adminRouters?: Router[];
