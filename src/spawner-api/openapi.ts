@@ -64,7 +64,10 @@ function progressPath(params: object[]) {
 
 const kernelIdParam = { name: 'kernel_id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
 const kernelRef = { content: { 'application/json': { schema: { $ref: '#/components/schemas/Kernel' } } } };
-const forbidden = { description: 'Refused: quota, membership or another user', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+const gatewayForbidden = {
+  description: "Refused: quota or membership, another user, a deactivated user, or the hub token (it is for the hub's routes only)",
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
 const missing = { description: 'No such kernel (or not yours)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 
 /** Enterprise-Gateway-compatible routes; a per-user gateway token acts as its user only. */
@@ -77,7 +80,7 @@ function gatewayPaths() {
         parameters: [{ name: 'user', in: 'query', schema: { type: 'string' } }],
         responses: {
           '200': { description: 'listing', content: { 'application/json': { schema: { type: 'object', properties: { default: { type: 'string' }, kernelspecs: { type: 'object', additionalProperties: { $ref: '#/components/schemas/Kernelspec' } } } } } } },
-          '403': forbidden,
+          '403': gatewayForbidden,
           ...errors,
         },
       },
@@ -86,7 +89,7 @@ function gatewayPaths() {
       get: {
         summary: 'One kernelspec',
         parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: { '200': { description: 'kernelspec', content: { 'application/json': { schema: { $ref: '#/components/schemas/Kernelspec' } } } }, '404': missing, '403': forbidden, ...errors },
+        responses: { '200': { description: 'kernelspec', content: { 'application/json': { schema: { $ref: '#/components/schemas/Kernelspec' } } } }, '404': missing, '403': gatewayForbidden, ...errors },
       },
     },
     '/kernelspecs/{name}/{resource}': {
@@ -96,29 +99,29 @@ function gatewayPaths() {
           { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
           { name: 'resource', in: 'path', required: true, schema: { type: 'string' } },
         ],
-        responses: { '200': { description: 'the file, with its content type' }, '404': missing, ...errors },
+        responses: { '200': { description: 'the file, with its content type' }, '404': missing, '403': gatewayForbidden, ...errors },
       },
     },
     '/api/kernels': {
-      get: { summary: "The caller's kernels", responses: { '200': { description: 'kernels', content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/Kernel' } } } } }, ...errors } },
+      get: { summary: "The caller's kernels", responses: { '200': { description: 'kernels', content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/Kernel' } } } } }, '403': gatewayForbidden, ...errors } },
       post: {
         summary: "Start a kernel in the kernelspec's environment with its experiment's limits; answers once it replies to kernel_info",
         requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/KernelStart' } } } },
-        responses: { '201': { description: 'started', ...kernelRef }, '403': forbidden, '404': missing, '500': { description: "launch failed: the backend's or kernel's reason" }, ...errors },
+        responses: { '201': { description: 'started', ...kernelRef }, '403': gatewayForbidden, '404': missing, '500': { description: "launch failed: the backend's or kernel's reason" }, ...errors },
       },
     },
     '/api/kernels/{kernel_id}': {
-      get: { summary: 'One kernel', parameters: [kernelIdParam], responses: { '200': { description: 'kernel', ...kernelRef }, '404': missing, ...errors } },
-      delete: { summary: 'Shut down (idempotent)', parameters: [kernelIdParam], responses: { '204': { description: 'shut down' }, '404': missing, ...errors } },
+      get: { summary: 'One kernel', parameters: [kernelIdParam], responses: { '200': { description: 'kernel', ...kernelRef }, '404': missing, '403': gatewayForbidden, ...errors } },
+      delete: { summary: 'Shut down (idempotent)', parameters: [kernelIdParam], responses: { '204': { description: 'shut down' }, '404': missing, '403': gatewayForbidden, ...errors } },
     },
     '/api/kernels/{kernel_id}/interrupt': {
-      post: { summary: 'Interrupt (signal or interrupt_request per interrupt_mode)', parameters: [kernelIdParam], responses: { '204': { description: 'interrupted' }, '404': missing, ...errors } },
+      post: { summary: 'Interrupt (signal or interrupt_request per interrupt_mode)', parameters: [kernelIdParam], responses: { '204': { description: 'interrupted' }, '404': missing, '403': gatewayForbidden, ...errors } },
     },
     '/api/kernels/{kernel_id}/restart': {
-      post: { summary: 'Restart with the same connection info', parameters: [kernelIdParam], responses: { '200': { description: 'restarted', ...kernelRef }, '404': missing, ...errors } },
+      post: { summary: 'Restart with the same connection info', parameters: [kernelIdParam], responses: { '200': { description: 'restarted', ...kernelRef }, '404': missing, '403': gatewayForbidden, ...errors } },
     },
     '/api/kernels/{kernel_id}/channels': {
-      get: { summary: 'WebSocket: Jupyter messages (JSON text frames; binary frames with buffers; v1.kernel.websocket.jupyter.org)', parameters: [kernelIdParam, { name: 'session_id', in: 'query', schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' }, '401': errors['401'], '404': missing } },
+      get: { summary: 'WebSocket: Jupyter messages (JSON text frames; binary frames with buffers; v1.kernel.websocket.jupyter.org)', parameters: [kernelIdParam, { name: 'session_id', in: 'query', schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' }, '401': errors['401'], '403': gatewayForbidden, '404': missing } },
     },
   };
 }
