@@ -20,6 +20,8 @@ export {
   addServerEvent,
   beginServerStart,
   claimServerStart,
+  countUserServers,
+  lockUserServers,
   findServer,
   findServerByWorkload,
   getServer,
@@ -33,6 +35,7 @@ export {
 } from './servers';
 export {
   countLiveKernels,
+  lockKernelLaunches,
   getKernel,
   insertKernel,
   listKernels,

@@ -24,7 +24,7 @@ function reject(socket: Duplex, status: number, message: string): void {
 }
 
 export function createKernelChannelsHandler(deps: { db: Db; kernels: KernelService; hubToken?: string; adminToken?: string; logger: Logger; oidc?: Pick<OidcIdentity, 'authenticate'> }) {
-  const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions });
+  const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions({ maxFrameBytes: deps.kernels.maxFrameBytes }) });
 
   async function who(req: IncomingMessage, url: URL): Promise<{ username?: string } | undefined> {
     const header = req.headers.authorization;

@@ -55,7 +55,21 @@ export interface KernelClientOptions {
   maxBufferedMessages?: number;
   /** `username` in the headers of messages spawngate sends itself; default 'spawngate'. */
   username?: string;
+  /**
+   * Bytes of client messages held for a kernel that does not read them; past this the bridge stops
+   * reading its websockets (TCP backpressure reaches the clients) until half of it has drained.
+   * Default 32 MiB.
+   */
+  maxBufferedBytes?: number;
 }
+
+/** Default of `KernelClientOptions.maxBufferedBytes`. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+/**
+ * Messages ZMQ itself queues per request socket before `send()` waits. Kept small: ZMQ counts
+ * messages, not bytes, so the byte budget is enforced in `SendQueue`, in front of it.
+ */
+const REQUEST_SEND_HWM = 2;
 
 export interface AttachOptions {
   /**
@@ -99,6 +113,9 @@ export class KernelClient {
   private readonly iopubWaiters = new Set<() => void>();
   private activity = Date.now();
   private closed = false;
+  private readonly maxBufferedBytes: number;
+  /** Websockets are paused because the kernel is not reading what they send. */
+  private paused = false;
 
   constructor(options: KernelClientOptions) {
     const info = options.connection;
@@ -108,6 +125,7 @@ export class KernelClient {
       kernel_id: options.kernelId,
     });
     this.signer = new Signer(info.key);
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.username = options.username ?? 'spawngate';
     this.router = new SessionRouter({
       graceMs: options.reconnectGraceMs ?? 60_000,
@@ -116,14 +134,16 @@ export class KernelClient {
     const ipv6 = info.ip.includes(':');
     const routingId = `spawngate-${this.session}`;
     const dealer = (channel: RequestChannel): Dealer => {
-      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
+      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS, sendHighWaterMark: REQUEST_SEND_HWM });
       sock.connect(channelAddress(info, channel));
       return sock;
     };
     this.dealers = { shell: dealer('shell'), control: dealer('control'), stdin: dealer('stdin') };
     const queue = (channel: RequestChannel): SendQueue =>
-      new SendQueue(this.dealers[channel], (err) =>
-        this.log.warn('could not send to kernel', { channel, error: err.message }),
+      new SendQueue(
+        this.dealers[channel],
+        (err) => this.log.warn('could not send to kernel', { channel, error: err.message }),
+        () => this.resumeIfDrained(),
       );
     this.queues = { shell: queue('shell'), control: queue('control'), stdin: queue('stdin') };
     this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
@@ -143,6 +163,16 @@ export class KernelClient {
   /** Open websockets attached to this kernel. */
   get connections(): number {
     return this.router.size;
+  }
+
+  /** Bytes of client messages waiting for the kernel to read them. */
+  get bufferedBytes(): number {
+    return this.queues.shell.bytes + this.queues.control.bytes + this.queues.stdin.bytes;
+  }
+
+  /** True while the websockets are paused because the kernel does not read (backpressure). */
+  get isBackpressured(): boolean {
+    return this.paused;
   }
 
   /** Last message from the kernel on iopub or from a websocket client. */
@@ -251,6 +281,7 @@ export class KernelClient {
     // TCP_NODELAY: each kernel message leaves at once instead of waiting for the client's ACK.
     (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket?.setNoDelay?.(true);
     this.router.add(att);
+    if (this.paused) ws.pause();
 
     const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void =>
       this.fromWebsocket(att, toBuffer(data), isBinary);
@@ -338,6 +369,20 @@ export class KernelClient {
     if (typeof msg.header.session === 'string') this.router.bind(att, msg.header.session);
     this.activity = Date.now();
     this.queues[channel].push(serializeRaw(msg.raw, this.signer));
+    if (!this.paused && this.bufferedBytes > this.maxBufferedBytes) {
+      this.paused = true;
+      this.log.warn('kernel is not reading its messages; pausing its websockets', { buffered_bytes: this.bufferedBytes });
+      for (const a of this.router.all()) a.ws.pause();
+    }
+  }
+
+  /** Resumes paused websockets once half of the byte budget has drained. */
+  private resumeIfDrained(): void {
+    if (!this.paused || (!this.closed && this.bufferedBytes > this.maxBufferedBytes / 2)) return;
+    this.paused = false;
+    if (this.closed) return;
+    this.log.info('kernel reads again; resuming its websockets', { buffered_bytes: this.bufferedBytes });
+    for (const a of this.router.all()) a.ws.resume();
   }
 
   private async receive(sock: Dealer | Subscriber, channel: WsChannel): Promise<void> {
