@@ -1,6 +1,7 @@
 /**
- * Public surface of `src/kernels/` (kernelspec discovery, index and authorization). Other folders
- * import only from here.
+ * Public surface of `src/kernels/`: kernelspec discovery, index and authorization; the kernel
+ * lifecycle (launch with quota and fair-share checks, operations, culling, the kernel spec builder);
+ * and the websocket ⇄ ZMQ bridge's options. Other folders import only from here.
  */
 import type { Config } from '../config';
 import { logger as defaultLogger } from '../logging';

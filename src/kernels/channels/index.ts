@@ -14,8 +14,8 @@ export {
 } from './connection-info';
 export { KernelClientClosedError, KernelTimeoutError } from './errors';
 export type { HeartbeatOptions } from './heartbeat';
+export { DEFAULT_MAX_BUFFERED_BYTES } from './request-queues';
 export {
-  DEFAULT_MAX_BUFFERED_BYTES,
   KernelClient,
   type AttachOptions,
   type ExecutionState,

@@ -15,11 +15,14 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Dealer, Subscriber } from 'zeromq';
 import { logger as rootLogger, type Logger } from '../../logging';
-import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS, type KernelConnectionInfo } from './connection-info';
+import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS } from './connection-info';
 import { KernelClientClosedError, KernelTimeoutError } from './errors';
-import { Heartbeat, type HeartbeatOptions } from './heartbeat';
+import { Heartbeat } from './heartbeat';
 import { PendingRequests } from './pending-requests';
-import { SendQueue } from './send-queue';
+import type { AttachOptions, ExecutionState, KernelClientOptions, ShutdownOptions } from './kernel-client-options';
+import { DEFAULT_MAX_BUFFERED_BYTES, REQUEST_SEND_HWM, RequestQueues, type RequestChannel } from './request-queues';
+
+export type { AttachOptions, ExecutionState, KernelClientOptions, ShutdownOptions } from './kernel-client-options';
 import { Attachment, SessionRouter, type Outbound } from './session-router';
 import {
   decodeMessage,
@@ -36,59 +39,6 @@ import {
 } from './wire';
 import { decodeWsFrame, protocolOf, type WsChannel } from './ws-protocol';
 
-/** Kernel execution states as reported on iopub, plus the ones spawngate synthesizes. */
-export type ExecutionState =
-  'starting' | 'idle' | 'busy' | 'restarting' | 'dead' | 'autorestarting' | (string & {});
-
-type RequestChannel = 'shell' | 'control' | 'stdin';
-
-export interface KernelClientOptions {
-  connection: KernelConnectionInfo;
-  /** Kernel id, for logs and error messages. */
-  kernelId?: string;
-  logger?: Logger;
-  /** Heartbeat settings, or `false` for no heartbeat (no liveness reports). */
-  heartbeat?: HeartbeatOptions | false;
-  /** How long a session whose websockets all closed keeps its replies for a reconnect, ms; default 60000. */
-  reconnectGraceMs?: number;
-  /** Messages kept per such session; default 1000. */
-  maxBufferedMessages?: number;
-  /** `username` in the headers of messages spawngate sends itself; default 'spawngate'. */
-  username?: string;
-  /**
-   * Bytes of client messages held for a kernel that does not read them; past this the bridge stops
-   * reading its websockets (TCP backpressure reaches the clients) until half of it has drained.
-   * Default 32 MiB.
-   */
-  maxBufferedBytes?: number;
-}
-
-/** Default of `KernelClientOptions.maxBufferedBytes`. */
-export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
-/**
- * Messages ZMQ itself queues per request socket before `send()` waits. Kept small: ZMQ counts
- * messages, not bytes, so the byte budget is enforced in `SendQueue`, in front of it.
- */
-const REQUEST_SEND_HWM = 2;
-
-export interface AttachOptions {
-  /**
-   * The websocket's `session_id` query parameter. Replies to this session reach this websocket,
-   * and a websocket opened later with the same id takes over (the older one is closed, as
-   * jupyter_server does). jupyter_server 1.23's gateway client sends none; then routing learns the
-   * session from the messages the websocket sends.
-   */
-  sessionId?: string;
-  /** Negotiated subprotocol (`ws.protocol` is used when omitted). */
-  protocol?: string;
-}
-
-export interface ShutdownOptions {
-  restart?: boolean;
-  /** ms to wait for `shutdown_reply`; default 5000. */
-  timeoutMs?: number;
-}
-
 const REQUEST_CHANNELS: readonly RequestChannel[] = ['shell', 'control', 'stdin'];
 
 export class KernelClient {
@@ -102,7 +52,7 @@ export class KernelClient {
   private readonly iopub: Subscriber;
   private readonly heartbeat: Heartbeat | undefined;
   private readonly router: SessionRouter;
-  private readonly queues: Record<RequestChannel, SendQueue>;
+  private readonly queues: RequestQueues;
   private readonly pending = new PendingRequests();
   private readonly deadListeners = new Set<() => void>();
   private readonly stateListeners = new Set<(state: ExecutionState) => void>();
@@ -113,9 +63,6 @@ export class KernelClient {
   private readonly iopubWaiters = new Set<() => void>();
   private activity = Date.now();
   private closed = false;
-  private readonly maxBufferedBytes: number;
-  /** Websockets are paused because the kernel is not reading what they send. */
-  private paused = false;
 
   constructor(options: KernelClientOptions) {
     const info = options.connection;
@@ -125,7 +72,6 @@ export class KernelClient {
       kernel_id: options.kernelId,
     });
     this.signer = new Signer(info.key);
-    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.username = options.username ?? 'spawngate';
     this.router = new SessionRouter({
       graceMs: options.reconnectGraceMs ?? 60_000,
@@ -139,13 +85,18 @@ export class KernelClient {
       return sock;
     };
     this.dealers = { shell: dealer('shell'), control: dealer('control'), stdin: dealer('stdin') };
-    const queue = (channel: RequestChannel): SendQueue =>
-      new SendQueue(
-        this.dealers[channel],
-        (err) => this.log.warn('could not send to kernel', { channel, error: err.message }),
-        () => this.resumeIfDrained(),
-      );
-    this.queues = { shell: queue('shell'), control: queue('control'), stdin: queue('stdin') };
+    this.queues = new RequestQueues(this.dealers, {
+      maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+      onError: (channel, err) => this.log.warn('could not send to kernel', { channel, error: err.message }),
+      onPause: (bytes) => {
+        this.log.warn('kernel is not reading its messages; pausing its websockets', { buffered_bytes: bytes });
+        for (const a of this.router.all()) a.ws.pause();
+      },
+      onResume: (bytes) => {
+        this.log.info('kernel reads again; resuming its websockets', { buffered_bytes: bytes });
+        for (const a of this.router.all()) a.ws.resume();
+      },
+    });
     this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
     this.iopub.connect(channelAddress(info, 'iopub'));
     this.iopub.subscribe();
@@ -167,12 +118,12 @@ export class KernelClient {
 
   /** Bytes of client messages waiting for the kernel to read them. */
   get bufferedBytes(): number {
-    return this.queues.shell.bytes + this.queues.control.bytes + this.queues.stdin.bytes;
+    return this.queues.bytes;
   }
 
   /** True while the websockets are paused because the kernel does not read (backpressure). */
   get isBackpressured(): boolean {
-    return this.paused;
+    return this.queues.isPaused;
   }
 
   /** Last message from the kernel on iopub or from a websocket client. */
@@ -252,7 +203,7 @@ export class KernelClient {
       send: (msgId) => {
         const header = newHeader(msgType, this.session, msgId, this.username);
         const raw = encodeMessage({ header, parent_header: {}, metadata: {}, content });
-        this.queues[channel].push(serializeRaw(raw, this.signer));
+        this.queues.push(channel, serializeRaw(raw, this.signer));
       },
     });
   }
@@ -281,7 +232,7 @@ export class KernelClient {
     // TCP_NODELAY: each kernel message leaves at once instead of waiting for the client's ACK.
     (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket?.setNoDelay?.(true);
     this.router.add(att);
-    if (this.paused) ws.pause();
+    if (this.queues.isPaused) ws.pause();
 
     const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void =>
       this.fromWebsocket(att, toBuffer(data), isBinary);
@@ -343,7 +294,7 @@ export class KernelClient {
     if (options.closeWebsockets ?? true)
       for (const att of this.router.all()) att.ws.close(1001, 'kernel connection closed');
     this.router.clear();
-    for (const q of Object.values(this.queues)) q.close();
+    this.queues.close();
     const hb = this.heartbeat?.stop();
     for (const sock of [...Object.values(this.dealers), this.iopub]) sock.close();
     await Promise.all([hb, ...this.loops]);
@@ -368,21 +319,7 @@ export class KernelClient {
     }
     if (typeof msg.header.session === 'string') this.router.bind(att, msg.header.session);
     this.activity = Date.now();
-    this.queues[channel].push(serializeRaw(msg.raw, this.signer));
-    if (!this.paused && this.bufferedBytes > this.maxBufferedBytes) {
-      this.paused = true;
-      this.log.warn('kernel is not reading its messages; pausing its websockets', { buffered_bytes: this.bufferedBytes });
-      for (const a of this.router.all()) a.ws.pause();
-    }
-  }
-
-  /** Resumes paused websockets once half of the byte budget has drained. */
-  private resumeIfDrained(): void {
-    if (!this.paused || (!this.closed && this.bufferedBytes > this.maxBufferedBytes / 2)) return;
-    this.paused = false;
-    if (this.closed) return;
-    this.log.info('kernel reads again; resuming its websockets', { buffered_bytes: this.bufferedBytes });
-    for (const a of this.router.all()) a.ws.resume();
+    this.queues.push(channel, serializeRaw(msg.raw, this.signer));
   }
 
   private async receive(sock: Dealer | Subscriber, channel: WsChannel): Promise<void> {
