@@ -109,6 +109,13 @@ test("bob cannot connect to alice's kernel sockets (iopub included); root, as th
   expect(control.status).toBe(0);
 });
 
+test("reconciliation removes a leftover directory of a kernel that no longer exists, never a live kernel's", async () => {
+  const leftover = await writeKernelRuntime(runtime, '00000000-0000-4000-8000-0000000000ff', { uid: alice.uid, gid: alice.gid }, '{"key": "old"}');
+  await t.service.kernels.reconcile();
+  expect(fs.existsSync(path.dirname(leftover))).toBe(false);
+  expect(fs.existsSync(path.join(kernelDir, 'c.json'))).toBe(true);
+});
+
 test('shutting the kernel down removes its runtime directory', async () => {
   await t.service.kernels.shutdown(alice.name, kernelId);
   expect(fs.existsSync(kernelDir)).toBe(false);

@@ -1,7 +1,7 @@
 /**
  * What happens to kernels without a user asking: a workload that ended on its own is marked dead,
  * idle kernels are culled (Enterprise Gateway's settings), and start-up reconciliation compares the
- * backend's kernel workloads with the database.
+ * backend's kernel workloads (and ipc runtime directories) with the database.
  */
 import type { WorkloadState } from '../../backends';
 import { getKernel, listKernels, updateKernel } from '../../db';
@@ -9,6 +9,7 @@ import { isAlive, listWorkloads, stopQuietly } from '../../jobs';
 import type { KernelContext } from './kernel-context';
 import { terminate } from './kernel-operations';
 import { KERNEL_WORKLOAD_PREFIX, kernelIdOf } from './kernel-spec';
+import { kernelRuntimeIds, removeKernelRuntime } from './runtime-dir';
 
 export function kernelMaintenance(ctx: KernelContext) {
   const { db, backend, kcfg, registry, log, queue } = ctx;
@@ -66,6 +67,14 @@ export function kernelMaintenance(ctx: KernelContext) {
         ) {
           await updateKernel(db, r.id, { state: 'failed', message: 'spawngate restarted during the launch', from: ['starting'] });
           await stopQuietly(backend, r.workload_name);
+        }
+      }
+      if (ctx.ipc) {
+        // Directories (sockets, connection file with its key) of kernels no longer live. Each is checked
+        // against the database now: a launch's row is committed before its directory is made.
+        for (const id of await kernelRuntimeIds(ctx.runtimeRoot)) {
+          const row = await getKernel(db, id);
+          if (!row || row.state === 'terminated' || row.state === 'failed') await removeKernelRuntime(ctx.runtimeRoot, id);
         }
       }
       return { removed, dead };

@@ -20,6 +20,7 @@ export const IPC_KERNEL_PORTS: KernelPorts = { shell_port: 1, iopub_port: 2, std
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
 const CONNECTION_FILE = 'c.json';
+const KERNEL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SOCKET_PREFIX = 'k';
 
 export interface WorkloadIdentity {
@@ -104,4 +105,14 @@ export async function writeKernelRuntime(root: string, kernelId: string, owner: 
 /** Removes the kernel's directory, sockets and connection file. Idempotent. */
 export async function removeKernelRuntime(root: string, kernelId: string): Promise<void> {
   await fsp.rm(kernelRuntimeDir(root, kernelId), { recursive: true, force: true });
+}
+
+/** Kernel ids that have a directory under the runtime root (none when the root does not exist). */
+export async function kernelRuntimeIds(root: string): Promise<string[]> {
+  try {
+    return (await fsp.readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && KERNEL_ID.test(e.name)).map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
