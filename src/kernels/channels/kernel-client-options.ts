@@ -21,9 +21,10 @@ export interface KernelClientOptions {
   /** `username` in the headers of messages spawngate sends itself; default 'spawngate'. */
   username?: string;
   /**
-   * Bytes of client messages held for a kernel that does not read them; past this the bridge stops
-   * reading its websockets (TCP backpressure reaches the clients) until half of it has drained.
-   * Default 32 MiB.
+   * The per-kernel byte budget, default 32 MiB. Towards the kernel: past this many bytes of client
+   * messages the kernel has not read, the bridge stops reading its websockets (TCP backpressure reaches
+   * the clients) until half has drained. Towards clients: a session parked for a reconnect keeps at most
+   * this many bytes of messages.
    */
   maxBufferedBytes?: number;
 }

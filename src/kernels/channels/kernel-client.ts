@@ -53,6 +53,8 @@ export class KernelClient {
   private readonly heartbeat: Heartbeat | undefined;
   private readonly router: SessionRouter;
   private readonly queues: RequestQueues;
+  /** The per-kernel byte budget, for each direction (see `KernelClientOptions.maxBufferedBytes`). */
+  private readonly maxBufferedBytes: number;
   private readonly pending = new PendingRequests();
   private readonly deadListeners = new Set<() => void>();
   private readonly stateListeners = new Set<(state: ExecutionState) => void>();
@@ -72,10 +74,12 @@ export class KernelClient {
       kernel_id: options.kernelId,
     });
     this.signer = new Signer(info.key);
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.username = options.username ?? 'spawngate';
     this.router = new SessionRouter({
       graceMs: options.reconnectGraceMs ?? 60_000,
       maxBuffered: options.maxBufferedMessages ?? 1000,
+      maxBufferedBytes: this.maxBufferedBytes,
     });
     const ipv6 = info.ip.includes(':');
     const routingId = `spawngate-${this.session}`;
@@ -86,7 +90,7 @@ export class KernelClient {
     };
     this.dealers = { shell: dealer('shell'), control: dealer('control'), stdin: dealer('stdin') };
     this.queues = new RequestQueues(this.dealers, {
-      maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+      maxBufferedBytes: this.maxBufferedBytes,
       onError: (channel, err) => this.log.warn('could not send to kernel', { channel, error: err.message }),
       onPause: (bytes) => {
         this.log.warn('kernel is not reading its messages; pausing its websockets', { buffered_bytes: bytes });
