@@ -22,6 +22,7 @@ let t: TenantService;
 let alice: SystemUser;
 let bob: SystemUser;
 let runtime: string;
+let homes: string;
 let kernelId: string;
 let kernelDir: string;
 let kernelUid: number;
@@ -30,7 +31,7 @@ let kernelUid: number;
 const connectProbe = (socket: string): string => `${PYTHON} -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' '${socket}'`;
 
 beforeAll(async () => {
-  const homes = fs.mkdtempSync('/tmp/sg-kt-homes-');
+  homes = fs.mkdtempSync('/tmp/sg-kt-homes-');
   fs.chmodSync(homes, 0o755);
   alice = createSystemUser(`kta${tag}`, homes);
   bob = createSystemUser(`ktb${tag}`, homes);
@@ -47,6 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
   removeSystemUsers([alice, bob].filter(Boolean));
+  for (const dir of [homes, runtime && path.dirname(runtime)]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("alice's kernel runs over ipc: its traffic works and it listens on sockets in its own directory", async () => {
