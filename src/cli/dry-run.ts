@@ -5,29 +5,28 @@
  * the home tree is read (kernelspecs, the home owner's uid) and, for a kernel, the database is asked for
  * the experiment's quota exactly as a launch would.
  *
- * The workload specs mirror what src/jobs/server-lifecycle.ts and src/kernels/lifecycle/kernel-service.ts
- * hand the backend (same labels, command, env names, ports); values only known at start (tokens, the
- * kernel id and key) are shown as placeholders.
+ * The workload specs come from the same builders the lifecycles use (`buildServerSpec`,
+ * `buildKernelSpec`), with the kubernetes backend's capabilities; values only known at start (tokens,
+ * the kernel id and key) are shown as placeholders.
  */
-import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import {
   buildConnectionSecret,
   buildPod,
-  CONNECTION_INFO_ENV,
   kubernetesOptionsFromConfig,
   namespaceFor,
   PermanentBackendError,
   podManifestOptions,
+  type BackendCapabilities,
   type PodPlan,
-  userLabelValue,
   type WorkloadSpec,
 } from '../backends';
 import type { Config, Profile } from '../config';
 import type { Db } from '../db';
-import { CONTAINER_KERNEL_PORTS, createKernelspecCatalog, grantFor, KernelRequestError, limitVariables } from '../kernels';
+import { buildKernelSpec, connectionInfo, CONTAINER_KERNEL_PORTS, createKernelspecCatalog, grantFor, kernelImage } from '../kernels';
 import { createProfileCatalog, serverWorkloadName, validateUsername } from '../profiles';
+import { buildServerSpec } from '../servers';
 
 export const dryRunArgsSchema = z
   .object({
@@ -39,35 +38,21 @@ export const dryRunArgsSchema = z
 export type DryRunArgs = z.infer<typeof dryRunArgsSchema>;
 
 const PLACEHOLDER = (what: string) => `<${what}>`;
+/** What the kubernetes backend declares (the manifests rendered here are its). */
+const KUBERNETES: BackendCapabilities = { hostProcesses: false, overridesKey: 'kubernetes' };
 
 function serverSpec(config: Config, user: string, profile: Profile): WorkloadSpec {
-  const prefix = `/user/${encodeURIComponent(user)}/`;
-  const env: Record<string, string> = {
-    JUPYTERHUB_USER: user,
-    JUPYTERHUB_API_TOKEN: PLACEHOLDER('from the hub at spawn'),
-    ...profile.env,
-    JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:{port}${prefix}`,
-    JUPYTER_GATEWAY_URL: config.publicUrl,
-    JUPYTER_GATEWAY_AUTH_TOKEN: PLACEHOLDER('minted at start'),
-    KERNEL_USERNAME: user,
-  };
-  const r = profile.resources;
-  return {
-    name: serverWorkloadName(user, ''),
-    kind: 'server',
-    labels: {
-      'app.kubernetes.io/name': 'spawngate',
-      'app.kubernetes.io/component': 'singleuser-server',
-      'spawngate/user': userLabelValue(user),
-      'spawngate/server-id': 'dry-run', // the database row's id at start
-    },
-    command: profile.command ?? config.env.SPAWNGATE_SERVER_COMMAND.split(/\s+/).filter(Boolean),
-    env,
-    image: profile.image,
-    resources: { cpuRequest: r.cpu_request, cpuLimit: r.cpu_limit, memoryRequestMiB: r.memory_request_mib, memoryLimitMiB: r.memory_limit_mib, gpuLimit: r.gpu_limit },
-    ports: { default: 8888 },
-    overrides: profile.kubernetes,
-  };
+  return buildServerSpec(config, {
+    username: user,
+    serverId: 'dry-run', // the database row's id at start
+    workloadName: serverWorkloadName(user, ''),
+    profile,
+    hubEnv: { JUPYTERHUB_USER: user, JUPYTERHUB_API_TOKEN: PLACEHOLDER('from the hub at spawn') },
+    args: [],
+    gatewayToken: PLACEHOLDER('minted at start'),
+    capabilities: KUBERNETES,
+    hostEnv: {},
+  });
 }
 
 async function kernelSpec(config: Config, db: Db, user: string, kernelName: string): Promise<WorkloadSpec> {
@@ -75,47 +60,22 @@ async function kernelSpec(config: Config, db: Db, user: string, kernelName: stri
   const catalog = createKernelspecCatalog(config, { logger: { debug: () => undefined, warn: (message) => process.stderr.write(`warning: ${message}\n`) } });
   const resolved = await catalog.resolve(user, kernelName);
   const grant = await grantFor(db, config, user, resolved.environment, resolved.name);
-  const kcfg = config.file.kernels;
-  const named = (resolved.spec.metadata.process_proxy as { config?: { image_name?: string } } | undefined)?.config?.image_name;
-  if (named !== undefined && !kcfg.allowed_images.includes(named)) {
-    throw new KernelRequestError(`kernelspec '${resolved.name}' asks for image '${named}', which is not in kernels.allowed_images`);
-  }
-  const image = named ?? kcfg.image;
-  if (!image) throw new KernelRequestError('no kernel image configured for the kubernetes backend (set kernels.image)');
-  const l = grant.limits;
-  const id = '00000000-0000-4000-8000-000000000000';
-  return {
-    name: `sg-krn-${id}`,
-    kind: 'kernel',
-    labels: {
-      app: 'spawngate',
-      component: 'kernel',
-      kernel_id: id,
-      'app.kubernetes.io/name': 'spawngate',
-      'app.kubernetes.io/component': 'kernel',
-      'spawngate/user': userLabelValue(user),
-      ...(grant.experimentName ? { 'spawngate/experiment': grant.experimentName } : {}),
-    },
-    command: [...kcfg.launcher],
-    env: {
-      ...resolved.spec.env,
-      ...limitVariables(l),
-      KERNEL_ID: id,
-      KERNEL_USERNAME: user,
-      SPAWNGATE_KERNEL_ARGV: JSON.stringify(resolved.spec.argv.map((a) => a.replace('{resource_dir}', resolved.dir))),
-      HOME: path.join(config.env.SPAWNGATE_HOME_ROOT, user),
-      [CONNECTION_INFO_ENV]: JSON.stringify({ ip: '0.0.0.0', transport: 'tcp', ...CONTAINER_KERNEL_PORTS, key: PLACEHOLDER('generated at launch'), signature_scheme: 'hmac-sha256', kernel_name: resolved.name }),
-    },
+  const image = kernelImage(config.file.kernels, resolved.spec.metadata, resolved.name, 'kubernetes');
+  return buildKernelSpec(config, {
+    kernelId: '00000000-0000-4000-8000-000000000000',
+    username: user,
+    experimentName: grant.experimentName,
+    limits: grant.limits,
+    argv: resolved.spec.argv.map((a) => a.replace('{resource_dir}', resolved.dir)),
+    env: resolved.spec.env,
     image,
-    resources: { cpuRequest: l.cpu_request, cpuLimit: l.cpu_limit, memoryRequestMiB: l.memory_request_mib, memoryLimitMiB: l.memory_limit_mib, gpuLimit: l.gpu_limit },
-    ports: {
-      shell: CONTAINER_KERNEL_PORTS.shell_port,
-      iopub: CONTAINER_KERNEL_PORTS.iopub_port,
-      stdin: CONTAINER_KERNEL_PORTS.stdin_port,
-      control: CONTAINER_KERNEL_PORTS.control_port,
-      hb: CONTAINER_KERNEL_PORTS.hb_port,
+    ports: CONTAINER_KERNEL_PORTS,
+    placement: {
+      hostProcesses: false,
+      launcher: config.file.kernels.launcher,
+      connectionInfo: connectionInfo('0.0.0.0', CONTAINER_KERNEL_PORTS, PLACEHOLDER('generated at launch'), resolved.name),
     },
-  };
+  });
 }
 
 /** The manifests as one multi-document YAML string. `db` is needed only with `kernel`. */

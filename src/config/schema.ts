@@ -82,8 +82,41 @@ export const fileConfigSchema = z
           .positive()
           .max(3600)
           .default(60)
-          .describe('seconds a kernel may take to answer kernel_info (KERNEL_LAUNCH_TIMEOUT may ask for less or more, up to 3600)'),
-        max_kernels_per_user: z.number().int().positive().optional().describe('running + starting kernels one user may have (default: no limit)'),
+          .describe('seconds a kernel may take to answer kernel_info (KERNEL_LAUNCH_TIMEOUT may ask for less, or more up to max_launch_timeout_seconds)'),
+        max_launch_timeout_seconds: z
+          .number()
+          .positive()
+          .max(3600)
+          .default(300)
+          .describe("longest launch a client's KERNEL_LAUNCH_TIMEOUT may ask for, seconds (default 300: a slow image pull, yet a stuck launch holds a worker slot at most 5 minutes)"),
+        max_kernels_per_user: z
+          .number()
+          .int()
+          .positive()
+          .default(20)
+          .describe('running + starting kernels one user may have (default 20: a user with many notebooks open uses a handful; 20 stops a runaway loop long before it exhausts the machine)'),
+        max_launches_in_flight_per_user: z
+          .number()
+          .int()
+          .positive()
+          .default(5)
+          .describe('kernel launches of one user that may be starting at once (default 5): each holds a worker slot until the kernel answers, so one user never holds more than 5 while everyone else waits'),
+        host_transport: z
+          .enum(['ipc', 'tcp'])
+          .default('ipc')
+          .describe("transport of kernels on host-process backends (local): 'ipc' (sockets in a per-kernel directory only the kernel's user can enter, under SPAWNGATE_RUNTIME_DIR) or 'tcp' (127.0.0.1 ports any local process can connect to)"),
+        max_frame_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(10 * 1024 * 1024)
+          .describe("largest websocket message a client may send on a kernel's channels, bytes (default 10 MiB, as Jupyter Server's websocket_max_message_size); larger ones close the socket with 1009"),
+        channel_buffer_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(32 * 1024 * 1024)
+          .describe("bytes of client messages one kernel's bridge buffers while the kernel does not read; beyond that the bridge stops reading its websockets until the kernel catches up (default 32 MiB)"),
         max_kernels_per_experiment: z
           .number()
           .int()
@@ -117,6 +150,24 @@ export const fileConfigSchema = z
       })
       .strict()
       .prefault({}),
+    servers: z
+      .object({
+        max_servers_per_user: z
+          .number()
+          .int()
+          .positive()
+          .default(10)
+          .describe('servers (default and named) one user may have pending, running or stopping (default 10)'),
+        max_spawns_in_flight_per_user: z
+          .number()
+          .int()
+          .positive()
+          .default(3)
+          .describe('server starts of one user that may be pending at once (default 3): each holds a worker slot until the server answers'),
+      })
+      .strict()
+      .prefault({})
+      .describe('single-user server limits'),
     docker: dockerConfigSchema.prefault({}).describe('docker backend settings'),
     kubernetes: kubernetesConfigSchema.prefault({}).describe('kubernetes backend settings'),
     oidc: oidcConfigSchema.prefault({}).describe('OpenID Connect bearer tokens and group → experiment mapping'),
@@ -162,6 +213,11 @@ export const envSchema = z.object({
   SPAWNGATE_SHARED_KERNELS: z.string().default('').describe('colon-separated admin kernelspec directories'),
   SPAWNGATE_CONFIG: z.string().optional().describe('path of the optional YAML configuration file'),
   SPAWNGATE_LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('log level'),
+  SPAWNGATE_RUNTIME_DIR: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("directory of local kernels' ipc sockets and connection files, one 0700 subdirectory per kernel owned by its user (default <SPAWNGATE_DATA_DIR>.run; keep it short: socket paths are limited to 107 bytes)"),
   SPAWNGATE_START_TIMEOUT: z.coerce.number().positive().default(120).describe('seconds a server may take to answer HTTP'),
   SPAWNGATE_SERVER_COMMAND: z
     .string()

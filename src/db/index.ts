@@ -28,6 +28,8 @@ export {
   addServerEvent,
   beginServerStart,
   claimServerStart,
+  countUserServers,
+  lockUserServers,
   findServer,
   findServerByWorkload,
   getServer,
@@ -41,6 +43,7 @@ export {
 } from './servers';
 export {
   countLiveKernels,
+  lockKernelLaunches,
   getKernel,
   insertKernel,
   listKernels,

@@ -93,15 +93,28 @@ export async function listKernels(q: Queryable, opts: { username?: string; state
   );
 }
 
-/** Live kernels of a user and of an experiment, launches in flight included (for concurrency limits). */
-export async function countLiveKernels(q: Queryable, username: string, experimentId: number | null): Promise<{ user: number; experiment: number }> {
-  const rows = await q.query<{ user: number; experiment: number }>(
+/**
+ * Live kernels of a user and of an experiment, launches in flight included, and the user's launches in
+ * flight alone (for fair-share limits). Call under `lockKernelLaunches` to count race-free.
+ */
+export async function countLiveKernels(q: Queryable, username: string, experimentId: number | null): Promise<{ user: number; userStarting: number; experiment: number }> {
+  const rows = await q.query<{ user: number; userStarting: number; experiment: number }>(
     `SELECT count(*) FILTER (WHERE username = $1)::int AS user,
+            count(*) FILTER (WHERE username = $1 AND state = 'starting')::int AS "userStarting",
             count(*) FILTER (WHERE $2::bigint IS NOT NULL AND experiment_id = $2)::int AS experiment
      FROM kernels WHERE state IN ('starting', 'running', 'restarting') AND (username = $1 OR experiment_id = $2)`,
     [username, experimentId],
   );
-  return rows[0] ?? { user: 0, experiment: 0 };
+  return rows[0] ?? { user: 0, userStarting: 0, experiment: 0 };
+}
+
+/**
+ * Serializes kernel launches of one user (and of one experiment) until the transaction ends, so that
+ * counting live kernels and inserting the new one happen as one step across replicas.
+ */
+export async function lockKernelLaunches(q: Queryable, username: string, experimentId: number | null): Promise<void> {
+  await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kernels:${username}`]);
+  if (experimentId !== null) await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kernels:experiment:${experimentId}`]);
 }
 
 export async function updateKernel(

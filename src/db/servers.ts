@@ -62,6 +62,24 @@ export async function listActiveServers(q: Queryable): Promise<ServerRow[]> {
 }
 
 /**
+ * Serializes server starts of one user until the transaction ends, so that counting the user's servers
+ * and claiming a new one happen as one step across replicas.
+ */
+export async function lockUserServers(q: Queryable, username: string): Promise<void> {
+  await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`servers:${username}`]);
+}
+
+/** A user's servers that are pending, running or stopping (`live`), and those pending alone. */
+export async function countUserServers(q: Queryable, username: string): Promise<{ live: number; pending: number }> {
+  const rows = await q.query<{ live: number; pending: number }>(
+    `SELECT count(*)::int AS live, count(*) FILTER (WHERE state = 'pending')::int AS pending
+     FROM servers WHERE username = $1 AND state IN ('pending', 'running', 'stopping')`,
+    [username],
+  );
+  return rows[0] ?? { live: 0, pending: 0 };
+}
+
+/**
  * Claims (user, server name) for a new start. Returns the row and whether this call started a new
  * generation; an existing pending/running/stopping row is returned unchanged (the idempotent path).
  */

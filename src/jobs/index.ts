@@ -1,4 +1,7 @@
-/** Public surface of the job queue: the contract, both implementations and the picker. */
+/**
+ * Public surface of the job queue: the contract, both implementations and the picker, and the launch
+ * routine every workload kind shares once its job runs.
+ */
 export {
   QueueUnavailableError,
   UnrecoverableJobError,
@@ -8,8 +11,8 @@ export {
   type JobQueue,
   type JobResult,
 } from './types';
-export { createBullmqQueue, type BullmqJobQueue, type BullmqQueueOptions } from './bullmq-queue';
-export { createInProcessQueue, type InProcessQueueOptions } from './inprocess-queue';
+export { createBullmqQueue, type BullmqJobQueue, type BullmqQueueOptions } from './bullmq/queue';
+export { createInProcessQueue, type InProcessQueueOptions } from './inprocess/queue';
 export { openJobQueue, type OpenJobQueueOptions } from './open';
 export {
   DEFAULT_ATTEMPTS,
@@ -18,11 +21,13 @@ export {
   DEFAULT_RESULT_TTL_MS,
 } from './common';
 export {
-  createServerLifecycle,
-  SERVER_START_JOB,
-  SERVER_STOP_JOB,
-  type ServerLifecycle,
-  type ServerLifecycleDeps,
-  type StartRequest,
-} from './server-lifecycle';
-export { ServerNotifier } from './server-notifier';
+  hostProcessEnv,
+  isAlive,
+  isGone,
+  listWorkloads,
+  portWasTaken,
+  stopQuietly,
+  waitForAddress,
+  watchExits,
+  workloadOutput,
+} from './workload-launch';

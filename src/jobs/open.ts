@@ -3,8 +3,8 @@
  * (`SPAWNGATE_REDIS_URL`), the in-process runner otherwise (the embedded default).
  */
 import type { Logger } from '../logging';
-import { createBullmqQueue } from './bullmq-queue';
-import { createInProcessQueue } from './inprocess-queue';
+import { createBullmqQueue } from './bullmq/queue';
+import { createInProcessQueue } from './inprocess/queue';
 import type { JobQueue } from './types';
 
 export interface OpenJobQueueOptions {

@@ -1,7 +1,8 @@
 /**
  * Public surface of `src/kernels/`: kernelspec discovery in the home tree, its index and authorization
- * (this folder), the kernel lifecycle — launch, registry, culling, reconcile (`lifecycle/`) — and the
- * websocket ⇄ ZMQ bridge (`channels/`). Other folders import only from here.
+ * (this folder); the kernel lifecycle — launch with quota and fair-share checks, operations, culling,
+ * reconcile, the kernel spec builder (`lifecycle/`); and the websocket ⇄ ZMQ bridge (`channels/`).
+ * Other folders import only from here.
  */
 import type { Config } from '../config';
 import { logger as defaultLogger } from '../logging';

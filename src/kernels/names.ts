@@ -1,32 +1,13 @@
 /**
- * What a user name, a kernelspec name and a resource file name may look like. Everything that becomes
- * a path component passes through here first.
+ * What a kernelspec name and a resource file name may look like, and the gateway's form of the one
+ * user-name rule (`src/profiles`). Everything that becomes a path component passes through here first.
  */
+import { usernameProblem } from '../profiles';
 import { InvalidUsernameError } from './errors';
 
-/**
- * Allowed user names: a letter, digit or `_` first (so never `.`, `..`, `-x`), then letters (any
- * script, with combining marks), digits and `. _ - @ +`. No `/`, `\`, `%`, NUL, whitespace or other
- * control characters; at most 128 characters and 255 UTF-8 bytes (one path component). This admits
- * JupyterHub's usual names: `alice`, `a.b-c_d`, `alice@example.org`, `a+b`, `josé`, `张伟`.
- */
-const USERNAME_RE = /^[\p{L}\p{N}_][\p{L}\p{M}\p{N}._@+-]*$/u;
-export const MAX_USERNAME_CHARS = 128;
-const MAX_COMPONENT_BYTES = 255;
+export { usernameProblem };
 
-/** Returns why `name` is not an acceptable user name, or `undefined` if it is. */
-export function usernameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'is empty';
-  if ([...name].length > MAX_USERNAME_CHARS) return `is longer than ${MAX_USERNAME_CHARS} characters`;
-  if (Buffer.byteLength(name, 'utf8') > MAX_COMPONENT_BYTES)
-    return `is longer than ${MAX_COMPONENT_BYTES} bytes`;
-  if (!USERNAME_RE.test(name)) {
-    return 'may contain only letters, digits and . _ - @ + and must start with a letter, digit or _';
-  }
-  return undefined;
-}
-
-/** Throws `InvalidUsernameError` unless `name` is an acceptable user name; returns it otherwise. */
+/** Throws `InvalidUsernameError` (the gateway's 400) unless `name` passes the one user-name rule. */
 export function assertValidUsername(name: string): string {
   const problem = usernameProblem(name);
   if (problem !== undefined) {

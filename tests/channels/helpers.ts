@@ -115,7 +115,7 @@ export interface BridgeServer {
 
 export async function startBridgeServer(client: KernelClient, port = 0): Promise<BridgeServer> {
   const server = createServer((_req, res) => res.writeHead(404).end());
-  const wss = new WebSocketServer({ server, ...kernelWebSocketServerOptions });
+  const wss = new WebSocketServer({ server, ...kernelWebSocketServerOptions() });
   wss.on('connection', (ws, req) => {
     const url = new URL(req.url ?? '/', 'http://x');
     client.attach(ws, { sessionId: url.searchParams.get('session_id') ?? undefined });

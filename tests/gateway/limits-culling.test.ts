@@ -63,9 +63,11 @@ const shutdownAll = async (): Promise<void> => {
 
 test('per-user limit counts launches in flight: 3 concurrent launches, the limit is 2', async () => {
   const results = await Promise.all([launch('alice'), launch('alice'), launch('alice')]);
-  expect(results.map((r) => r.status).sort()).toEqual([201, 201, 403]);
-  const refused = results.find((r) => r.status === 403)!;
-  expect(refused.body.message).toBe("user 'alice' already has 2 kernels running or starting (limit 2)");
+  // A fair-share limit answers 429 with Retry-After and names the setting (issue 11; it was 403).
+  expect(results.map((r) => r.status).sort()).toEqual([201, 201, 429]);
+  const refused = results.find((r) => r.status === 429)!;
+  expect(refused.body.message).toBe("user 'alice' already has 2 kernels running or starting (limit 2, kernels.max_kernels_per_user)");
+  expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
   await shutdownAll();
 });
 
@@ -74,8 +76,8 @@ test('per-experiment limit across users names experiment and environment', async
   expect((await launch('alice')).status).toBe(201);
   expect((await launch('carol')).status).toBe(201);
   const fourth = await launch('carol');
-  expect(fourth.status).toBe(403);
-  expect(fourth.body.message).toBe("experiment 'genomics' already has 3 kernels running or starting (limit 3; environment 'tf')");
+  expect(fourth.status).toBe(429);
+  expect(fourth.body.message).toBe("experiment 'genomics' already has 3 kernels running or starting (limit 3, kernels.max_kernels_per_experiment; environment 'tf')");
   await shutdownAll();
 });
 

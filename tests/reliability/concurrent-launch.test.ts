@@ -5,6 +5,9 @@
  * bound some ports and talked to its neighbour on the others until the launch timed out. Kept as a
  * regression test for the port allocator.)
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { tmpDir } from '../e2e/harness';
 import { Cluster } from './helpers';
 
 jest.setTimeout(180_000);
@@ -12,7 +15,11 @@ jest.setTimeout(180_000);
 let c: Cluster;
 
 beforeAll(async () => {
-  c = await Cluster.create({ redis: true });
+  // The port allocator serves TCP kernels on the host (ipc kernels have no ports to share), and one
+  // user launches all 30 at once: the fair-share limits are raised for this test.
+  const config = path.join(tmpDir('sg-rel-config'), 'config.yaml');
+  fs.writeFileSync(config, 'kernels:\n  host_transport: tcp\n  max_kernels_per_user: 30\n  max_launches_in_flight_per_user: 30\n');
+  c = await Cluster.create({ redis: true, env: { SPAWNGATE_CONFIG: config } });
 });
 
 afterAll(async () => {

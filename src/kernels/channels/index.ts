@@ -14,6 +14,7 @@ export {
 } from './connection-info';
 export { KernelClientClosedError, KernelTimeoutError } from './errors';
 export type { HeartbeatOptions } from './heartbeat';
+export { DEFAULT_MAX_BUFFERED_BYTES } from './request-queues';
 export {
   KernelClient,
   type AttachOptions,
@@ -52,11 +53,18 @@ export {
   type WsProtocol,
 } from './ws-protocol';
 
+/** Largest websocket message accepted by default: Jupyter Server's (tornado's) `websocket_max_message_size`, 10 MiB. */
+export const DEFAULT_MAX_FRAME_BYTES = 10 * 1024 * 1024;
+
 /**
  * Options for the `WebSocketServer` that serves `/api/kernels/{id}/channels`: no per-message
- * compression (it costs latency on every small message) and the v1 subprotocol when offered.
+ * compression (it costs latency on every small message), the v1 subprotocol when offered, and a
+ * maximum message size (`maxPayload`; a larger message closes the socket with 1009, as tornado does).
  */
-export const kernelWebSocketServerOptions: Pick<ServerOptions, 'perMessageDeflate' | 'handleProtocols'> = {
-  perMessageDeflate: false,
-  handleProtocols: (protocols) => selectKernelSubprotocol(protocols),
-};
+export function kernelWebSocketServerOptions(opts: { maxFrameBytes?: number } = {}): Pick<ServerOptions, 'perMessageDeflate' | 'handleProtocols' | 'maxPayload'> {
+  return {
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => selectKernelSubprotocol(protocols),
+    maxPayload: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+  };
+}

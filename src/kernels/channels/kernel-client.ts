@@ -15,11 +15,14 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Dealer, Subscriber } from 'zeromq';
 import { logger as rootLogger, type Logger } from '../../logging';
-import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS, type KernelConnectionInfo } from './connection-info';
+import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS } from './connection-info';
 import { KernelClientClosedError, KernelTimeoutError } from './errors';
-import { Heartbeat, type HeartbeatOptions } from './heartbeat';
+import { Heartbeat } from './heartbeat';
 import { PendingRequests } from './pending-requests';
-import { SendQueue } from './send-queue';
+import type { AttachOptions, ExecutionState, KernelClientOptions, ShutdownOptions } from './kernel-client-options';
+import { DEFAULT_MAX_BUFFERED_BYTES, REQUEST_SEND_HWM, RequestQueues, type RequestChannel } from './request-queues';
+
+export type { AttachOptions, ExecutionState, KernelClientOptions, ShutdownOptions } from './kernel-client-options';
 import { Attachment, SessionRouter, type Outbound } from './session-router';
 import {
   decodeMessage,
@@ -36,45 +39,6 @@ import {
 } from './wire';
 import { decodeWsFrame, protocolOf, type WsChannel } from './ws-protocol';
 
-/** Kernel execution states as reported on iopub, plus the ones spawngate synthesizes. */
-export type ExecutionState =
-  'starting' | 'idle' | 'busy' | 'restarting' | 'dead' | 'autorestarting' | (string & {});
-
-type RequestChannel = 'shell' | 'control' | 'stdin';
-
-export interface KernelClientOptions {
-  connection: KernelConnectionInfo;
-  /** Kernel id, for logs and error messages. */
-  kernelId?: string;
-  logger?: Logger;
-  /** Heartbeat settings, or `false` for no heartbeat (no liveness reports). */
-  heartbeat?: HeartbeatOptions | false;
-  /** How long a session whose websockets all closed keeps its replies for a reconnect, ms; default 60000. */
-  reconnectGraceMs?: number;
-  /** Messages kept per such session; default 1000. */
-  maxBufferedMessages?: number;
-  /** `username` in the headers of messages spawngate sends itself; default 'spawngate'. */
-  username?: string;
-}
-
-export interface AttachOptions {
-  /**
-   * The websocket's `session_id` query parameter. Replies to this session reach this websocket,
-   * and a websocket opened later with the same id takes over (the older one is closed, as
-   * jupyter_server does). jupyter_server 1.23's gateway client sends none; then routing learns the
-   * session from the messages the websocket sends.
-   */
-  sessionId?: string;
-  /** Negotiated subprotocol (`ws.protocol` is used when omitted). */
-  protocol?: string;
-}
-
-export interface ShutdownOptions {
-  restart?: boolean;
-  /** ms to wait for `shutdown_reply`; default 5000. */
-  timeoutMs?: number;
-}
-
 const REQUEST_CHANNELS: readonly RequestChannel[] = ['shell', 'control', 'stdin'];
 
 export class KernelClient {
@@ -88,7 +52,9 @@ export class KernelClient {
   private readonly iopub: Subscriber;
   private readonly heartbeat: Heartbeat | undefined;
   private readonly router: SessionRouter;
-  private readonly queues: Record<RequestChannel, SendQueue>;
+  private readonly queues: RequestQueues;
+  /** The per-kernel byte budget, for each direction (see `KernelClientOptions.maxBufferedBytes`). */
+  private readonly maxBufferedBytes: number;
   private readonly pending = new PendingRequests();
   private readonly deadListeners = new Set<() => void>();
   private readonly stateListeners = new Set<(state: ExecutionState) => void>();
@@ -108,24 +74,33 @@ export class KernelClient {
       kernel_id: options.kernelId,
     });
     this.signer = new Signer(info.key);
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.username = options.username ?? 'spawngate';
     this.router = new SessionRouter({
       graceMs: options.reconnectGraceMs ?? 60_000,
       maxBuffered: options.maxBufferedMessages ?? 1000,
+      maxBufferedBytes: this.maxBufferedBytes,
     });
     const ipv6 = info.ip.includes(':');
     const routingId = `spawngate-${this.session}`;
     const dealer = (channel: RequestChannel): Dealer => {
-      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
+      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS, sendHighWaterMark: REQUEST_SEND_HWM });
       sock.connect(channelAddress(info, channel));
       return sock;
     };
     this.dealers = { shell: dealer('shell'), control: dealer('control'), stdin: dealer('stdin') };
-    const queue = (channel: RequestChannel): SendQueue =>
-      new SendQueue(this.dealers[channel], (err) =>
-        this.log.warn('could not send to kernel', { channel, error: err.message }),
-      );
-    this.queues = { shell: queue('shell'), control: queue('control'), stdin: queue('stdin') };
+    this.queues = new RequestQueues(this.dealers, {
+      maxBufferedBytes: this.maxBufferedBytes,
+      onError: (channel, err) => this.log.warn('could not send to kernel', { channel, error: err.message }),
+      onPause: (bytes) => {
+        this.log.warn('kernel is not reading its messages; pausing its websockets', { buffered_bytes: bytes });
+        for (const a of this.router.all()) a.ws.pause();
+      },
+      onResume: (bytes) => {
+        this.log.info('kernel reads again; resuming its websockets', { buffered_bytes: bytes });
+        for (const a of this.router.all()) a.ws.resume();
+      },
+    });
     this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
     this.iopub.connect(channelAddress(info, 'iopub'));
     this.iopub.subscribe();
@@ -143,6 +118,16 @@ export class KernelClient {
   /** Open websockets attached to this kernel. */
   get connections(): number {
     return this.router.size;
+  }
+
+  /** Bytes of client messages waiting for the kernel to read them. */
+  get bufferedBytes(): number {
+    return this.queues.bytes;
+  }
+
+  /** True while the websockets are paused because the kernel does not read (backpressure). */
+  get isBackpressured(): boolean {
+    return this.queues.isPaused;
   }
 
   /** Last message from the kernel on iopub or from a websocket client. */
@@ -222,7 +207,7 @@ export class KernelClient {
       send: (msgId) => {
         const header = newHeader(msgType, this.session, msgId, this.username);
         const raw = encodeMessage({ header, parent_header: {}, metadata: {}, content });
-        this.queues[channel].push(serializeRaw(raw, this.signer));
+        this.queues.push(channel, serializeRaw(raw, this.signer));
       },
     });
   }
@@ -251,6 +236,7 @@ export class KernelClient {
     // TCP_NODELAY: each kernel message leaves at once instead of waiting for the client's ACK.
     (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket?.setNoDelay?.(true);
     this.router.add(att);
+    if (this.queues.isPaused) ws.pause();
 
     const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void =>
       this.fromWebsocket(att, toBuffer(data), isBinary);
@@ -312,7 +298,7 @@ export class KernelClient {
     if (options.closeWebsockets ?? true)
       for (const att of this.router.all()) att.ws.close(1001, 'kernel connection closed');
     this.router.clear();
-    for (const q of Object.values(this.queues)) q.close();
+    this.queues.close();
     const hb = this.heartbeat?.stop();
     for (const sock of [...Object.values(this.dealers), this.iopub]) sock.close();
     await Promise.all([hb, ...this.loops]);
@@ -337,7 +323,7 @@ export class KernelClient {
     }
     if (typeof msg.header.session === 'string') this.router.bind(att, msg.header.session);
     this.activity = Date.now();
-    this.queues[channel].push(serializeRaw(msg.raw, this.signer));
+    this.queues.push(channel, serializeRaw(msg.raw, this.signer));
   }
 
   private async receive(sock: Dealer | Subscriber, channel: WsChannel): Promise<void> {

@@ -8,6 +8,8 @@
  * replies and the iopub messages its requests cause are kept and replayed, in order, to the next
  * websocket that opens with that session id — the way jupyter_server buffers for a reconnecting
  * client.
+ *
+ * A parked session keeps at most `maxBuffered` messages and `maxBufferedBytes` bytes (oldest dropped).
  */
 import type { WebSocket } from 'ws';
 import type { MessageHeader, RawMessage } from './wire';
@@ -22,6 +24,11 @@ export interface Outbound {
   header: MessageHeader;
   legacy?: WsFrame;
   v1?: WsFrame;
+}
+
+/** Bytes a kernel message holds (its parts as received). */
+export function sizeOf(raw: RawMessage): number {
+  return raw.header.length + raw.parentHeader.length + raw.metadata.length + raw.content.length + raw.buffers.reduce((n, b) => n + b.length, 0);
 }
 
 function frameFor(msg: Outbound, protocol: WsProtocol): WsFrame {
@@ -50,6 +57,7 @@ export class Attachment {
 
 interface Parked {
   messages: Outbound[];
+  bytes: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -58,6 +66,8 @@ export interface SessionRouterOptions {
   graceMs: number;
   /** Messages kept per parked session; the oldest are dropped beyond it. */
   maxBuffered: number;
+  /** Bytes kept per parked session; the oldest messages are dropped beyond it. Default unbounded. */
+  maxBufferedBytes?: number;
 }
 
 export class SessionRouter {
@@ -140,7 +150,7 @@ export class SessionRouter {
 
   private park(session: string): void {
     if (this.options.graceMs <= 0) return;
-    const parked: Parked = { messages: [], timer: undefined };
+    const parked: Parked = { messages: [], bytes: 0, timer: undefined };
     parked.timer = setTimeout(() => {
       if (this.parked.get(session) === parked) this.parked.delete(session);
     }, this.options.graceMs);
@@ -152,7 +162,11 @@ export class SessionRouter {
     const parked = this.parked.get(session);
     if (!parked) return false;
     parked.messages.push(msg);
-    if (parked.messages.length > this.options.maxBuffered) parked.messages.shift();
+    parked.bytes += sizeOf(msg.raw);
+    const maxBytes = this.options.maxBufferedBytes ?? Infinity;
+    while (parked.messages.length > this.options.maxBuffered || (parked.bytes > maxBytes && parked.messages.length > 1)) {
+      parked.bytes -= sizeOf(parked.messages.shift()!.raw);
+    }
     return true;
   }
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { recordKernelActivity, type Db, type KernelRow, type SecretBox } from '../../db';
 import type { Logger } from '../../logging';
-import { KernelClient, type ExecutionState } from '../channels';
+import { KernelClient, type ExecutionState, type KernelClientOptions } from '../channels';
 import { connectionInfo, kernelAddress } from './connection-files';
 
 interface Entry {
@@ -30,7 +30,15 @@ export class BridgeRegistry {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly deps: { db: Db; secrets: SecretBox; logger: Logger; onDead: (kernelId: string) => void; flushMs?: number },
+    private readonly deps: {
+      db: Db;
+      secrets: SecretBox;
+      logger: Logger;
+      onDead: (kernelId: string) => void;
+      flushMs?: number;
+      /** Passed to every `KernelClient` (the byte budget). */
+      clientOptions?: Pick<KernelClientOptions, 'maxBufferedBytes'>;
+    },
   ) {
     this.timer = setInterval(() => void this.flush(), deps.flushMs ?? 2000);
     this.timer.unref();
@@ -42,9 +50,10 @@ export class BridgeRegistry {
     if (existing) return existing.client;
     const address = kernelAddress(row);
     const client = new KernelClient({
-      connection: connectionInfo(address.host, address.ports, this.deps.secrets.open(row.key_ciphertext), row.kernel_name),
+      connection: connectionInfo(address.host, address.ports, this.deps.secrets.open(row.key_ciphertext), row.kernel_name, address.transport),
       kernelId: row.id,
       logger: this.deps.logger,
+      ...this.deps.clientOptions,
     });
     const entry: Entry = { client, attached: 0, written: 0, unsubscribe: [] };
     entry.unsubscribe.push(

@@ -60,8 +60,10 @@ export class PortAllocator {
   }
 }
 
-export function connectionInfo(host: string, ports: KernelPorts, key: string, kernelName: string): KernelConnectionInfo {
-  return { ip: host, transport: 'tcp', ...ports, key, signature_scheme: 'hmac-sha256', kernel_name: kernelName };
+export type KernelTransport = KernelConnectionInfo['transport'];
+
+export function connectionInfo(host: string, ports: KernelPorts, key: string, kernelName: string, transport: KernelTransport = 'tcp'): KernelConnectionInfo {
+  return { ip: host, transport, ...ports, key, signature_scheme: 'hmac-sha256', kernel_name: kernelName };
 }
 
 /** Writes `<dir>/kernel-<id>.json` readable by its owner only; returns the path. */
@@ -97,11 +99,17 @@ export function reachedPorts(own: KernelPorts, reported: Record<string, number> 
 
 /** Key under which the reached ports are kept in the kernel row's `backend_ref`. */
 export const REACHED_PORTS_KEY = 'reached_ports';
+/** Key under which an ipc kernel's transport is kept in the kernel row's `backend_ref` (absent: tcp). */
+export const TRANSPORT_KEY = 'transport';
 
 const recordedPortsSchema = z.object({ shell_port: z.number().int(), iopub_port: z.number().int(), stdin_port: z.number().int(), control_port: z.number().int(), hb_port: z.number().int() });
 
-/** Where a kernel recorded in the database is reached: its host and the reached ports (else its own). */
-export function kernelAddress(row: { host: string | null; ports: KernelPorts; backend_ref: Record<string, unknown> | null }): { host: string; ports: KernelPorts } {
+/**
+ * Where a kernel recorded in the database is reached: its host (an ipc kernel's socket prefix) and the
+ * reached ports (else its own); `transport` only for ipc kernels.
+ */
+export function kernelAddress(row: { host: string | null; ports: KernelPorts; backend_ref: Record<string, unknown> | null }): { host: string; ports: KernelPorts; transport?: 'ipc' } {
   const recorded = recordedPortsSchema.safeParse(row.backend_ref?.[REACHED_PORTS_KEY]);
-  return { host: row.host ?? '127.0.0.1', ports: recorded.success ? recorded.data : row.ports };
+  const address = { host: row.host ?? '127.0.0.1', ports: recorded.success ? recorded.data : row.ports };
+  return row.backend_ref?.[TRANSPORT_KEY] === 'ipc' ? { ...address, transport: 'ipc' } : address;
 }

@@ -33,7 +33,7 @@ export interface KernelChannelsDeps {
 }
 
 export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
-  const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions });
+  const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions({ maxFrameBytes: deps.kernels.maxFrameBytes }) });
 
   return {
     /** `server.on('upgrade', handler)`; answers 404 for paths that are not kernel channels. */

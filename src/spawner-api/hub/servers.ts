@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Router, type Request, type Response } from 'express';
 import type { Db, ServerRow } from '../../db';
 import { findServer, getServer, listServers, serverEventsAfter } from '../../db';
-import type { ServerLifecycle, ServerNotifier } from '../../jobs';
+import type { ServerLifecycle, ServerNotifier } from '../../servers';
 import type { ProfileCatalog } from '../../profiles';
 import { NameError, validateServerName, validateUsername } from '../../profiles';
 import { refuseDeactivated } from '../auth/middleware';

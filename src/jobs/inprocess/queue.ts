@@ -5,7 +5,7 @@
  * concurrency per name; results kept for `resultTtlMs`; repeat; graceful close — minus durability:
  * jobs live only as long as the process (the start-up reconcile pass covers a restart).
  */
-import { logger as defaultLogger, type Logger } from '../logging';
+import { logger as defaultLogger, type Logger } from '../../logging';
 import {
   assertJobName,
   backoffDelay,
@@ -16,7 +16,7 @@ import {
   jsonRoundTrip,
   resolveJobOptions,
   type ResolvedJobOptions,
-} from './common';
+} from '../common';
 import {
   QueueUnavailableError,
   type JobHandler,
@@ -24,7 +24,7 @@ import {
   type JobOptions,
   type JobQueue,
   type JobResult,
-} from './types';
+} from '../types';
 
 export interface InProcessQueueOptions {
   logger?: Logger;

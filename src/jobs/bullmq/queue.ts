@@ -7,19 +7,19 @@
  * names `<prefix>:<queueName>:names`. Job ids are unique per name; give jobs of different names
  * different ids (e.g. `launch:<kernel>`), since `waitFor` looks an id up across all names.
  */
-import { logger as defaultLogger, type Logger } from '../logging';
-import { assertJobName, DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESULT_TTL_MS, resolveJobOptions } from './common';
+import { logger as defaultLogger, type Logger } from '../../logging';
+import { assertJobName, DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESULT_TTL_MS, resolveJobOptions } from '../common';
 import {
   QueueUnavailableError,
   type JobHandler,
   type JobOptions,
   type JobQueue,
   type JobResult,
-} from './types';
-import { JobEvents } from './bullmq/events';
-import { JobProducer } from './bullmq/producer';
-import { RedisBase } from './bullmq/redis-base';
-import { JobWorkers } from './bullmq/workers';
+} from '../types';
+import { JobEvents } from './events';
+import { JobProducer } from './producer';
+import { RedisBase } from './redis-base';
+import { JobWorkers } from './workers';
 
 export interface BullmqQueueOptions {
   /** `redis://` or `rediss://` URL. */

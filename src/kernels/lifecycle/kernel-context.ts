@@ -1,0 +1,94 @@
+/**
+ * What every part of the kernel lifecycle shares: its dependencies, the bridge registry, the port
+ * allocator of TCP host kernels, where host kernels' connection files live, and marking a kernel dead.
+ * Built once per service by `createKernelService`; the parts (start, launch job, operations, culling)
+ * receive it instead of closing over one large function.
+ */
+import path from 'node:path';
+import type { Backend } from '../../backends';
+import type { Config } from '../../config';
+import { updateKernel, type Db, type KernelRow, type SecretBox } from '../../db';
+import type { JobQueue } from '../../jobs';
+import type { Logger } from '../../logging';
+import type { KernelspecCatalog } from '../catalog';
+import { BridgeRegistry } from './bridge-registry';
+import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
+import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, workloadIdentity, writeKernelRuntime } from './runtime-dir';
+
+export interface KernelServiceDeps {
+  db: Db;
+  queue: JobQueue;
+  backend: Backend;
+  catalog: KernelspecCatalog;
+  config: Config;
+  secrets: SecretBox;
+  logger: Logger;
+}
+
+export interface KernelContext extends KernelServiceDeps {
+  log: Logger;
+  kcfg: Config['file']['kernels'];
+  /** Kernels are processes on this host (connection file written here, ports or ipc sockets local). */
+  hostProcesses: boolean;
+  /** Host kernels talk over ipc in their runtime directory (else TCP on 127.0.0.1). */
+  ipc: boolean;
+  runtimeRoot: string;
+  ports: PortAllocator;
+  registry: BridgeRegistry;
+  markDead(kernelId: string, reason: string): Promise<void>;
+}
+
+export function createKernelContext(deps: KernelServiceDeps): KernelContext {
+  const kcfg = deps.config.file.kernels;
+  const log = deps.logger.child({ component: 'kernels' });
+  const hostProcesses = deps.backend.capabilities.hostProcesses;
+  const ctx: KernelContext = {
+    ...deps,
+    log,
+    kcfg,
+    hostProcesses,
+    ipc: hostProcesses && kcfg.host_transport === 'ipc',
+    runtimeRoot: runtimeRootOf(deps.config),
+    ports: new PortAllocator(kcfg.port_range),
+    registry: new BridgeRegistry({
+      db: deps.db,
+      secrets: deps.secrets,
+      logger: deps.logger,
+      onDead: (id) => void ctx.markDead(id, 'the kernel stopped answering its heartbeat'),
+      clientOptions: { maxBufferedBytes: kcfg.channel_buffer_bytes },
+    }),
+    async markDead(kernelId, reason) {
+      const row = await updateKernel(deps.db, kernelId, { state: 'dead', execution_state: 'dead', message: reason, from: ['running'] }).catch(() => undefined);
+      if (row) {
+        ctx.registry.broadcast(kernelId, 'dead');
+        log.warn('kernel died', { kernel_id: kernelId, user: row.username, reason });
+      }
+    },
+  };
+  return ctx;
+}
+
+/**
+ * Writes a host kernel's connection file (ipc: in its own runtime directory, owned by the home's
+ * owner; tcp: 0600 in the data directory) and returns its path and what `backend_ref` must record.
+ */
+export async function writeHostConnection(ctx: KernelContext, row: KernelRow): Promise<{ file: string; ref: Record<string, unknown> }> {
+  const key = ctx.secrets.open(row.key_ciphertext);
+  if (ctx.ipc) {
+    const info = connectionInfo(ipcSocketPrefix(ctx.runtimeRoot, row.id), row.ports, key, row.kernel_name, 'ipc');
+    const owner = await workloadIdentity(ctx.config.env.SPAWNGATE_HOME_ROOT, row.username);
+    return { file: await writeKernelRuntime(ctx.runtimeRoot, row.id, owner, JSON.stringify(info)), ref: { [TRANSPORT_KEY]: 'ipc' } };
+  }
+  const info = connectionInfo('127.0.0.1', row.ports, key, row.kernel_name);
+  return { file: await writeConnectionFile(connectionDir(ctx), row.id, info), ref: {} };
+}
+
+/** Removes what `writeHostConnection` made. Idempotent; a no-op for container kernels. */
+export async function removeHostConnection(ctx: KernelContext, kernelId: string): Promise<void> {
+  if (!ctx.hostProcesses) return;
+  await (ctx.ipc ? removeKernelRuntime(ctx.runtimeRoot, kernelId) : removeConnectionFile(connectionDir(ctx), kernelId)).catch(() => undefined);
+}
+
+function connectionDir(ctx: KernelContext): string {
+  return path.join(ctx.config.dataDir, 'kernels');
+}

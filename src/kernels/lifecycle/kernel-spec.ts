@@ -1,0 +1,116 @@
+/**
+ * The one place a kernel's workload spec is made: name, labels, command (the kernelspec argv on host
+ * backends, the launcher in containers), environment (EG's resource variables), resources, ports, and
+ * which image a container kernel may run. Pure: the launch job passes the recorded kernel, `spawngate
+ * dry-run` passes placeholders, and both get the same spec.
+ */
+import path from 'node:path';
+import { CONNECTION_INFO_ENV, userLabelValue, type WorkloadSpec } from '../../backends';
+import type { Config } from '../../config';
+import type { KernelLimits, KernelPorts } from '../../db';
+import type { KernelConnectionInfo } from '../channels';
+import { KernelRequestError } from './errors';
+import { limitVariables } from './quota-check';
+
+/** Every kernel workload's name starts so. */
+export const KERNEL_WORKLOAD_PREFIX = 'sg-krn-';
+
+export function kernelWorkloadName(kernelId: string): string {
+  return `${KERNEL_WORKLOAD_PREFIX}${kernelId}`;
+}
+
+/** The kernel id a kernel workload name carries, or undefined for other workloads. */
+export function kernelIdOf(workloadName: string): string | undefined {
+  return workloadName.startsWith(KERNEL_WORKLOAD_PREFIX) ? workloadName.slice(KERNEL_WORKLOAD_PREFIX.length) : undefined;
+}
+
+export interface KernelSpecInput {
+  kernelId: string;
+  username: string;
+  experimentName: string | null;
+  limits: KernelLimits;
+  /** The kernelspec argv, `{resource_dir}` already resolved. */
+  argv: readonly string[];
+  /** The kernelspec's env plus the client's filtered `KERNEL_*` variables. */
+  env: Record<string, string>;
+  workingDir?: string;
+  image?: string;
+  /** Ports the kernel listens on (ipc kernels: the endpoint suffixes). */
+  ports: KernelPorts;
+  placement:
+    | {
+        /** Host processes read the connection file spawngate wrote (`{connection_file}` in argv). */
+        hostProcesses: true;
+        connectionFile: string;
+        /** Environment inherited from this service (PATH, LANG). */
+        hostEnv: Record<string, string>;
+      }
+    | {
+        /** In a container the launcher writes the connection file and execs the kernelspec argv. */
+        hostProcesses: false;
+        launcher: readonly string[];
+        /** What the launcher writes; backends lift it out of the env into a Secret or a copied file. */
+        connectionInfo: KernelConnectionInfo;
+      };
+}
+
+export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecInput): WorkloadSpec {
+  const home = path.join(config.env.SPAWNGATE_HOME_ROOT, input.username);
+  const env: Record<string, string> = { ...input.env, ...limitVariables(input.limits), KERNEL_ID: input.kernelId, KERNEL_USERNAME: input.username };
+  let command: string[];
+  const p = input.placement;
+  if (p.hostProcesses) {
+    for (const [k, v] of Object.entries(p.hostEnv)) if (env[k] === undefined) env[k] = v;
+    env.HOME = home;
+    command = input.argv.map((a) => a.replace('{connection_file}', p.connectionFile));
+  } else {
+    command = [...p.launcher];
+    env.SPAWNGATE_KERNEL_ARGV = JSON.stringify(input.argv);
+    env[CONNECTION_INFO_ENV] = JSON.stringify(p.connectionInfo);
+    env.HOME = home;
+  }
+  const l = input.limits;
+  const ports = input.ports;
+  return {
+    name: kernelWorkloadName(input.kernelId),
+    kind: 'kernel',
+    labels: {
+      app: 'spawngate',
+      component: 'kernel',
+      kernel_id: input.kernelId,
+      'app.kubernetes.io/name': 'spawngate',
+      'app.kubernetes.io/component': 'kernel',
+      'spawngate/user': userLabelValue(input.username),
+      // The kubernetes backend places an experiment's kernels in that experiment's namespace (if configured).
+      ...(input.experimentName ? { 'spawngate/experiment': input.experimentName } : {}),
+    },
+    command,
+    env,
+    image: input.image,
+    workingDir: input.workingDir,
+    resources: {
+      cpuRequest: l.cpu_request,
+      cpuLimit: l.cpu_limit,
+      memoryRequestMiB: l.memory_request_mib,
+      memoryLimitMiB: l.memory_limit_mib,
+      gpuLimit: l.gpu_limit,
+    },
+    ports: { shell: ports.shell_port, iopub: ports.iopub_port, stdin: ports.stdin_port, control: ports.control_port, hb: ports.hb_port },
+  };
+}
+
+/**
+ * The image a container kernel runs: the kernelspec's Enterprise Gateway `image_name` when the admin
+ * allowed it (a user's own kernel.json must not pick arbitrary images), else `kernels.image`.
+ */
+export function kernelImage(kernels: Pick<Config['file']['kernels'], 'allowed_images' | 'image'>, metadata: Record<string, unknown>, kernelName: string, backendName: string): string {
+  const named = (metadata.process_proxy as { config?: { image_name?: string } } | undefined)?.config?.image_name;
+  if (named !== undefined) {
+    if (!kernels.allowed_images.includes(named)) {
+      throw new KernelRequestError(`kernelspec '${kernelName}' asks for image '${named}', which is not in kernels.allowed_images`);
+    }
+    return named;
+  }
+  if (!kernels.image) throw new KernelRequestError(`no kernel image configured for the ${backendName} backend (set kernels.image)`);
+  return kernels.image;
+}
