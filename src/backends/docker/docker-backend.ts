@@ -17,7 +17,8 @@ import {
 } from '../types';
 import { splitConnectionSecret } from '../connection-secret';
 import { connectionArchive, ownerOf } from './connection-archive';
-import { assertValidName, buildContainer, isValidName, labelKeys, type LabelKeys } from './container-spec';
+import { buildContainer, labelKeys, type LabelKeys } from './container-spec';
+import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 import { describeExit, stateFromInspect, type Reachability } from './container-state';
 import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
 import { detectQuirks, type EngineQuirks } from './engine-quirks';

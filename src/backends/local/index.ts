@@ -9,3 +9,4 @@ export {
   type LocalBackendLogger,
   type LocalBackendOptions,
 } from './local-backend';
+export { ALLOW_ROOT_SETTING, SHARED_IDENTITY_SETTING, type LocalIdentityOptions } from './identity';
