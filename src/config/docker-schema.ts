@@ -17,6 +17,10 @@ export const dockerConfigSchema = z
       .min(1)
       .optional()
       .describe('user-defined network for every container; spawngate must be on it too (default: publish ports on publish_host)'),
+    network_per_user: z
+      .boolean()
+      .default(true)
+      .describe("each user's containers join a network of their own (<network or label_prefix>-<user>-<hash>, created on demand), so they cannot reach another user's; false: one shared network"),
     publish_host: z
       .string()
       .min(1)

@@ -25,6 +25,8 @@ export interface LabelKeys {
    * reports NetworkMode "bridge" for every bridge network).
    */
   network: string;
+  /** `true` when the container's ports are published on the host (it is reached there, whatever its network). */
+  published: string;
 }
 
 export function labelKeys(prefix: string): LabelKeys {
@@ -34,6 +36,7 @@ export function labelKeys(prefix: string): LabelKeys {
     kind: `${prefix}.kind`,
     ports: `${prefix}.ports`,
     network: `${prefix}.network`,
+    published: `${prefix}.published`,
   };
 }
 
@@ -191,20 +194,27 @@ export interface BuiltContainer {
   connectionInfo?: string;
 }
 
-/** The full create body for a spec. */
+/**
+ * The full create body for a spec. `userNetwork` is the user's own network (user-networks.ts): the
+ * container joins it, and is still reached the configured way — at its address when a `network` is
+ * configured (the user's network replaces it), else at ports published on `publishHost`.
+ */
 export async function buildContainer(
   spec: WorkloadSpec,
   options: DockerBackendOptions,
   keys: LabelKeys,
+  userNetwork?: string,
 ): Promise<BuiltContainer> {
   if (!spec.image) throw new PermanentBackendError(`workload ${spec.name} has no image (the docker backend needs one)`);
   if (!Array.isArray(spec.command) || spec.command.length === 0) {
     throw new PermanentBackendError(`workload ${spec.name} has an empty command`);
   }
   const overrides = parseOverrides(spec.overrides);
-  const network = overrides.network ?? options.network;
+  const configured = overrides.network ?? options.network;
+  const network = overrides.network ?? userNetwork ?? options.network;
+  const publish = !configured;
   const publishHost = options.publishHost ?? '127.0.0.1';
-  const { ports, picked } = await resolveContainerPorts(spec.ports, network ? '0.0.0.0' : publishHost);
+  const { ports, picked } = await resolveContainerPorts(spec.ports, publish ? publishHost : '0.0.0.0');
   const identity = await resolveIdentity(spec, overrides, options);
 
   // The connection info (with the kernel's key) never becomes part of the container's environment.
@@ -225,7 +235,7 @@ export async function buildContainer(
   for (const [name, port] of Object.entries(ports)) {
     const key = `${port}/tcp`;
     exposed[key] = {};
-    if (!network) bindings[key] = [{ HostIp: publishHost, HostPort: picked.has(name) ? String(port) : '' }];
+    if (publish) bindings[key] = [{ HostIp: publishHost, HostPort: picked.has(name) ? String(port) : '' }];
   }
 
   const labels: Record<string, string> = {
@@ -235,13 +245,13 @@ export async function buildContainer(
     [keys.name]: spec.name,
     [keys.kind]: spec.kind,
     [keys.ports]: JSON.stringify(ports),
-    ...(network ? { [keys.network]: network } : {}),
+    ...(publish ? { [keys.published]: 'true' } : { [keys.network]: network! }),
   };
 
   const hostConfig: Docker.HostConfig = {
     ...resourceConfig(spec.resources),
     Binds: binds.length ? binds : undefined,
-    PortBindings: network ? undefined : bindings,
+    PortBindings: publish ? bindings : undefined,
     NetworkMode: network,
     RestartPolicy: { Name: 'no' },
     SecurityOpt: ['no-new-privileges'],
