@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Backend, WorkloadEvent, WorkloadSpec, WorkloadState } from '../../backends';
-import { CONNECTION_INFO_ENV, PermanentBackendError, userLabelValue } from '../../backends';
+import { CONNECTION_INFO_ENV, PermanentBackendError, UnsupportedError, userLabelValue } from '../../backends';
 import type { Config } from '../../config';
 import {
   countLiveKernels,
@@ -387,7 +387,11 @@ export function createKernelService(deps: KernelServiceDeps) {
       if (row.interrupt_mode === 'message') {
         await registry.clientFor(row).interrupt();
       } else if (backend.signal) {
-        await backend.signal(row.workload_name, 'SIGINT');
+        // A backend that cannot signal (kubernetes) says so: the kernel gets an interrupt_request instead.
+        await backend.signal(row.workload_name, 'SIGINT').catch(async (err: unknown) => {
+          if (!(err instanceof UnsupportedError)) throw err;
+          await registry.clientFor(row).interrupt();
+        });
       } else {
         await registry.clientFor(row).interrupt();
       }

@@ -364,12 +364,13 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
 });
 
 describe('kubernetes backend: stop touches only its own pods', () => {
-  test('a pod of that name without the spawngate label is left alone; one the cache has not seen yet is deleted', async () => {
+  test('a pod of that name without the spawngate label is left alone (stop refuses it); one the cache has not seen yet is deleted', async () => {
     const { fake, backend, cleanup } = await setup();
     try {
       await backend.state('warm-up');
       fake.preloadPod('sg-krn-foreign', { app: 'someone-else' });
-      await backend.stop('sg-krn-foreign', { graceSeconds: 0 });
+      // The contract (Backend.stop): a workload spawngate did not create is refused, as on docker.
+      await expect(backend.stop('sg-krn-foreign', { graceSeconds: 0 })).rejects.toThrow(PermanentBackendError);
       expect(fake.pods.has('sg-krn-foreign')).toBe(true);
       expect(fake.requests.filter((r) => r.verb === 'delete')).toEqual([]);
       // Labelled by spawngate but put there behind the watch's back (as if by another replica just now).
