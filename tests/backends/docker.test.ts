@@ -74,6 +74,14 @@ if (engine.unavailable) {
     name: 'docker (podman)',
     create: async () => ({
       backend: createDockerBackend(baseOptions()),
+      another: () => createDockerBackend(baseOptions()),
+      makeForeign: async (name) => {
+        podman('create', '--name', name, IMAGE, 'sleep', '600');
+        return {
+          exists: async () => !!(await docker.getContainer(name).inspect().catch(() => undefined)),
+          remove: async () => void podman('rm', '-f', name),
+        };
+      },
       cleanup: () => removeAll('sg-ct-'),
     }),
     makeSpec,

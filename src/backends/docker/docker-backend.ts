@@ -19,7 +19,7 @@ import {
 import { splitConnectionSecret } from '../connection-secret';
 import { connectionArchive, ownerOf } from './connection-archive';
 import { buildContainer, labelKeys, type LabelKeys } from './container-spec';
-import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 import { stateFromInspect, type Reachability } from './container-state';
 import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
 import { detectQuirks, type EngineQuirks } from './engine-quirks';
@@ -96,7 +96,7 @@ class DockerContainerBackend implements DockerBackend {
   }
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    assertValidName(spec?.name);
+    assertValidSpec(spec);
     const name = spec.name;
     return this.withLock(name, async () => {
       const existing = await this.inspect(name);

@@ -30,7 +30,7 @@ import {
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
-import { assertValidWorkloadName } from '../shared/names';
+import { assertValidSpec, assertValidWorkloadName } from '../shared/names';
 import { deliver, ListenerSet } from '../shared/listeners';
 import { apiMessage, backendError, statusCode } from './errors';
 import { PodEventsWatch } from './events-watch';
@@ -182,7 +182,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
   // ---- Backend ---------------------------------------------------------------------------
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    assertValidWorkloadName(spec?.name);
+    assertValidSpec(spec);
     const options = await podManifestOptions(spec, { ...this.options, namespace: this.ns });
     if (options.home && !options.homeOwner) this.log.debug('home owner unknown or root; using the default uid', { pod: spec.name });
     const plan = buildPod(spec, options);

@@ -29,7 +29,7 @@ import {
   type ProcessIdentity,
 } from './process-info';
 import { RecordStore, type LocalRecord } from './records';
-import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 import {
   describeExit,
   exitedState,
@@ -120,7 +120,7 @@ class LocalProcessBackend implements LocalBackend {
   }
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    assertValidName(spec?.name);
+    assertValidSpec(spec);
     await this.ready;
     const name = spec.name;
     return this.store.withLock(name, async () => {

@@ -19,3 +19,16 @@ export function assertValidWorkloadName(name: unknown): asserts name is string {
     );
   }
 }
+
+/**
+ * What every backend refuses before touching anything: a name breaking the rule above, or a command
+ * that is not a non-empty list of strings.
+ * @throws PermanentBackendError
+ */
+export function assertValidSpec(spec: { name?: unknown; command?: unknown } | undefined): void {
+  assertValidWorkloadName(spec?.name);
+  const command = spec?.command;
+  if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string') || !command[0]) {
+    throw new PermanentBackendError(`workload ${String(spec?.name)}: command must be a non-empty list of strings`);
+  }
+}
