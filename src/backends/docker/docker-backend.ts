@@ -17,7 +17,6 @@ import {
   type WorkloadState,
 } from '../types';
 import { splitConnectionSecret } from '../connection-secret';
-import { connectionArchive, ownerOf } from './connection-archive';
 import { buildContainer, labelKeys, type LabelKeys } from './container-spec';
 import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 import { stateFromInspect, type Reachability } from './container-state';
@@ -28,6 +27,8 @@ import { EventTranslator } from './event-translation';
 import { ensureImage } from './image-pull';
 import { UserNetworks, userOf } from './user-networks';
 import { ListenerSet } from '../shared/listeners';
+import { KeyedQueue } from '../shared/keyed-queue';
+import { ContainerOps } from './container-ops';
 import { lastLines, timestampedText } from './log-frames';
 import type { DockerBackendLogger, DockerBackendOptions } from './options';
 
@@ -39,9 +40,6 @@ export type DockerBackend = Backend & Required<Pick<Backend, 'logs' | 'signal' |
 /** A start refused because a published host port is in use (retried with a new container). */
 const PORT_TAKEN = /address already in use|port is already allocated/i;
 const PORT_ATTEMPTS = 5;
-
-/** Engine messages of a start that can never succeed (command missing, not executable, bad mount). */
-const PERMANENT_START = /executable file not found|no such file or directory|permission denied|not a directory|invalid argument/i;
 
 function endpointOf(connection: Docker.DockerOptions | undefined): string {
   if (connection?.socketPath) return `unix://${connection.socketPath}`;
@@ -59,7 +57,8 @@ class DockerContainerBackend implements DockerBackend {
   private readonly log: DockerBackendLogger;
   private readonly listeners: ListenerSet;
   /** Per-name queue so this instance never races itself on one container. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedQueue();
+  private readonly ops: ContainerOps;
   private readonly translator: EventTranslator;
   private readonly networks: UserNetworks | undefined;
   private events: EventStream | undefined;
@@ -73,6 +72,7 @@ class DockerContainerBackend implements DockerBackend {
     this.reach = { publishHost: options.publishHost ?? '127.0.0.1' };
     this.log = options.logger ?? rootLogger.child({ component: 'backend-docker' });
     this.listeners = new ListenerSet(this.log);
+    this.ops = new ContainerOps(this.docker, this.endpoint);
     this.translator = new EventTranslator({
       keys: this.keys,
       log: this.log,
@@ -98,7 +98,7 @@ class DockerContainerBackend implements DockerBackend {
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
     assertValidSpec(spec);
     const name = spec.name;
-    return this.withLock(name, async () => {
+    return this.locks.run(name, async () => {
       const existing = await this.inspect(name);
       if (existing) {
         const adopted = await this.adopt(existing, onEvent, splitConnectionSecret(spec.env ?? {}).connectionInfo);
@@ -142,16 +142,16 @@ class DockerContainerBackend implements DockerBackend {
         }
         onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
         if (built.connectionInfo !== undefined) {
-          await this.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
+          await this.ops.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
         }
         try {
-          await this.start(container, name);
+          await this.ops.start(container, name);
         } catch (err) {
           // The engine picks published host ports at create and binds them at start; between the two
           // another process (an outgoing connection, a concurrent container) may take one. A new
           // container gets new ports.
           if (attempt < PORT_ATTEMPTS && PORT_TAKEN.test((err as Error).message)) {
-            await this.remove(container.id, name);
+            await this.ops.remove(container.id, name);
             this.log.info('published host port taken before start; recreating the container', { name, attempt });
             onEvent?.({ name, type: 'progress', message: 'a published host port was taken; recreating the container' });
             built = await buildContainer(spec, this.options, this.keys, userNetwork);
@@ -178,7 +178,7 @@ class DockerContainerBackend implements DockerBackend {
   async stop(name: string, opts?: { graceSeconds?: number }): Promise<void> {
     assertValidName(name);
     const grace = Math.max(0, Math.ceil(opts?.graceSeconds ?? DEFAULT_STOP_GRACE_SECONDS));
-    await this.withLock(name, async () => {
+    await this.locks.run(name, async () => {
       const info = await this.inspect(name);
       if (!info) return;
       if (!this.isOurs(info)) {
@@ -191,7 +191,7 @@ class DockerContainerBackend implements DockerBackend {
         // 304: already stopped; 404: already gone.
         if (statusOf(err) !== 304 && !isNotFound(err)) throw toBackendError(err, `stop container ${name}`, this.endpoint);
       }
-      await this.remove(info.Id, name);
+      await this.ops.remove(info.Id, name);
       this.log.info('removed container', { name, id: info.Id });
     });
   }
@@ -291,14 +291,8 @@ class DockerContainerBackend implements DockerBackend {
     return info.Config?.Labels?.[this.keys.managed] === 'true';
   }
 
-  /** Inspect by name or id; undefined when there is no such container. */
-  private async inspect(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await this.docker.getContainer(nameOrId).inspect();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw toBackendError(err, `inspect container ${nameOrId}`, this.endpoint);
-    }
+  private inspect(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    return this.ops.inspect(nameOrId);
   }
 
   /**
@@ -318,80 +312,18 @@ class DockerContainerBackend implements DockerBackend {
     }
     let state = stateFromInspect(name, info, this.keys, this.reach);
     if (state.phase === 'exited') {
-      await this.remove(info.Id, name);
+      await this.ops.remove(info.Id, name);
       return undefined;
     }
     if (state.phase === 'pending' && info.State?.Status === 'created') {
       const container = this.docker.getContainer(info.Id);
       // The creator may have died before copying the connection file in: copy it (again) first.
-      if (connectionInfo !== undefined) await this.copyConnectionFile(container, name, info.Config?.User, connectionInfo);
-      await this.start(container, name);
+      if (connectionInfo !== undefined) await this.ops.copyConnectionFile(container, name, info.Config?.User, connectionInfo);
+      await this.ops.start(container, name);
       state = await this.state(name);
     }
     onEvent?.({ name, type: 'progress', message: `adopted container ${info.Id.slice(0, 12)}` });
     return state;
-  }
-
-  /**
-   * Copies the connection file into a created container (see connection-archive.ts). A failure
-   * removes the container: started without its file, the kernel could only fail.
-   */
-  private async copyConnectionFile(container: Docker.Container, name: string, user: string | undefined, json: string): Promise<void> {
-    const owner = ownerOf(user);
-    if (!owner) throw new PermanentBackendError(`container ${name} has no numeric user to own its connection file`);
-    const archive = await connectionArchive(json, owner);
-    try {
-      await container.putArchive(archive.tar, { path: archive.extractTo });
-    } catch (err) {
-      await this.remove(container.id, name).catch(() => undefined);
-      throw toBackendError(err, `copy the connection file into ${name}`, this.endpoint);
-    }
-  }
-
-  private async start(container: Docker.Container, name: string): Promise<void> {
-    try {
-      await container.start();
-    } catch (err) {
-      // Already started (a concurrent ensure got there first): Docker says 304, podman sometimes 500.
-      if (statusOf(err) === 304 || /already (running|started)/i.test(engineMessage(err))) return;
-      const message = engineMessage(err);
-      if (statusOf(err) !== undefined && PERMANENT_START.test(message)) {
-        await this.remove(container.id, name).catch(() => undefined); // a retry must not adopt a dud
-        throw new PermanentBackendError(`container ${name} cannot start: ${message}`, { cause: err });
-      }
-      throw toBackendError(err, `start container ${name}`, this.endpoint);
-    }
-  }
-
-  /** Force-removes a container; resolves once it is gone (also when it already was). */
-  private async remove(id: string, name: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.docker.getContainer(id).remove({ force: true, v: true });
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        // 409: removal already in progress (another stop); wait for it to finish.
-        if (isConflict(err) && attempt < 50) {
-          await new Promise((r) => setTimeout(r, 200));
-          if (!(await this.inspect(id))) return;
-          continue;
-        }
-        throw toBackendError(err, `remove container ${name}`, this.endpoint);
-      }
-    }
-  }
-
-  private async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(name) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(name, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === tail) this.locks.delete(name);
-    }
   }
 
 }

@@ -6,17 +6,18 @@
  * `<stateDir>/<name>.log` receives stdout and stderr through file descriptors, never a pipe.
  */
 import path from 'node:path';
-import { logger as rootLogger, type Logger } from '../../logging';
+import { logger as rootLogger } from '../../logging';
+import type { LocalBackend, LocalBackendLogger, LocalBackendOptions } from './options';
 import {
   PermanentBackendError,
   TransientBackendError,
-  type Backend,
   type WorkloadEvent,
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
 import { findPrlimit, prepareLaunch, RecentPorts } from './launch';
-import { IdentityPolicy, type LocalIdentityOptions } from './identity';
+import { IdentityPolicy } from './identity';
+import { ExitLedger } from './exit-ledger';
 import { spawnGated } from './spawn-gated';
 import { ListenerSet } from '../shared/listeners';
 import { DEFAULT_STOP_GRACE_SECONDS } from '../types';
@@ -30,57 +31,9 @@ import {
 } from './process-info';
 import { RecordStore, type LocalRecord } from './records';
 import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
-import {
-  describeExit,
-  exitedState,
-  identityOf,
-  recycledState,
-  runningState,
-  sameProcess,
-} from './workload-state';
+import { exitedState, identityOf, sameProcess } from './workload-state';
 
 export const LOCAL_BACKEND_NAME = 'local';
-
-/** The local backend implements every optional method of `Backend`. */
-export type LocalBackend = Backend &
-  Required<Pick<Backend, 'logs' | 'signal' | 'watch' | 'runAs'>> & {
-    /** A warning for start-up when workloads of several users would share one identity, else undefined. */
-    sharedIdentityWarning(): string | undefined;
-  };
-
-export type LocalBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
-
-export interface LocalBackendOptions {
-  /** Directory holding `<name>.json` records, `<name>.log` output and lock files. Created (mode 0700) if missing. */
-  stateDir: string;
-  /** Address workloads listen on and are reported at; free ports are picked on it. Default `127.0.0.1`. */
-  host?: string;
-  /** Where the backend logs what it does (never environments). Default: spawngate's logger. */
-  logger?: LocalBackendLogger;
-  /** util-linux `prlimit` used for `memoryLimitMiB`; `false` disables memory limits. Default: found on PATH. */
-  prlimit?: string | false;
-  /** Seconds between liveness checks of adopted processes while someone watches. Default 1. */
-  livenessIntervalSeconds?: number;
-  /**
-   * Whose identity workloads run with (see identity.ts): the owner of `<homeRoot>/<KERNEL_USERNAME>`
-   * when spawngate is root, else spawngate itself for one user, or for all with `shared`. Default:
-   * none — every workload runs as spawngate itself (a library default for tests; the service always
-   * passes this from its configuration).
-   */
-  identity?: LocalIdentityOptions;
-}
-
-interface ExitInfo {
-  identity: ProcessIdentity;
-  exitCode: number;
-  reason: string;
-}
-
-interface OwnChild {
-  record: LocalRecord;
-  /** Resolves once Node has reaped the child and `exits` holds its status. */
-  exited: Promise<void>;
-}
 
 class LocalProcessBackend implements LocalBackend {
   readonly name = LOCAL_BACKEND_NAME;
@@ -91,10 +44,8 @@ class LocalProcessBackend implements LocalBackend {
   private readonly prlimit: string | undefined;
   private readonly livenessMs: number;
   private readonly ready: Promise<void>;
-  /** Processes this instance spawned and has not yet seen exit. */
-  private readonly children = new Map<string, OwnChild>();
-  /** Exit statuses of processes this instance reaped. */
-  private readonly exits = new Map<string, ExitInfo>();
+  /** Processes this instance spawned, and the exit statuses it reaped. */
+  private readonly ledger = new ExitLedger();
   /** Running processes found through their records (spawned by an earlier spawngate); checked by a timer. */
   private readonly adopted = new Map<string, ProcessIdentity>();
   private readonly listeners: ListenerSet;
@@ -146,7 +97,7 @@ class LocalProcessBackend implements LocalBackend {
     const logFile = await this.store.rotateLog(name);
     onEvent?.({ name, type: 'progress', message: `starting ${path.basename(launch.argv[0]!)}` });
 
-    this.exits.delete(name);
+    this.ledger.starting(name);
     this.adopted.delete(name);
     // The exit handler is attached before the record exists; it reads the record once there is one.
     const spawned: { record?: LocalRecord } = {};
@@ -174,7 +125,7 @@ class LocalProcessBackend implements LocalBackend {
       runAs: { uid: runAs.uid, gid: runAs.gid, ...(runAs.user !== undefined ? { user: runAs.user } : {}) },
     });
     child.on('error', (err) => this.log.warn('local workload process error', { name, error: err }));
-    this.children.set(name, { record, exited });
+    this.ledger.spawned(record, exited);
     try {
       await this.store.write(record);
     } catch (err) {
@@ -200,11 +151,7 @@ class LocalProcessBackend implements LocalBackend {
 
   private onChildExit(record: LocalRecord, code: number | null, signal: NodeJS.Signals | null): void {
     const { name } = record;
-    const identity = identityOf(record);
-    const { exitCode, reason } = describeExit(code, signal);
-    const own = this.children.get(name);
-    if (own && sameProcess(identityOf(own.record), identity)) this.children.delete(name);
-    this.exits.set(name, { identity, exitCode, reason });
+    const { exitCode, reason } = this.ledger.reaped(record, code, signal);
     this.log.info('local workload exited', { name, pid: record.pid, reason });
     // Persist the status for a later spawngate, unless the record is being removed or was replaced.
     if (!this.closed && !this.stopping.has(name)) {
@@ -275,16 +222,15 @@ class LocalProcessBackend implements LocalBackend {
               }),
             );
             // Let our own child's 'exit' arrive while the lock is held, so nothing writes the record again.
-            const own = this.children.get(name);
-            if (own && sameProcess(identityOf(own.record), identityOf(record)))
-              await Promise.race([own.exited, sleep(1000)]);
+            const own = this.ledger.ownChild(record);
+            if (own) await Promise.race([own.exited, sleep(1000)]);
           } finally {
             this.stopping.delete(name);
           }
         }
         await this.store.remove(name);
         this.adopted.delete(name);
-        this.exits.delete(name);
+        this.ledger.forget(name);
         return !!record;
       },
       30_000 + graceMs,
@@ -371,7 +317,7 @@ class LocalProcessBackend implements LocalBackend {
 
   /** Remembers a running process this instance did not spawn, for the liveness timer. */
   private track(state: WorkloadState, record: LocalRecord): void {
-    if (state.phase === 'running' && !this.children.has(record.name))
+    if (state.phase === 'running' && !this.ledger.isOwnChild(record.name))
       this.adopted.set(record.name, identityOf(record));
   }
 
@@ -381,27 +327,8 @@ class LocalProcessBackend implements LocalBackend {
     );
   }
 
-  /** The state a record describes, checked against the live process table. */
-  private async evaluate(record: LocalRecord): Promise<WorkloadState> {
-    const logFile = this.store.logPath(record.name);
-    if (record.exit) return exitedState(record, logFile, record.exit.code, record.exit.reason);
-    const id = identityOf(record);
-    const reaped = () => {
-      const info = this.exits.get(record.name);
-      return info && sameProcess(info.identity, id) ? info : undefined;
-    };
-    let info = reaped();
-    if (info) return exitedState(record, logFile, info.exitCode, info.reason);
-    const status = processStatus(id);
-    if (status === 'alive') return runningState(record, logFile);
-    if (status === 'other') return recycledState(record, logFile);
-    // Exited. If this instance spawned it, its status is about to arrive through the 'exit' event.
-    const own = this.children.get(record.name);
-    if (own && sameProcess(identityOf(own.record), id)) await Promise.race([own.exited, sleep(1000)]);
-    info = reaped();
-    return info
-      ? exitedState(record, logFile, info.exitCode, info.reason)
-      : exitedState(record, logFile, undefined, 'process disappeared');
+  private evaluate(record: LocalRecord): Promise<WorkloadState> {
+    return this.ledger.evaluate(record, this.store.logPath(record.name));
   }
 }
 

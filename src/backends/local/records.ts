@@ -9,6 +9,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TransientBackendError, type WorkloadKind } from '../types';
 import { identify, isSameLiveProcess, sleep, type ProcessIdentity } from './process-info';
+import { KeyedQueue } from '../shared/keyed-queue';
 
 import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 
@@ -135,19 +136,9 @@ export class RecordStore {
   }
 }
 
-const queues = new Map<string, Promise<unknown>>();
-
-async function inProcessLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const previous = queues.get(key) ?? Promise.resolve();
-  const run = previous.then(fn, fn);
-  const settled = run.catch(() => undefined);
-  queues.set(key, settled);
-  try {
-    return await run;
-  } finally {
-    if (queues.get(key) === settled) queues.delete(key);
-  }
-}
+/** Shared by every backend instance in this process (two instances on one stateDir must queue too). */
+const inProcess = new KeyedQueue();
+const inProcessLock = <T>(key: string, fn: () => Promise<T>): Promise<T> => inProcess.run(key, fn);
 
 async function acquireFileLock(lockPath: string, timeoutMs: number): Promise<void> {
   const me = JSON.stringify(identify(process.pid));
