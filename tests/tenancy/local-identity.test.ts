@@ -14,6 +14,9 @@ import { createLocalBackend, type LocalBackend, type LocalBackendOptions } from 
 import { PermanentBackendError, type WorkloadSpec } from '../../src/backends/types';
 import { workloadIdentity } from '../../src/backends';
 import { waitFor } from '../backends/contract';
+import { loadConfig } from '../../src/config';
+import type { Logger } from '../../src/logging';
+import { createBackend } from '../../src/service/backend-factory';
 import { asUser, canCreateUsers, createSystemUser, removeSystemUsers, type SystemUser } from '../support/system-users';
 
 const PY = '/usr/bin/python3';
@@ -176,6 +179,24 @@ if (reason) {
     await expect(backend.runAs(alice.name)).resolves.toEqual({ uid: alice.uid, gid: alice.gid, home: alice.home });
     await expect(workloadIdentity(homeRoot, bob.name)).resolves.toEqual({ uid: bob.uid, gid: bob.gid, home: bob.home });
     await expect(workloadIdentity(homeRoot, 'rootowned')).rejects.toThrow(PermanentBackendError);
+  });
+
+  test('the service builds the local backend with per-user identities by default, and warns at start-up when users share one', async () => {
+    const build = (env: Record<string, string>) => {
+      const warnings: string[] = [];
+      const log = { debug: () => undefined, info: () => undefined, warn: (m: string) => void warnings.push(m), child: () => log } as unknown as Logger;
+      const config = loadConfig({ SPAWNGATE_DATA_DIR: path.join(path.dirname(stateDir), `data-${warnings.length}-${Object.keys(env).length}`), SPAWNGATE_HOME_ROOT: homeRoot, ...env });
+      return { backend: createBackend(config, log) as LocalBackend, warnings };
+    };
+    const perUser = build({});
+    expect(perUser.warnings).toEqual([]);
+    await expect(perUser.backend.runAs(alice.name)).resolves.toMatchObject({ uid: alice.uid, gid: alice.gid });
+    await expect(perUser.backend.runAs('rootowned')).rejects.toThrow(/SPAWNGATE_LOCAL_ALLOW_ROOT/);
+    await perUser.backend.close();
+    const shared = build({ SPAWNGATE_LOCAL_SHARED_IDENTITY: '1' });
+    expect(shared.warnings).toEqual([expect.stringMatching(/SPAWNGATE_LOCAL_SHARED_IDENTITY is set: every user's workloads run as spawngate's own user/)]);
+    await expect(shared.backend.runAs(alice.name)).resolves.toMatchObject({ uid: 0, gid: 0, home: alice.home });
+    await shared.backend.close();
   });
 
   describe('spawngate not root (run as a real system user)', () => {
