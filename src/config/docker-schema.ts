@@ -21,6 +21,10 @@ export const dockerConfigSchema = z
       .boolean()
       .default(true)
       .describe("each user's containers join a network of their own (<network or label_prefix>-<user>-<hash>, created on demand), so they cannot reach another user's; false: one shared network"),
+    attach_containers: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("containers connected to every user's network (spawngate's and the hub's, when they run in containers on the engine and reach workloads by address)"),
     publish_host: z
       .string()
       .min(1)

@@ -10,7 +10,7 @@ import Docker from 'dockerode';
 import { createDockerBackend, type DockerBackend, type DockerBackendOptions } from '../../src/backends/docker';
 import type { WorkloadSpec } from '../../src/backends/types';
 import { readLine, waitFor } from '../backends/contract';
-import { HOST_BINDS, TEST_IMAGE, TEST_UID, prepareEngine, skipLoudly } from '../support/podman';
+import { HOST_BINDS, TEST_IMAGE, TEST_UID, podman, prepareEngine, skipLoudly } from '../support/podman';
 
 const PY = '/usr/bin/python3';
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as unknown as DockerBackendOptions['logger'];
@@ -131,6 +131,25 @@ if (engine.unavailable) {
       expect(r.found[`${r.bobIp}:${r.bobPort}`]).not.toMatch(/^connected/);
       expect(await readLine(r.state.host!, r.state.ports!.default!)).toBe('bob-kernel');
     } finally {
+      await backend.close({ stopAll: true });
+    }
+  }, 120_000);
+
+  test('containers named in attachContainers (spawngate and the hub in containers) join every user network and reach each user', async () => {
+    const helper = `sgiso${run}-spawngate`;
+    const binds = HOST_BINDS.flatMap((b) => ['-v', b]);
+    podman(engine.socketPath!, 'run', '-d', '--name', helper, ...binds, TEST_IMAGE, PY, '-c', 'import time; time.sleep(600)');
+    const backend = createDockerBackend(options({ network: `sgiso${run}att`, attachContainers: [helper] }));
+    try {
+      const r = await probe(backend, (bob) => [bob.direct]);
+      expect(r.found[`${r.bobIp}:${r.bobPort}`]).not.toMatch(/^connected/);
+      const nets = Object.keys((await docker.getContainer(helper).inspect()).NetworkSettings.Networks);
+      expect(nets).toEqual(expect.arrayContaining([(await networkOf(r.bob)).network, (await networkOf(r.alice)).network]));
+      const fromHelper = podman(engine.socketPath!, 'exec', helper, PY, '-c', PROBE, `${r.bobIp}:${r.bobPort}`);
+      expect(JSON.parse(fromHelper.trim().split('\n').pop()!)[`${r.bobIp}:${r.bobPort}`]).toBe('connected:bob-kernel');
+    } finally {
+      await Promise.all(created.splice(0).map((c) => c.backend.stop(c.name, { graceSeconds: 0 }).catch(() => undefined)));
+      podman(engine.socketPath!, 'rm', '-f', helper);
       await backend.close({ stopAll: true });
     }
   }, 120_000);

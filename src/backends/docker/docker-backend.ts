@@ -91,6 +91,7 @@ class DockerContainerBackend implements DockerBackend {
         endpoint: this.endpoint,
         log: this.log,
         needsIsolateOption: async () => (await this.engineQuirks()).podman,
+        attach: options.attachContainers,
       });
     }
   }

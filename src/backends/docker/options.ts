@@ -26,6 +26,11 @@ export interface DockerBackendOptions {
    * `network` override still pins one network. Default true.
    */
   networkPerUser?: boolean;
+  /**
+   * Containers (names or ids) connected to every user network as it is created: spawngate's own and
+   * the hub's, when they run in containers and reach workloads by address. Default none.
+   */
+  attachContainers?: string[];
   /** Host address published ports bind to and are reported at when `network` is not set. Default `127.0.0.1`. */
   publishHost?: string;
   /**

@@ -3,7 +3,9 @@
  * traffic"). Each user's workloads join a bridge network of their own, created on demand, labelled
  * `<prefix>.managed=true` and named after the user's label value plus a hash of the real name
  * (distinct names never share one, e.g. "Alice" and "alice"). spawngate reaches workloads from the
- * host (their address on the network, or published ports on 127.0.0.1), which no network blocks.
+ * host (their address on the network, or published ports on 127.0.0.1), which no network blocks; when
+ * spawngate and the hub run in containers themselves, those containers (`attach`) join every user's
+ * network — they must reach each user, users must not reach each other.
  *
  * Docker isolates bridge networks from each other by default. podman (netavark) routes between them
  * unless a network is created with `isolate=true`, which then drops traffic between isolated networks:
@@ -14,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
 import { userLabelValue } from '../types';
-import { isConflict, isNotFound, toBackendError } from './errors';
+import { engineMessage, isConflict, isNotFound, toBackendError } from './errors';
 import { USER_LABEL, type DockerBackendLogger } from './options';
 
 export interface UserNetworkOptions {
@@ -27,6 +29,11 @@ export interface UserNetworkOptions {
   log: DockerBackendLogger;
   /** Whether the engine needs `isolate=true` to keep networks apart (podman). */
   needsIsolateOption: () => Promise<boolean>;
+  /**
+   * Containers connected to every user network (spawngate's own, the hub's proxy), when they run in
+   * containers themselves and must reach workloads by address. Default none.
+   */
+  attach?: string[];
 }
 
 /** The hub user a spec belongs to: KERNEL_USERNAME (the real name), else its user label. */
@@ -88,7 +95,23 @@ export class UserNetworks {
       }
       await this.checkOurs(name);
     }
+    for (const container of this.o.attach ?? []) await this.connect(name, container);
     this.known.add(name);
+  }
+
+  private async connect(network: string, container: string): Promise<void> {
+    try {
+      await this.o.docker.getNetwork(network).connect({ Container: container });
+    } catch (err) {
+      if (/already (exists|connected|attached)/i.test(engineMessage(err)) || isConflict(err)) return;
+      if (isNotFound(err)) {
+        throw new PermanentBackendError(
+          `cannot connect container ${container} (docker.attach_containers) to network ${network}: ${engineMessage(err)}`,
+          { cause: err },
+        );
+      }
+      throw toBackendError(err, `connect ${container} to network ${network}`, this.o.endpoint);
+    }
   }
 
   private async checkOurs(name: string): Promise<void> {
