@@ -116,6 +116,17 @@ export interface BackendCapabilities {
   readonly overridesKey?: 'docker' | 'kubernetes';
 }
 
+/**
+ * A place workloads run. Every backend follows the rules documented on each method and is checked by
+ * the shared suite `tests/backends/contract.ts`. What still differs, by nature rather than drift:
+ * - `local` has no foreign workloads (its records live in its private 0700 state directory) and runs
+ *   each workload as the owner of the user's home through setpriv (see local/identity.ts);
+ *   containers run as that owner through the engine or the pod's securityContext.
+ * - `kubernetes` cannot `signal` (UnsupportedError); its `state` reads an informer cache, never the API.
+ * - `docker` puts each user's containers on a network of their own (docker/user-networks.ts).
+ * - Which overrides a profile may pass (`capabilities.overridesKey`) and whether workloads share
+ *   spawngate's host (`capabilities.hostProcesses`).
+ */
 export interface Backend {
   /** Constant backend name: 'local' | 'docker' | 'kubernetes'. For logs and labels, never for branching. */
   readonly name: string;
