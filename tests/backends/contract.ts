@@ -57,6 +57,7 @@ export const CONTRACT_TESTS = [
   'ensure after the workload exited starts it afresh',
   'a foreign workload with the same name is refused, never adopted or removed',
   'an invalid spec is a PermanentBackendError',
+  'a watch listener that throws does not stop the others',
 ] as const;
 export type ContractTest = (typeof CONTRACT_TESTS)[number];
 
@@ -387,6 +388,32 @@ export function testBackend(opts: ContractOptions): void {
       }
       await expect(backend.ensure(opts.makeSpec({ name: newName(), command: [], env: {} }))).rejects.toThrow(PermanentBackendError);
       await expect(backend.ensure(opts.makeSpec({ name: newName(), command: [''], env: {} }))).rejects.toThrow(PermanentBackendError);
+    });
+
+    contract('a watch listener that throws does not stop the others', async () => {
+      const events: WorkloadEvent[] = [];
+      let thrown = 0;
+      const offThrower = backend.watch!(() => {
+        thrown++;
+        throw new Error('a careless listener');
+      });
+      const off = backend.watch!((e) => events.push(e));
+      try {
+        const spec = py('import time\ntime.sleep(0.5)\nraise SystemExit(5)');
+        await backend.ensure(spec);
+        const exited = await waitFor(
+          async () => events.find((e) => e.name === spec.name && e.type === 'state' && e.state?.phase === 'exited'),
+          (e) => !!e,
+          timeoutMs,
+        );
+        expect(exited?.state?.exitCode).toBe(5);
+        expect(thrown).toBeGreaterThan(0);
+        // The backend itself still works (the kubernetes informer callback survived the throw).
+        expect((await waitFor(() => backend.state(spec.name), (x) => x.phase === 'exited', timeoutMs)).exitCode).toBe(5);
+      } finally {
+        offThrower();
+        off();
+      }
     });
   });
 }
