@@ -44,9 +44,15 @@ export interface RunAs {
 const myUid = (): number => process.getuid?.() ?? -1;
 const myGid = (): number => process.getgid?.() ?? -1;
 
+/** uids known to have a passwd entry (only positives are kept: a user may be added later). */
+const knownUsers = new Set<number>();
+
 /** Whether `uid` has a passwd entry (initgroups needs one); NSS is asked, so LDAP users count. */
 function hasPasswdEntry(uid: number): boolean {
-  return spawnSync('getent', ['passwd', String(uid)], { stdio: 'ignore' }).status === 0;
+  if (knownUsers.has(uid)) return true;
+  const found = spawnSync('getent', ['passwd', String(uid)], { stdio: 'ignore' }).status === 0;
+  if (found) knownUsers.add(uid);
+  return found;
 }
 
 export class IdentityPolicy {
