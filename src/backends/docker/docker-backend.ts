@@ -3,7 +3,8 @@
  * `<prefix>.managed=true`, on a Docker Engine or any engine serving its API (podman's compat service
  * is what the tests use). The container's labels are the whole record: a restarted spawngate finds
  * its workloads by listing them, and a second `ensure` adopts what is there. Exits are learnt from the
- * engine's `/events` stream, not by polling.
+ * engine's `/events` stream, not by polling (event-translation.ts). Each user's containers join a
+ * network of their own (user-networks.ts); images are pulled by image-pull.ts.
  */
 import Docker from 'dockerode';
 import { logger as rootLogger } from '../../logging';

@@ -3,7 +3,9 @@
  * process group (so the whole tree is signalled together), detached from spawngate (so it outlives a
  * spawngate restart). `<stateDir>/<name>.json` records the pid, its start time, ports and labels, which
  * is how a restarted spawngate finds its processes again (and refuses a recycled pid);
- * `<stateDir>/<name>.log` receives stdout and stderr through file descriptors, never a pipe.
+ * `<stateDir>/<name>.log` receives stdout and stderr through file descriptors, never a pipe. Whose
+ * identity a workload runs with is identity.ts's rule (the owner of the user's home when spawngate is
+ * root); the state directory stays spawngate's own (0700), so no workload can list it.
  */
 import path from 'node:path';
 import { logger as rootLogger } from '../../logging';
