@@ -196,6 +196,8 @@ if (reason) {
     const shared = build({ SPAWNGATE_LOCAL_SHARED_IDENTITY: '1' });
     expect(shared.warnings).toEqual([expect.stringMatching(/SPAWNGATE_LOCAL_SHARED_IDENTITY is set: every user's workloads run as spawngate's own user/)]);
     await expect(shared.backend.runAs(alice.name)).resolves.toMatchObject({ uid: 0, gid: 0, home: alice.home });
+    // Shared identity promises no isolation: a user without a directory runs with the spec's own HOME.
+    await expect(shared.backend.runAs(`nohome${tag}`)).resolves.toEqual({ uid: 0, gid: 0 });
     await shared.backend.close();
   });
 

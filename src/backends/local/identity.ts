@@ -16,7 +16,8 @@ export interface LocalIdentityOptions {
   homeRoot: string;
   /**
    * Every workload runs as spawngate's own user (root included, when spawngate is root). For a
-   * single-user or demo machine only: users then share files and processes. Default false.
+   * single-user or demo machine only: users then share files and processes. `<homeRoot>/<user>`, when
+   * it exists, is HOME and the working directory. Default false.
    */
   shared?: boolean;
   /** Accept root-owned homes (their workloads run as root). Default false. */
@@ -91,9 +92,14 @@ export class IdentityPolicy {
     if (!o) return self;
     const user = spec.env?.KERNEL_USERNAME;
     if (o.shared) {
+      // No isolation is promised here: the user's directory, when there is one, is HOME and the
+      // working directory; without one the spec's own HOME and working directory are used.
       if (user === undefined) return self;
-      const { home } = await workloadIdentity(o.homeRoot, user, { allowRoot: true });
-      return { ...self, home, user };
+      const home = await workloadIdentity(o.homeRoot, user, { allowRoot: true }).then(
+        (id) => id.home,
+        () => undefined,
+      );
+      return { ...self, user, ...(home ? { home } : {}) };
     }
     if (user === undefined) {
       throw new PermanentBackendError(
