@@ -25,7 +25,7 @@ import type { Metrics } from '../metrics';
 import type { ProfileCatalog } from '../profiles';
 import { serverWorkloadName } from '../profiles';
 import { ServerNotifier } from './server-notifier';
-import { answersHttp, sleep } from './server-readiness';
+import { answersHttp, beforeDeadline, sleep, StartDeadlineError } from './server-readiness';
 import type { JobInfo, JobQueue } from './types';
 import { UnrecoverableJobError } from './types';
 
@@ -209,17 +209,30 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     const overheadMs = performance.timeOrigin + performance.now() - data.receivedAt;
     metrics.startOverhead.observe(overheadMs / 1000);
     log.debug('backend called', { overheadMs, server: row.id });
+    const deadline = row.requested_at.getTime() + data.startTimeoutSeconds * 1000;
+    let lastProgress: string | undefined;
     let state: WorkloadState;
     try {
-      state = await backend.ensure(spec, (e) => {
-        if (e.type === 'progress' && e.message) {
-          const message = e.message;
-          progressWrites = progressWrites.then(() => event(row, 40, message)).catch(() => undefined);
-        }
-      });
+      // Bounded by the start deadline: a backend that never answers must not leave the start hanging.
+      state = await beforeDeadline(
+        backend.ensure(spec, (e) => {
+          if (e.type === 'progress' && e.message) {
+            const message = e.message;
+            lastProgress = message;
+            progressWrites = progressWrites.then(() => event(row, 40, message)).catch(() => undefined);
+          }
+        }),
+        deadline,
+        () => `the ${backend.name} backend did not create the server within ${data.startTimeoutSeconds} s${lastProgress ? ` (last: ${lastProgress})` : ''}`,
+      );
       await progressWrites;
     } catch (err) {
       await progressWrites;
+      if (err instanceof StartDeadlineError) {
+        await fail(row, err.message, { lastOutput: await outputOf(row.workload_name) });
+        await backend.stop(row.workload_name, { graceSeconds: 1 }).catch(() => undefined);
+        throw new UnrecoverableJobError(err.message);
+      }
       const message = (err as Error).message;
       if (err instanceof PermanentBackendError || job.attempt >= START_ATTEMPTS) {
         await fail(row, `could not start the server: ${message}`, { lastOutput: await outputOf(row.workload_name) });
@@ -236,7 +249,6 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
       return;
     }
     await transitionServer(db, row.id, row.generation, ['pending'], 'pending', { backendRef: state.ref ?? null });
-    const deadline = row.requested_at.getTime() + data.startTimeoutSeconds * 1000;
     let url = urlOf(state);
     while (!url) {
       // Pod or container scheduled but not yet addressed.
