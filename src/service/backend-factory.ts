@@ -16,7 +16,7 @@ import type { Logger } from '../logging';
 export function createBackend(config: Config, logger: Logger, db?: Db): Backend {
   switch (config.env.SPAWNGATE_BACKEND) {
     case 'local':
-      return createLocalBackend({ stateDir: path.join(config.dataDir, 'local'), logger });
+      return createLocalBackend({ stateDir: path.join(config.dataDir, 'local'), logger, niceIncrement: config.env.SPAWNGATE_LOCAL_NICE });
     case 'docker':
       // Where the engine is comes from DOCKER_HOST (dockerode reads it); nothing is contacted yet.
       return createDockerBackend(dockerOptionsFromConfig(config, logger));

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { logger as rootLogger, type Logger } from '../../logging';
 import {
@@ -55,6 +56,12 @@ export interface LocalBackendOptions {
   prlimit?: string | false;
   /** Seconds between liveness checks of adopted processes while someone watches. Default 1. */
   livenessIntervalSeconds?: number;
+  /**
+   * Nice increment (0-19) over spawngate's own priority that workloads run at. A burst of starting
+   * servers then cannot starve spawngate (and the hub) of CPU, which made their requests time out.
+   * Default 0 (the same priority).
+   */
+  niceIncrement?: number;
 }
 
 interface ExitInfo {
@@ -82,6 +89,7 @@ class LocalProcessBackend implements LocalBackend {
   private readonly log: LocalBackendLogger;
   private readonly prlimit: string | undefined;
   private readonly livenessMs: number;
+  private readonly niceIncrement: number;
   private readonly ready: Promise<void>;
   /** Processes this instance spawned and has not yet seen exit. */
   private readonly children = new Map<string, OwnChild>();
@@ -104,6 +112,7 @@ class LocalProcessBackend implements LocalBackend {
     this.log = options.logger ?? rootLogger.child({ component: 'backend-local' });
     this.prlimit = options.prlimit === false ? undefined : (options.prlimit ?? findPrlimit());
     this.livenessMs = Math.max(100, (options.livenessIntervalSeconds ?? 1) * 1000);
+    this.niceIncrement = Math.min(19, Math.max(0, Math.trunc(options.niceIncrement ?? 0)));
     this.ready = this.store.init();
     this.ready.catch(() => undefined); // surfaced by the first call that awaits it
   }
@@ -195,6 +204,8 @@ class LocalProcessBackend implements LocalBackend {
     this.children.set(name, { record, exited });
     const gate = child.stdio[3] as import('node:stream').Writable;
     gate.on('error', () => undefined); // a child that already died closed its end
+    // Set while the child waits at the gate, so the command and everything it starts inherit it.
+    if (this.niceIncrement > 0) lowerPriority(record.pid, this.niceIncrement, this.log);
     try {
       await this.store.write(record);
     } catch (err) {
@@ -416,6 +427,14 @@ class LocalProcessBackend implements LocalBackend {
 }
 
 /** A backend running workloads as local child processes; see LocalBackendOptions. */
+function lowerPriority(pid: number, increment: number, log: LocalBackendLogger): void {
+  try {
+    os.setPriority(pid, Math.min(19, os.getPriority() + increment));
+  } catch (err) {
+    log.warn('cannot lower the priority of a local workload', { pid, error: err });
+  }
+}
+
 export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
   return new LocalProcessBackend(options);
 }
