@@ -2,7 +2,7 @@
 # Lists the processes a test run left behind: every live descendant of ROOT_PID (scripts/test-all.sh,
 # which makes itself a child subreaper so that daemonized and orphaned processes — a podman service,
 # a redis-server, a hub, a kernel started with setsid — stay its descendants instead of moving to
-# init), except this check itself and the machine's own Postgres cluster and Redis on 6379, which setup
+# init), except this check itself (and the shells that called it) and the machine's own Postgres cluster and Redis on 6379, which setup
 # may have started for everyone. Prints "pid command" lines; exit status 1 when there are any.
 #   bash scripts/leftover-processes.sh ROOT_PID [--kill]
 # --kill also ends them (SIGTERM, then SIGKILL after 5 s), so a failed run leaves nothing either.
@@ -18,9 +18,11 @@ list() {
     function under(p, a,   n) { for (n = 0; p != "" && p > 1 && n < 100; n++) { if (p == a) return 1; p = ppid[p] } return 0 }
     function excluded(p,   n) { for (n = 0; p != "" && p > 1 && n < 100; n++) { if (p == self || machine(p)) return 1; if (p == root) return 0; p = ppid[p] } return 0 }
     END {
+      # The shells between the run and this check (e.g. a command substitution) are not leftovers.
+      for (a = ppid[self]; a != "" && a != root && a > 1; a = ppid[a]) caller[a] = 1
       for (i = 1; i <= NR; i++) {
         p = pid[i]
-        if (p == root || stat[p] ~ /^Z/ || !under(p, root) || excluded(p)) continue
+        if (p == root || (p in caller) || stat[p] ~ /^Z/ || !under(p, root) || excluded(p)) continue
         print p " " args[p]
       }
     }'
