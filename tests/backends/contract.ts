@@ -9,6 +9,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Backend, WorkloadEvent, WorkloadSpec, WorkloadState } from '../../src/backends/types';
+import { pollUntil as waitFor } from '../support/wait';
 
 export interface BackendUnderTest {
   backend: Backend;
@@ -44,22 +45,6 @@ export const CONTRACT_TESTS = [
   'watch reports an exit',
 ] as const;
 export type ContractTest = (typeof CONTRACT_TESTS)[number];
-
-/** Polls `fn` until `ok(value)`; returns the last value (the assertions then say what was wrong). */
-export async function waitFor<T>(
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 15_000,
-  everyMs = 100,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let value = await fn();
-  while (!ok(value) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, everyMs));
-    value = await fn();
-  }
-  return value;
-}
 
 /** Connects to host:port and returns the first line the server sends. */
 export function readLine(host: string, port: number, timeoutMs = 5_000): Promise<string> {

@@ -4,49 +4,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../support/ports';
+import { waitFor } from '../support/wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 /** Python with JupyterHub and the installed shim (scripts/setup-python.sh makes it). */
 export const HUB_PYTHON = process.env.SPAWNGATE_TEST_PYTHON ?? path.join(ROOT, '.venv-hub', 'bin', 'python');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value; an error `fatal` accepts ends the wait at once. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 20000,
-  everyMs = 100,
-  fatal: (err: unknown) => boolean = () => false,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      if (fatal(err)) throw err;
-      lastErr = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-}
+export { freePort } from '../support/ports';
+export { sleep, waitFor } from '../support/wait';
 
 export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
