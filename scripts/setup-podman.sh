@@ -10,7 +10,7 @@
 #                          (default /tmp/spawngate-podman)
 #   SPAWNGATE_TEST_IMAGE   image to build (default localhost/spawngate-test:latest)
 #
-# Why these settings (see ../shared/notes/test-environment.md): crun fails on these machines, runc
+# Why these settings (as found on Debian bookworm machines without systemd): crun fails there, runc
 # works; podman's default ulimits cannot be applied in this sandbox; cgroupfs, not systemd, manages
 # cgroups since there is no systemd.
 set -euo pipefail

@@ -91,6 +91,19 @@ class Response:
         return f"HTTP {self.status}"
 
 
+def _may_have_arrived(error):
+    """Whether a failed request may still have reached spawngate (see ServiceUnreachable).
+
+    tornado's simple client names the timeouts that happen before anything is
+    sent ("Timeout while connecting", "Timeout in request queue"); connection
+    errors are OSErrors. Anything else happened with the request on the wire.
+    """
+    if error is None or isinstance(error, OSError):
+        return False
+    message = getattr(error, "message", None) or str(error)
+    return not message.startswith(("Timeout while connecting", "Timeout in request queue"))
+
+
 class ServiceClient:
     """Speaks to one spawngate base URL with one token.
 
@@ -159,10 +172,10 @@ class ServiceClient:
             resp = await _http_client().fetch(req, raise_error=False)
         except HTTPClientError as e:
             # tornado reports timeouts and closed connections as code 599
-            raise ServiceUnreachable(self.display_url, e.message or str(e)) from e
+            raise ServiceUnreachable(self.display_url, e.message or str(e), _may_have_arrived(e)) from e
         except OSError as e:
             raise ServiceUnreachable(self.display_url, e.strerror or str(e)) from e
         if resp.code == 599:
             reason = str(resp.error) if resp.error else "no response"
-            raise ServiceUnreachable(self.display_url, reason)
+            raise ServiceUnreachable(self.display_url, reason, _may_have_arrived(resp.error))
         return Response(resp.code, resp.body if streaming_callback is None else b"")

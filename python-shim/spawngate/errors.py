@@ -39,17 +39,23 @@ class SpawngateConfigError(SpawngateError):
 
 
 class ServiceUnreachable(SpawngateError):
-    """spawngate could not be reached (connection refused, DNS, TLS, timeout)."""
+    """spawngate could not be reached (connection refused, DNS, TLS, timeout).
+
+    ``may_have_arrived`` is True when the request was sent but no answer came in
+    time (a timeout during the request, a connection closed mid-answer):
+    spawngate may then have acted on it. It is False when no connection was made.
+    """
 
     name = "ServiceUnreachable"
 
-    def __init__(self, url, reason):
+    def __init__(self, url, reason, may_have_arrived=False):
         super().__init__(
             f"spawngate at {url} is unreachable: {reason}. "
             "Check c.RemoteSpawner.service_url (env SPAWNGATE_URL) and that spawngate is running."
         )
         self.url = url
         self.reason = reason
+        self.may_have_arrived = may_have_arrived
 
 
 class SpawnRefused(SpawngateError, web.HTTPError):

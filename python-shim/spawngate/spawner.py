@@ -28,7 +28,7 @@ from traitlets import Enum, Float, Integer, List, Unicode, default
 
 from . import _client, _waiting
 from ._form import profile_from_form, render_profiles_form
-from .errors import ServiceUnreachable, SpawnFailed, SpawngateError, SpawnRefused
+from .errors import ServiceUnreachable, SpawnFailed, SpawngateError, SpawnRefused, SpawnTimeout
 
 STATE_KEY = "spawngate"
 _ALIVE_STATES = ("pending", "running", "stopping")
@@ -196,7 +196,9 @@ class RemoteSpawner(Spawner):
             last output lines.
           ServiceUnreachable: spawngate could not be reached for the start
             request, or stayed unreachable while waiting (names the URL).
-          SpawnTimeout: still ``pending`` after ``start_timeout`` seconds.
+          SpawnTimeout: still ``pending`` after ``start_timeout`` seconds, or
+            the start request got no answer by then (it is repeated while its
+            answer may have been lost; spawngate adopts the server it started).
 
         Idempotent on spawngate's side: a repeated start of a pending or
         running server adopts it instead of creating a second one.
@@ -222,14 +224,7 @@ class RemoteSpawner(Spawner):
             except (TypeError, ValueError) as e:
                 raise SpawnRefused(f"user_options cannot be sent to spawngate: {e}") from e
             self.log.info("Asking spawngate to start %s", self._log_name)
-            try:
-                resp = await service.request("POST", self._path(), body=body)
-            except ServiceUnreachable:
-                # Nothing can exist remotely: the hub's clean-up stop() after this
-                # failure must not wait out stop_timeout against a dead service.
-                self._start_never_reached = True
-                raise
-            self._start_never_reached = False
+            resp = await self._post_start(service, body, deadline)
             if resp.status in (400, 409, 422):
                 raise SpawnRefused(resp.message)
             if not resp.ok or not isinstance(resp.json, dict):
@@ -255,6 +250,43 @@ class RemoteSpawner(Spawner):
             raise
         finally:
             self._start_in_flight = False
+
+    async def _post_start(self, service, body, deadline):
+        """``POST …/server``, asked again while its answer may have been lost.
+
+        A start request that timed out after it was sent may have reached a busy
+        spawngate, which then starts the server; the start is idempotent there
+        (a pending or running server is adopted), so it is repeated until the
+        start deadline. Remembers whether any attempt may have arrived, so that
+        the hub's clean-up stop() after a failure reaches spawngate whenever
+        something may exist there, and returns at once when nothing can.
+        """
+        loop = asyncio.get_running_loop()
+        may_have_arrived = False
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                resp = await service.request(
+                    "POST", self._path(), body=body, timeout=max(1.0, min(self.request_timeout, remaining))
+                )
+            except ServiceUnreachable as e:
+                may_have_arrived = may_have_arrived or e.may_have_arrived
+                self._start_never_reached = not may_have_arrived
+                if not e.may_have_arrived:
+                    raise
+                if deadline - loop.time() < 1:
+                    raise SpawnTimeout(
+                        f"spawngate did not answer the start request within {self.start_timeout}"
+                        f" seconds ({e.reason}); it may be overloaded"
+                    ) from e
+                self.log.warning(
+                    "spawngate did not answer the start of %s in time (%s); asking again",
+                    self._log_name,
+                    e.reason,
+                )
+                continue
+            self._start_never_reached = False
+            return resp
 
     async def _stop_after_cancel(self, service, path):
         try:

@@ -75,6 +75,7 @@ class FakeSpawngate:
         self.url = "http://10.1.2.3:8888"
         self.fail_with = {"message": "pod was OOMKilled", "last_output": ["line one", "<b>line two</b>"], "exit_code": None}
         self.canned = []  # [(method, status, body)] answered once each, before normal handling
+        self.post_answer_delays = []  # seconds each next POST acts at once but answers late (a busy spawngate)
         self.outage = False  # answer every request 503
         self.progress_chunks = None  # list of bytes the progress stream sends
         self.progress_chunk_delay = 0.01
@@ -195,16 +196,20 @@ class ServerHandler(Base):
         finally:
             self.fake.active_streams -= 1
 
-    def post(self, user, name, progress):
+    async def post(self, user, name, progress):
         key = self.key(user, name)
         server = self.fake.servers.get(key)
         if server and server.model["state"] in ("pending", "running"):
+            if self.fake.post_answer_delays:
+                await asyncio.sleep(self.fake.post_answer_delays.pop(0))
             return self.write(server.model)
         options = self.json_body().get("user_options", {})
         if options.get("profile") not in (None, "small", "large"):
             return self.error(400, f"unknown profile {options['profile']!r}")
         server = self.fake.add_server(*key)
         asyncio.ensure_future(self.fake.run_plan(server))
+        if self.fake.post_answer_delays:
+            await asyncio.sleep(self.fake.post_answer_delays.pop(0))
         self.set_status(202)
         self.write(server.model)
 

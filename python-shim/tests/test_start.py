@@ -191,3 +191,26 @@ async def test_stop_after_unreachable_start_returns_at_once(spawner_for):
     t0 = time.monotonic()
     await spawner.stop()
     assert time.monotonic() - t0 < 1
+
+
+async def test_start_whose_answer_is_lost_is_asked_again_and_adopts_the_server(fake, spawner_for):
+    """A busy spawngate acts on the start but answers after request_timeout: ask again, no second server."""
+    fake.post_answer_delays = [2.5]
+    spawner = spawner_for(fake.base_url, request_timeout=1, start_timeout=10)
+    assert await spawner.start() == fake.url
+    assert len(fake.of("POST")) == 2
+    assert fake.generation == 1  # the repeated start adopted the first one's server
+
+
+async def test_start_never_answered_times_out_and_the_hubs_stop_reaches_spawngate(fake, spawner_for):
+    """The server may exist remotely, so the clean-up stop() after the failure must tell spawngate."""
+    fake.post_answer_delays = [30, 30, 30, 30]
+    spawner = spawner_for(fake.base_url, request_timeout=1, start_timeout=3)
+    with pytest.raises(SpawnTimeout) as info:
+        await spawner.start()
+    assert "did not answer the start request" in str(info.value)
+    assert isinstance(info.value, asyncio.TimeoutError)  # JupyterHub reports a start timeout
+    await spawner.stop()
+    [delete] = fake.of("DELETE")
+    assert delete.path == "/api/users/alice/server"
+    assert fake.servers[("alice", "")].model["state"] == "stopped"

@@ -19,6 +19,7 @@ export function createBackend(config: Config, logger: Logger, db?: Db): Backend 
       const local = createLocalBackend({
         stateDir: path.join(config.dataDir, 'local'),
         logger,
+        niceIncrement: config.env.SPAWNGATE_LOCAL_NICE,
         identity: {
           homeRoot: config.env.SPAWNGATE_HOME_ROOT,
           shared: config.env.SPAWNGATE_LOCAL_SHARED_IDENTITY,

@@ -230,6 +230,13 @@ export const envSchema = z.object({
   SPAWNGATE_LOCAL_ALLOW_ROOT: boolFromEnv
     .default(false)
     .describe('local backend: accept root-owned homes, whose workloads then run as root (default 0: refused)'),
+  SPAWNGATE_LOCAL_NICE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(19)
+    .default(10)
+    .describe('nice increment of local workloads over spawngate: under CPU contention a burst of starting servers cannot starve spawngate and the hub (0-19, default 10; it changes nothing on an idle machine)'),
   SPAWNGATE_SECRET_KEY: z
     .string()
     .regex(/^[A-Za-z0-9+/=_-]{43,}$/, 'must be 32 random bytes, base64 (openssl rand -base64 32)')

@@ -8,7 +8,7 @@ import { PermanentBackendError, TransientBackendError, type WorkloadState } from
 import { beginServerStart, getServer, transitionServer, type ServerRow } from '../db';
 import { hostProcessEnv, isGone, portWasTaken, stopQuietly, UnrecoverableJobError, waitForAddress, type JobInfo } from '../jobs';
 import type { ServerContext } from './server-context';
-import { answersHttp, sleep } from './server-readiness';
+import { answersHttp, beforeDeadline, sleep, StartDeadlineError } from './server-readiness';
 import { buildServerSpec } from './server-spec';
 
 export const SERVER_START_JOB = 'server.start';
@@ -99,17 +99,30 @@ export function startJobHandler(ctx: ServerContext) {
     const overheadMs = performance.timeOrigin + performance.now() - data.receivedAt;
     metrics.startOverhead.observe(overheadMs / 1000);
     log.debug('backend called', { overheadMs, server: row.id });
+    const deadline = row.requested_at.getTime() + data.startTimeoutSeconds * 1000;
+    let lastProgress: string | undefined;
     let state: WorkloadState;
     try {
-      state = await backend.ensure(spec, (e) => {
-        if (e.type === 'progress' && e.message) {
-          const message = e.message;
-          progressWrites = progressWrites.then(() => ctx.event(row, 40, message)).catch(() => undefined);
-        }
-      });
+      // Bounded by the start deadline: a backend that never answers must not leave the start hanging.
+      state = await beforeDeadline(
+        backend.ensure(spec, (e) => {
+          if (e.type === 'progress' && e.message) {
+            const message = e.message;
+            lastProgress = message;
+            progressWrites = progressWrites.then(() => ctx.event(row, 40, message)).catch(() => undefined);
+          }
+        }),
+        deadline,
+        () => `the ${backend.name} backend did not create the server within ${data.startTimeoutSeconds} s${lastProgress ? ` (last: ${lastProgress})` : ''}`,
+      );
       await progressWrites;
     } catch (err) {
       await progressWrites;
+      if (err instanceof StartDeadlineError) {
+        await ctx.fail(row, err.message, { lastOutput: await ctx.outputOf(row.workload_name) });
+        await stopQuietly(backend, row.workload_name, 1);
+        throw new UnrecoverableJobError(err.message);
+      }
       const message = (err as Error).message;
       if (err instanceof PermanentBackendError || job.attempt >= START_ATTEMPTS) {
         await ctx.fail(row, `could not start the server: ${message}`, { lastOutput: await ctx.outputOf(row.workload_name) });
@@ -126,7 +139,6 @@ export function startJobHandler(ctx: ServerContext) {
       return;
     }
     await transitionServer(db, row.id, row.generation, ['pending'], 'pending', { backendRef: state.ref ?? null });
-    const deadline = row.requested_at.getTime() + data.startTimeoutSeconds * 1000;
     // Pod or container scheduled but not yet addressed: wait for the address.
     state = await waitForAddress(backend, row.workload_name, state, deadline, (s) => urlOf(s) !== undefined);
     const url = urlOf(state);

@@ -15,6 +15,7 @@ export interface ForeignWorkload {
   exists: () => Promise<boolean>;
   remove: () => Promise<void>;
 }
+import { pollUntil as waitFor } from '../support/wait';
 
 export interface BackendUnderTest {
   backend: Backend;
@@ -60,22 +61,6 @@ export const CONTRACT_TESTS = [
   'a watch listener that throws does not stop the others',
 ] as const;
 export type ContractTest = (typeof CONTRACT_TESTS)[number];
-
-/** Polls `fn` until `ok(value)`; returns the last value (the assertions then say what was wrong). */
-export async function waitFor<T>(
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 15_000,
-  everyMs = 100,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let value = await fn();
-  while (!ok(value) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, everyMs));
-    value = await fn();
-  }
-  return value;
-}
 
 /** Connects to host:port and returns the first line the server sends. */
 export function readLine(host: string, port: number, timeoutMs = 5_000): Promise<string> {

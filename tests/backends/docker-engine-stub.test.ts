@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createDockerBackend, type DockerBackendOptions } from '../../src/backends/docker';
+import { createDockerBackend } from '../../src/backends/docker';
 import { PermanentBackendError, type WorkloadEvent } from '../../src/backends/types';
+import { testLogger as silent } from '../support/logger';
 
-const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as unknown as DockerBackendOptions['logger'];
 
 interface Stub {
   socketPath: string;

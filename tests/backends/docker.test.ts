@@ -22,16 +22,12 @@ import {
 import { labelKeys } from '../../src/backends/docker/container-spec';
 import { stateFromInspect } from '../../src/backends/docker/container-state';
 import { lastLines, timestampedText } from '../../src/backends/docker/log-frames';
+import { testLogger as silent } from '../support/logger';
 import { HOST_BINDS, PODMAN_DIR, TEST_IMAGE as IMAGE, TEST_UID as UID, podman as podmanAt, prepareEngine } from '../support/podman';
-import { readLine, SLEEP_FOREVER, testBackend, waitFor } from './contract';
+import { readLine, SLEEP_FOREVER, testBackend } from './contract';
+import { pollUntil as waitFor } from '../support/wait';
 
 const PY = '/usr/bin/python3';
-
-const silent = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-} as unknown as DockerBackendOptions['logger'];
 
 const engine = prepareEngine();
 

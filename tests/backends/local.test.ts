@@ -9,16 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../src/backends/local';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../src/backends/types';
-import { SLEEP_FOREVER, testBackend, waitFor } from './contract';
+import { SLEEP_FOREVER, testBackend } from './contract';
+import { testLogger as silent } from '../support/logger';
+import { pollUntil as waitFor } from '../support/wait';
 import { RecentPorts, resolvePorts } from '../../src/backends/local/launch';
 import { canCreateUsers, createSystemUser, removeSystemUsers } from '../support/system-users';
 
 const PY = '/usr/bin/python3';
-const silent = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-} as unknown as LocalBackendOptions['logger'];
 
 function tempDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'sg-local-'));

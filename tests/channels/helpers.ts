@@ -7,12 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { WebSocket, WebSocketServer } from 'ws';
+import { freePorts } from '../support/ports';
 import {
   KernelClient,
   kernelWebSocketServerOptions,
@@ -24,23 +24,7 @@ import {
 
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
-/** `n` distinct free TCP ports on 127.0.0.1 (held open together so they differ). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolve, reject) => {
-          const s = createNetServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts } from '../support/ports';
 
 export async function newConnectionInfo(
   key = randomBytes(32).toString('hex'),

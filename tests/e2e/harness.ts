@@ -4,41 +4,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../support/ports';
+import { waitFor } from '../support/wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 /** Python with JupyterHub and the installed shim (scripts/setup-python.sh makes it). */
 export const HUB_PYTHON = process.env.SPAWNGATE_TEST_PYTHON ?? path.join(ROOT, '.venv-hub', 'bin', 'python');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-}
+export { freePort } from '../support/ports';
+export { sleep, waitFor } from '../support/wait';
 
 export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
@@ -46,25 +22,33 @@ export function tmpDir(prefix: string): string {
 
 export interface Proc {
   child: ChildProcess;
+  /** The last ~200-400 kB of output; the whole output is in `logFile` when one was given. */
   output: () => string;
+  logFile?: string;
   /** Resolves with the exit code once the process is gone. */
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startProcess(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }): Proc {
+export function startProcess(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; logFile?: string }): Proc {
   const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The whole output also goes to a file: a failure late in a long test must not have lost its start.
+  const log = opts.logFile ? fs.openSync(opts.logFile, 'a') : undefined;
   let out = '';
   const keep = (b: Buffer): void => {
+    if (log !== undefined) fs.writeSync(log, b);
     out += b.toString();
     if (out.length > 400_000) out = out.slice(-200_000);
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
+  // 'close' (every pipe closed, which a surviving grandchild can delay) ends the log; 'exit' the process.
+  if (log !== undefined) child.on('close', () => fs.closeSync(log));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return {
     child,
     output: () => out,
+    logFile: opts.logFile,
     exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -74,6 +58,16 @@ export function startProcess(cmd: string, args: string[], opts: { env: NodeJS.Pr
       clearTimeout(t);
     },
   };
+}
+
+/** A process that did not come up is stopped before the error goes on: nothing is left running. */
+async function stopIfFails<T>(proc: Proc, wait: () => Promise<T>): Promise<T> {
+  try {
+    return await wait();
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
 }
 
 export interface Spawngate extends Proc {
@@ -101,15 +95,17 @@ export async function startSpawngate(opts: { dataDir?: string; port?: number; en
     SPAWNGATE_LOG_LEVEL: 'debug',
     ...opts.env,
   };
-  const proc = startProcess(process.execPath, [path.join(ROOT, 'bin', 'spawngate.js'), 'serve'], { env, cwd: ROOT });
+  const proc = startProcess(process.execPath, [path.join(ROOT, 'bin', 'spawngate.js'), 'serve'], { env, cwd: ROOT, logFile: path.join(dataDir, 'spawngate.log') });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    'spawngate /healthz',
-    async () => {
-      if (proc.child.exitCode !== null) throw new Error(`spawngate exited: ${proc.output()}`);
-      return (await fetch(`${url}/healthz`)).ok;
-    },
-    30000,
+  await stopIfFails(proc, () =>
+    waitFor(
+      'spawngate /healthz',
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error(`spawngate exited: ${proc.output()}`);
+        return (await fetch(`${url}/healthz`)).ok;
+      },
+      60000,
+    ),
   );
   return { ...proc, url, port, hubToken, adminToken, dataDir, env };
 }
@@ -163,7 +159,7 @@ ${opts.extraConfig ?? ''}
     NODE_PATH: '/usr/share/nodejs',
     SPAWNGATE_HUB_TOKEN: opts.hubToken,
   };
-  const proc = startProcess(HUB_PYTHON, ['-m', 'jupyterhub', '-f', path.join(dir, 'jupyterhub_config.py')], { env, cwd: dir });
+  const proc = startProcess(HUB_PYTHON, ['-m', 'jupyterhub', '-f', path.join(dir, 'jupyterhub_config.py')], { env, cwd: dir, logFile: path.join(dir, 'jupyterhub.log') });
   const url = `http://127.0.0.1:${port}`;
   const api = async <T>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${url}/hub/api${p}`, {
@@ -174,14 +170,16 @@ ${opts.extraConfig ?? ''}
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
-  await waitFor(
-    'JupyterHub API',
-    async () => {
-      if (proc.child.exitCode !== null) throw new Error(`jupyterhub exited: ${proc.output().slice(-3000)}`);
-      return (await fetch(`${url}/hub/api`)).ok;
-    },
-    60000,
-    250,
+  await stopIfFails(proc, () =>
+    waitFor(
+      'JupyterHub API',
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error(`jupyterhub exited: ${proc.output().slice(-3000)}`);
+        return (await fetch(`${url}/hub/api`)).ok;
+      },
+      60000,
+      250,
+    ),
   );
   return { ...proc, url, token, dir, api };
 }

@@ -37,6 +37,9 @@ fs.writeFileSync(
 
 let sg: Spawngate;
 let hub: Hub;
+// 50 Python servers starting at once need about 75 CPU-seconds: on 2 cores shared with other work that
+// is more than the harness's 60 s start timeout, and the hub would give up on the last ones.
+const HUB_CONFIG = 'c.Spawner.start_timeout = 150';
 
 async function sgApi<T>(p: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(`${sg.url}${p}`, { ...init, headers: { Authorization: `token ${sg.hubToken}`, 'Content-Type': 'application/json', ...init.headers } });
@@ -50,11 +53,33 @@ function localPid(user: string, server = ''): number {
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number }).pid;
 }
 
-async function waitReady(user: string, server = '', timeoutMs = 60000): Promise<HubUser> {
+/**
+ * Waits until the hub reports the server ready. A spawn the hub gave up on (the server vanished from its
+ * model after it was seen) fails at once with what the hub logged about it and what spawngate recorded.
+ */
+async function waitReady(user: string, server = '', timeoutMs = 60000, everyMs = 100, abandoned = () => false): Promise<HubUser> {
+  let seen = false;
   return waitFor(`${user}/${server} ready`, async () => {
+    if (abandoned()) throw new GaveUp(`stopped waiting for ${user}/${server}: another spawn failed`);
     const { body } = await hub.api<HubUser>('GET', `/users/${user}`);
-    return body.servers?.[server]?.ready ? body : undefined;
-  }, timeoutMs, 100);
+    const model = body.servers?.[server];
+    if (model?.ready) return body;
+    if (model) seen = true;
+    else if (seen) throw new GaveUp(`the hub gave up on ${user}/${server}: ${await whySpawnFailed(user, server)}`);
+    return undefined;
+  }, timeoutMs, everyMs, (err) => err instanceof GaveUp);
+}
+
+class GaveUp extends Error {}
+
+/** The hub's log lines about a user's failed spawn and spawngate's record of the server. */
+async function whySpawnFailed(user: string, server: string): Promise<string> {
+  const hubSaid = (hub.logFile ? fs.readFileSync(hub.logFile, 'utf8') : hub.output())
+    .split('\n')
+    .filter((l) => /^\[(E|W)/.test(l) && l.includes(user))
+    .slice(-3);
+  const { body } = await sgApi<SgServer & { message?: string }>(`/api/users/${user}/server${server ? `s/${server}` : ''}`).catch(() => ({ body: undefined }));
+  return `hub: ${hubSaid.join(' | ') || '(nothing logged)'}; spawngate: ${body ? `${body.state}${body.message ? ` (${body.message})` : ''}` : 'no record'}`;
 }
 
 async function startServer(user: string, server = '', options?: object): Promise<number> {
@@ -101,7 +126,7 @@ async function spawnFailure(h: Hub, user: string, expected: RegExp): Promise<voi
 
 beforeAll(async () => {
   sg = await startSpawngate({ env: { SPAWNGATE_CONFIG: configFile } });
-  hub = await startHub({ spawngateUrl: sg.url, hubToken: sg.hubToken });
+  hub = await startHub({ spawngateUrl: sg.url, hubToken: sg.hubToken, extraConfig: HUB_CONFIG });
 });
 
 afterAll(async () => {
@@ -197,7 +222,7 @@ test('the hub restarts while a server runs and still reaches and stops it', asyn
   const pid = localPid('frank');
   await hub.stop();
   expect(pidAlive(pid)).toBe(true);
-  hub = await startHub({ spawngateUrl: sg.url, hubToken: sg.hubToken, dir: hub.dir });
+  hub = await startHub({ spawngateUrl: sg.url, hubToken: sg.hubToken, dir: hub.dir, extraConfig: HUB_CONFIG });
   await waitReady('frank');
   // The restarted hub re-creates its proxy routes shortly after it reports the server ready.
   await waitFor('frank reachable through the new proxy', async () => {
@@ -229,7 +254,16 @@ test('50 users started at once all become ready, none twice', async () => {
   const users = Array.from({ length: 50 }, (_, i) => `load${i}`);
   await Promise.all(users.map((u) => hub.api('POST', `/users/${u}`)));
   await Promise.all(users.map((u) => hub.api('POST', `/users/${u}/server`)));
-  await Promise.all(users.map((u) => waitReady(u, '', 150_000)));
+  // Every 500 ms, not 100: 50 users polled ten times a second is itself a load the hub notices.
+  let failed = false; // the first failure ends every other wait too, so nothing polls on after the test
+  await Promise.all(
+    users.map((u) =>
+      waitReady(u, '', 150_000, 500, () => failed).catch((err: unknown) => {
+        failed = true;
+        throw err;
+      }),
+    ),
+  );
   const { body } = await sgApi<{ servers: SgServer[] }>('/api/servers');
   const running = body.servers.filter((s) => s.user.startsWith('load') && s.state === 'running');
   expect(running).toHaveLength(50);

@@ -1,19 +1,19 @@
 /**
- * Test helper: renders helm/spawngate with chart-render (the shared tool that runs Helm's template
- * engine and function library without a helm binary) and parses the output.
- *
- * The binary is built once into a cache directory from ../shared/tools/chart-render (tests may use
- * ../shared; the project does not at run time). `CHART_RENDER=/path/to/binary` skips the build.
+ * Test helper: renders helm/spawngate and parses the output. The renderer is `helm template` when
+ * helm is on PATH, otherwise the repository's own tools/chart-render (Go text/template + sprig, built
+ * from Debian packages into a cache keyed by its source, so an edited renderer is rebuilt).
+ * `SPAWNGATE_CHART_RENDERER=helm|chart-render` forces one; `CHART_RENDER=/path/to/binary` skips the build.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 
 export const REPO = path.resolve(__dirname, '../..');
 export const CHART = path.join(REPO, 'helm/spawngate');
-const TOOL_DIR = path.resolve(REPO, '../shared/tools/chart-render');
+const TOOL_DIR = path.join(REPO, 'tools/chart-render');
 
 export interface K8sObject {
   apiVersion: string;
@@ -23,22 +23,35 @@ export interface K8sObject {
   [key: string]: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-/** Path of a chart-render binary, building it (Debian Go packages; apt as root) if needed. */
+export type Renderer = 'helm' | 'chart-render';
+
+/** Absolute path of `helm` on PATH, or undefined. */
+export function helmBinary(): string | undefined {
+  const r = spawnSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+/** The renderer the chart tests use unless told otherwise. */
+export function defaultRenderer(): Renderer {
+  const forced = process.env.SPAWNGATE_CHART_RENDERER;
+  if (forced === 'helm' || forced === 'chart-render') return forced;
+  if (forced) throw new Error(`SPAWNGATE_CHART_RENDERER=${forced}: expected helm or chart-render`);
+  return helmBinary() ? 'helm' : 'chart-render';
+}
+
+/** Path of the in-repo chart-render binary, building it (tools/chart-render/build.sh) if needed. */
 export function chartRenderBinary(): string {
   if (process.env.CHART_RENDER) return process.env.CHART_RENDER;
+  const hash = createHash('sha256');
+  for (const f of readdirSync(TOOL_DIR).sort()) hash.update(f).update(readFileSync(path.join(TOOL_DIR, f)));
   const cacheDir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'spawngate-tests');
-  const bin = path.join(cacheDir, 'chart-render');
-  const source = path.join(TOOL_DIR, 'main.go');
-  const fresh = existsSync(bin) && (!existsSync(source) || statSync(bin).mtimeMs >= statSync(source).mtimeMs);
-  if (fresh) return bin;
-  if (!existsSync(path.join(TOOL_DIR, 'build.sh'))) {
-    throw new Error(`chart-render not found: expected ${TOOL_DIR}/build.sh (or set CHART_RENDER)`);
-  }
+  const bin = path.join(cacheDir, `chart-render-${hash.digest('hex').slice(0, 16)}`);
+  if (existsSync(bin)) return bin;
   mkdirSync(cacheDir, { recursive: true });
   const tmp = `${bin}.${process.pid}`;
   const r = spawnSync('bash', [path.join(TOOL_DIR, 'build.sh'), tmp], { encoding: 'utf8', timeout: 900_000 });
-  if (r.status !== 0) throw new Error(`building chart-render failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  execFileSync('mv', [tmp, bin]);
+  if (r.status !== 0) throw new Error(`building tools/chart-render failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  renameSync(tmp, bin);
   return bin;
 }
 
@@ -52,7 +65,7 @@ export interface RenderOptions {
   chart?: string;
 }
 
-function args(o: RenderOptions): string[] {
+function valueArgs(o: RenderOptions): string[] {
   const a: string[] = [];
   for (const f of o.files ?? []) a.push('-f', f);
   if (o.values?.length) {
@@ -63,20 +76,25 @@ function args(o: RenderOptions): string[] {
       a.push('-f', f);
     });
   }
-  a.push('--name', o.name ?? 'sg', '--namespace', o.namespace ?? 'spawngate', o.chart ?? CHART);
   return a;
 }
 
-/** Raw output and exit status (for expected failures). */
-export function renderRaw(o: RenderOptions = {}): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(chartRenderBinary(), args(o), { encoding: 'utf8' });
+/** Raw output and exit status (for expected failures), from the given renderer. */
+export function renderRaw(o: RenderOptions = {}, renderer: Renderer = defaultRenderer()): { status: number; stdout: string; stderr: string } {
+  const name = o.name ?? 'sg';
+  const namespace = o.namespace ?? 'spawngate';
+  const chart = o.chart ?? CHART;
+  const r =
+    renderer === 'helm'
+      ? spawnSync(helmBinary() ?? 'helm', ['template', name, chart, '--namespace', namespace, ...valueArgs(o)], { encoding: 'utf8' })
+      : spawnSync(chartRenderBinary(), [...valueArgs(o), '--name', name, '--namespace', namespace, chart], { encoding: 'utf8' });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Every rendered document, parsed; throws with chart-render's message on a render error. */
-export function render(o: RenderOptions = {}): K8sObject[] {
-  const r = renderRaw(o);
-  if (r.status !== 0) throw new Error(`chart-render failed (${r.status}): ${r.stderr}${r.stdout}`);
+/** Every rendered document, parsed; throws with the renderer's message on a render error. */
+export function render(o: RenderOptions = {}, renderer: Renderer = defaultRenderer()): K8sObject[] {
+  const r = renderRaw(o, renderer);
+  if (r.status !== 0) throw new Error(`${renderer} failed (${r.status}): ${r.stderr}${r.stdout}`);
   return parseDocs(r.stdout);
 }
 

@@ -1,6 +1,7 @@
 /**
- * helm/spawngate: rendered with Helm's template engine (chart-render) under default values, the EKS
- * example and option combinations; every document validated against the Kubernetes schemas
+ * helm/spawngate: rendered with `helm template`, or without helm by tools/chart-render (Helm's engine:
+ * text/template + sprig), under default values, the EKS example and option combinations (scenarios.ts);
+ * every document validated against the Kubernetes schemas
  * (kubernetes-models); least privilege, pod security, NetworkPolicies and secret handling checked;
  * values.schema.json checked to refuse bad values.
  */
@@ -12,72 +13,10 @@ import Ajv from 'ajv';
 import { fileConfigJsonSchema } from '../../src/config';
 import YAML from 'yaml';
 import { buildPod } from '../../src/backends/kubernetes';
-import { CHART, chartRenderBinary, K8sObject, mergeValues, nth, parseDocs, render, renderRaw, REPO, selects } from './chart-render';
+import { ADMIN_TOKEN, DB_URL, EKS, external, HUB_TOKEN, REDIS_URL, scenarios, SECRET_ENV, SECRET_KEY } from './scenarios';
+import { CHART, chartRenderBinary, defaultRenderer, K8sObject, mergeValues, nth, parseDocs, render, renderRaw, REPO, selects } from './chart-render';
 
 jest.setTimeout(900_000);
-
-const EKS = path.join(CHART, 'examples/eks-values.yaml');
-const SECRET_ENV = ['SPAWNGATE_HUB_TOKEN', 'SPAWNGATE_ADMIN_TOKEN', 'SPAWNGATE_SECRET_KEY', 'SPAWNGATE_DATABASE_URL', 'SPAWNGATE_REDIS_URL'];
-const HUB_TOKEN = 'hub-token-0123456789-abcdef';
-const ADMIN_TOKEN = 'admin-token-0123456789-abcdef';
-const SECRET_KEY = 'c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXkxMjM=';
-const DB_URL = 'postgres://spawngate:db-password-xyz@db.example:5432/spawngate';
-const REDIS_URL = 'rediss://:redis-password-xyz@cache.example:6379';
-const external = {
-  postgresql: { enabled: false },
-  redis: { enabled: false },
-  secrets: { hubToken: HUB_TOKEN, adminToken: ADMIN_TOKEN, secretKey: SECRET_KEY, databaseUrl: DB_URL, redisUrl: REDIS_URL },
-};
-
-/** Scenarios: name → render options. */
-const scenarios: Record<string, Parameters<typeof render>[0]> = {
-  defaults: {},
-  eks: { files: [EKS], name: 'spawngate', namespace: 'spawngate' },
-  external: { values: [external] },
-  'existing secret, no trial': { values: [{ postgresql: { enabled: false }, redis: { enabled: false }, secrets: { existingSecret: 'mine' } }] },
-  'hpa + homes + several namespaces': {
-    values: [
-      external,
-      {
-        api: { autoscaling: { enabled: true } },
-        homes: { enabled: true, existingClaim: 'homes' },
-        workloads: { namespaces: ['exp-a', 'exp-b'] },
-        networkPolicy: { hub: { namespace: 'jhub' } },
-      },
-    ],
-  },
-  'oidc with introspection': {
-    values: [
-      external,
-      {
-        secrets: { oidcClientSecret: 'oidc-client-secret-value' },
-        config: {
-          oidc: {
-            issuer: 'https://idp.example.org/realms/research',
-            audience: 'spawngate',
-            admin_values: ['spawngate-admins'],
-            group_experiments: { 'lab-genomics': 'genomics' },
-            introspection: true,
-            client_id: 'spawngate',
-          },
-        },
-      },
-    ],
-  },
-  'everything optional off': {
-    values: [
-      external,
-      {
-        networkPolicy: { enabled: false },
-        rbac: { create: false },
-        serviceAccount: { create: false, name: 'preexisting' },
-        migrations: { enabled: false },
-        api: { podDisruptionBudget: { enabled: false } },
-        worker: { podDisruptionBudget: { enabled: false } },
-      },
-    ],
-  },
-};
 
 const renders: Record<string, K8sObject[]> = {};
 const rendered = (name: string): K8sObject[] => {
@@ -88,7 +27,7 @@ const rendered = (name: string): K8sObject[] => {
 let rbacRules: unknown;
 
 beforeAll(() => {
-  chartRenderBinary(); // build once (cached) before the first render
+  if (defaultRenderer() === 'chart-render') chartRenderBinary(); // build once (cached) before the first render
   for (const [name, o] of Object.entries(scenarios)) renders[name] = render(o);
   const doc = readFileSync(path.join(REPO, 'docs/kubernetes-rbac.md'), 'utf8');
   const block = /```yaml\n([\s\S]*?)```/.exec(doc);

@@ -4,9 +4,8 @@
  * dying mid-job, a Redis outage. Every test uses its own key prefix, removed afterwards through the
  * public API (`destroy`), and checks that nothing is left behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import {
   createBullmqQueue,
@@ -16,10 +15,13 @@ import {
   type BullmqQueueOptions,
 } from '../../src/jobs';
 import { testJobQueue } from './contract';
-import { eventually, gate, sleep, testLogger, timed } from './helpers';
+import { gate, timed } from './helpers';
+import { testLogger } from '../support/logger';
+import { freePort } from '../support/ports';
+import { startRedisServer, stopChild } from '../support/redis-server';
+import { eventually, sleep } from '../support/wait';
 
 const REDIS_URL = process.env.SPAWNGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
 /** Prefixes used by the current test, with the URL of the Redis they live in. */
 let used: { url: string; prefix: string }[] = [];
@@ -240,47 +242,6 @@ describe('BullMQ job queue', () => {
   }, 60_000);
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A throwaway redis-server without persistence on `port`, resolved once it answers PING. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  const up = await eventually(() => pong(port), 10_000, 50);
-  if (!up) throw new Error(`redis-server did not start on port ${port}`);
-  return child;
-}
-
-/** True if something on `port` answers a raw PING with +PONG. */
-function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('data', (chunk) => done(chunk.toString().startsWith('+PONG')));
-    socket.once('connect', () => socket.write('PING\r\n'));
-  });
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
+/** A throwaway redis-server on `port` (tests/support), as the process these tests pause and kill. */
+const startRedis = async (port: number): Promise<ChildProcess> => (await startRedisServer(port)).child;
+const stopRedis = stopChild;

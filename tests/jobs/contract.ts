@@ -8,7 +8,8 @@
  * API), in its own `afterEach`.
  */
 import { QueueUnavailableError, UnrecoverableJobError, type JobInfo, type JobQueue } from '../../src/jobs';
-import { eventually, gate, sleep, timed, type Gate } from './helpers';
+import { gate, timed, type Gate } from './helpers';
+import { eventually, sleep } from '../support/wait';
 
 export interface JobQueueContractOptions {
   name: string;

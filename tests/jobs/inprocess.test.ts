@@ -1,7 +1,7 @@
 /** The in-process job queue against the shared contract, plus what only it does. */
 import { createInProcessQueue, openJobQueue } from '../../src/jobs';
 import { testJobQueue } from './contract';
-import { testLogger } from './helpers';
+import { testLogger } from '../support/logger';
 
 testJobQueue({
   name: 'inprocess',

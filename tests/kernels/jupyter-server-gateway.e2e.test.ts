@@ -14,6 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import type { Identity } from '../../src/spawner-api';
+import { freePort } from '../support/ports';
 import {
   condaEnv,
   condaKernelsDir,
@@ -49,17 +50,6 @@ interface Listing {
     string,
     { name: string; spec: Record<string, unknown>; resources: Record<string, string> }
   >;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 interface JupyterServer {

@@ -7,61 +7,26 @@
  * Every kernel a test starts carries `KERNEL_TEST_TAG=<tag>` in its environment (KERNEL_* variables
  * reach kernels), so the test can find every process it caused — and prove none is left behind.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { createTestPostgres, type TestPostgres } from '../db/helpers';
-import { freePort, ROOT, sleep, startProcess, tmpDir, waitFor, type Proc } from '../e2e/harness';
+import { ROOT, startProcess, tmpDir, type Proc } from '../e2e/harness';
+import { freePort } from '../support/ports';
+import { startRedisServer, type RedisServer } from '../support/redis-server';
+import { sleep, waitFor } from '../support/wait';
 
 export { freePort, sleep, waitFor };
 
 export const PYTHON = '/usr/bin/python3';
-const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
 // ——— Redis ———
 
-export interface RedisServer {
-  port: number;
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** True if something on `port` answers a raw PING with +PONG. */
-function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('data', (chunk) => done(chunk.toString().startsWith('+PONG')));
-    socket.once('connect', () => socket.write('PING\r\n'));
-  });
-}
-
-/** A throwaway redis-server without persistence; `port` given to restart one on the same port. */
-export async function startRedis(port?: number): Promise<RedisServer> {
-  const p = port ?? (await freePort());
-  const child = spawn(REDIS_SERVER, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await waitFor(`redis-server on ${p}`, () => pong(p), 10_000, 50);
-  return {
-    port: p,
-    url: `redis://127.0.0.1:${p}`,
-    child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+/** A throwaway redis-server without persistence (tests/support); `port` given to restart one on the same port. */
+export const startRedis = (port?: number): Promise<RedisServer> => startRedisServer(port);
+export type { RedisServer };
 
 // ——— Home tree and kernelspecs ———
 

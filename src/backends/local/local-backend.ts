@@ -7,6 +7,7 @@
  * identity a workload runs with is identity.ts's rule (the owner of the user's home when spawngate is
  * root); the state directory stays spawngate's own (0700), so no workload can list it.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { logger as rootLogger } from '../../logging';
 import type { LocalBackend, LocalBackendLogger, LocalBackendOptions } from './options';
@@ -52,6 +53,7 @@ class LocalProcessBackend implements LocalBackend {
   private readonly adopted = new Map<string, ProcessIdentity>();
   private readonly listeners: ListenerSet;
   private readonly identity: IdentityPolicy;
+  private readonly niceIncrement: number;
   /** Ports handed out lately, never offered twice while their workload may still be binding them. */
   private readonly recentPorts = new RecentPorts();
   /** Names whose `stop` is terminating the process right now (their exit status is not persisted). */
@@ -68,6 +70,7 @@ class LocalProcessBackend implements LocalBackend {
     this.livenessMs = Math.max(100, (options.livenessIntervalSeconds ?? 1) * 1000);
     this.listeners = new ListenerSet(this.log);
     this.identity = new IdentityPolicy(options.identity);
+    this.niceIncrement = Math.min(19, Math.max(0, Math.trunc(options.niceIncrement ?? 0)));
     this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call that awaits it
   }
@@ -128,6 +131,8 @@ class LocalProcessBackend implements LocalBackend {
     });
     child.on('error', (err) => this.log.warn('local workload process error', { name, error: err }));
     this.ledger.spawned(record, exited);
+    // Set while the child waits at the gate, so the command and everything it starts inherit it.
+    if (this.niceIncrement > 0) lowerPriority(record.pid, this.niceIncrement, this.log);
     try {
       await this.store.write(record);
     } catch (err) {
@@ -337,4 +342,12 @@ class LocalProcessBackend implements LocalBackend {
 /** A backend running workloads as local child processes; see LocalBackendOptions. */
 export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
   return new LocalProcessBackend(options);
+}
+
+function lowerPriority(pid: number, increment: number, log: LocalBackendLogger): void {
+  try {
+    os.setPriority(pid, Math.min(19, os.getPriority() + increment));
+  } catch (err) {
+    log.warn('cannot lower the priority of a local workload', { pid, error: err });
+  }
 }

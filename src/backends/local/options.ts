@@ -24,6 +24,12 @@ export interface LocalBackendOptions {
   /** Seconds between liveness checks of adopted processes while someone watches. Default 1. */
   livenessIntervalSeconds?: number;
   /**
+   * Nice increment (0-19) over spawngate's own priority that workloads run at. A burst of starting
+   * servers then cannot starve spawngate (and the hub) of CPU, which made their requests time out.
+   * Default 0 (the same priority).
+   */
+  niceIncrement?: number;
+  /**
    * Whose identity workloads run with (see identity.ts): the owner of `<homeRoot>/<KERNEL_USERNAME>`
    * when spawngate is root, else spawngate itself for one user, or for all with `shared`. Default:
    * none — every workload runs as spawngate itself (a library default for tests; the service always

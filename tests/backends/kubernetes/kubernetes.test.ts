@@ -17,11 +17,12 @@ import {
 } from '../../../src/backends/kubernetes';
 import { PermanentBackendError, UnsupportedError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
 import { ConfigError } from '../../../src/config';
-import { SLEEP_FOREVER, testBackend, waitFor } from '../contract';
+import { SLEEP_FOREVER, testBackend } from '../contract';
+import { pollUntil as waitFor } from '../../support/wait';
 import { FakeApiServer, readDocumentedRole, type FakeApiServerOptions } from './fake-apiserver';
+import { testLogger as silent } from '../../support/logger';
 
 const PY = '/usr/bin/python3';
-const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as unknown as KubernetesBackendOptions['logger'];
 
 async function setup(extra: Partial<KubernetesBackendOptions> = {}, fakeOptions: Partial<FakeApiServerOptions> = {}) {
   const role = readDocumentedRole();

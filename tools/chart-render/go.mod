@@ -1,0 +1,3 @@
+module spawngate/chart-render
+
+go 1.19
