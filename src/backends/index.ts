@@ -4,8 +4,8 @@
  */
 export * from './types';
 export * from './connection-secret';
-export { workloadIdentity, type WorkloadIdentity, type WorkloadIdentityOptions } from './shared/workload-identity';
-export { isValidWorkloadName } from './shared/names';
+export { workloadIdentity, type WorkloadIdentity, type WorkloadIdentityOptions } from './support/workload-identity';
+export { isValidWorkloadName } from './support/names';
 export * from './local';
 export * from './docker';
 export * from './kubernetes';

@@ -93,6 +93,8 @@ export async function startSpawngate(opts: { dataDir?: string; port?: number; en
     SPAWNGATE_ADMIN_TOKEN: adminToken,
     SPAWNGATE_ALLOW_ROOT: process.getuid?.() === 0 ? '1' : '0',
     SPAWNGATE_LOG_LEVEL: 'debug',
+    // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
+    SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
     ...opts.env,
   };
   const proc = startProcess(process.execPath, [path.join(ROOT, 'bin', 'spawngate.js'), 'serve'], { env, cwd: ROOT, logFile: path.join(dataDir, 'spawngate.log') });

@@ -40,7 +40,7 @@ let port: number;
 const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
-  service = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: path.join(root, 'config.yaml'), SPAWNGATE_PORT: '0' }));
+  service = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_LOCAL_SHARED_IDENTITY: '1', SPAWNGATE_CONFIG: path.join(root, 'config.yaml'), SPAWNGATE_PORT: '0' }));
   port = await service.listen();
   await service.db.query(`
     INSERT INTO users (username) VALUES ('alice'), ('carol');
@@ -103,7 +103,7 @@ test('an unregistered environment gets the configured default profile', async ()
 });
 
 test('the repeatable cull job shuts down idle kernels without connections; a connected one is kept', async () => {
-  const culling = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data-culling'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: path.join(root, 'culling.yaml'), SPAWNGATE_PORT: '0' }));
+  const culling = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data-culling'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_LOCAL_SHARED_IDENTITY: '1', SPAWNGATE_CONFIG: path.join(root, 'culling.yaml'), SPAWNGATE_PORT: '0' }));
   const cullingPort = await culling.listen();
   const token = await mintToken(culling.db, { username: 'alice', kind: 'cli' });
   const auth = { Authorization: `token ${token}` };

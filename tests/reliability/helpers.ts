@@ -104,6 +104,8 @@ export class Cluster {
       SPAWNGATE_DATA_DIR: this.dataDir,
       SPAWNGATE_DATABASE_URL: this.opts.databaseUrl ? this.opts.databaseUrl(this.pg.url) : this.pg.url,
       SPAWNGATE_HOME_ROOT: this.homes,
+      // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
+      SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_HUB_TOKEN: this.hubToken,
       SPAWNGATE_ADMIN_TOKEN: this.adminToken,
       // Several processes share connection keys: one key for all (it would be generated otherwise).

@@ -56,6 +56,8 @@ beforeAll(async () => {
     SPAWNGATE_ADMIN_TOKEN: ADMIN,
     SPAWNGATE_CONFIG: path.join(dir, 'config.yaml'),
     SPAWNGATE_PORT: '0',
+    // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
+    SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
   });
   service = await createService(config);
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { createLocalBackend, type Backend } from '../../src/backends';
 import { loadConfig } from '../../src/config';
-import { createService, type Service } from '../../src/service';
+import { createService, type Service } from '../../src/compose';
 
 jest.setTimeout(60_000);
 

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { createDockerBackend, type DockerBackend, type DockerBackendOptions } from '../../src/backends/docker';
 import type { WorkloadSpec } from '../../src/backends/types';
-import { readLine, waitFor } from '../backends/contract';
+import { readLine } from '../backends/contract';
+import { pollUntil as waitFor } from '../support/wait';
 import { HOST_BINDS, TEST_IMAGE, TEST_UID, podman, prepareEngine, skipLoudly } from '../support/podman';
 
 const PY = '/usr/bin/python3';

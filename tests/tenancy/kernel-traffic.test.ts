@@ -37,7 +37,7 @@ beforeAll(async () => {
   bob = createSystemUser(`ktb${tag}`, homes);
   runtime = path.join(fs.mkdtempSync('/tmp/sg-kt-'), 'run');
   fs.chmodSync(path.dirname(runtime), 0o755);
-  t = await startTenantService({ users: [alice.name, bob.name], homes, env: { SPAWNGATE_RUNTIME_DIR: runtime } });
+  t = await startTenantService({ users: [alice.name, bob.name], homes, env: { SPAWNGATE_RUNTIME_DIR: runtime, SPAWNGATE_LOCAL_SHARED_IDENTITY: '0' } });
   t.kernelspec(alice.name, 'python3', IPYKERNEL);
   const res = await t.launch(alice.name, 'python3');
   expect(res.status).toBe(201);

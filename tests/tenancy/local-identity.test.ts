@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { createLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../src/backends/local';
 import { PermanentBackendError, type WorkloadSpec } from '../../src/backends/types';
 import { workloadIdentity } from '../../src/backends';
-import { waitFor } from '../backends/contract';
+import { pollUntil as waitFor } from '../support/wait';
 import { loadConfig } from '../../src/config';
 import type { Logger } from '../../src/logging';
 import { createBackend } from '../../src/compose/backend-factory';

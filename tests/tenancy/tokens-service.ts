@@ -48,6 +48,8 @@ export async function startEdgeService(prefix: string): Promise<EdgeService> {
       SPAWNGATE_HUB_TOKEN: HUB,
       SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
+      // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
+      SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_PORT: '0',
     }),
     { logger },

@@ -11,7 +11,7 @@ import { PermanentBackendError, type WorkloadResources, type WorkloadSpec } from
 import { OVERRIDE_KEYS, USER_LABEL, type DockerBackendOptions, type DockerSpecOverrides } from './options';
 import { substitutePorts } from '../port-placeholders';
 import { splitConnectionSecret } from '../connection-secret';
-import { workloadIdentity, type WorkloadIdentity } from '../shared/workload-identity';
+import { workloadIdentity, type WorkloadIdentity } from '../support/workload-identity';
 
 /** Labels derived from the label prefix. */
 export interface LabelKeys {

@@ -30,8 +30,8 @@ import {
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
-import { assertValidSpec, assertValidWorkloadName } from '../shared/names';
-import { deliver, ListenerSet } from '../shared/listeners';
+import { assertValidSpec, assertValidWorkloadName } from '../support/names';
+import { deliver, ListenerSet } from '../support/listeners';
 import { apiMessage, backendError, statusCode } from './errors';
 import { PodEventsWatch } from './events-watch';
 import { PodCache } from './pod-cache';

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec, type WorkloadState } from '../types';
-import { ListenerSet } from '../shared/listeners';
+import { ListenerSet } from '../support/listeners';
 import { logger as rootLogger } from '../../logging';
 import type { KubernetesBackendOptions } from './backend-options';
 import { createKubernetesBackend, type KubernetesBackend } from './kubernetes-backend';

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
-import { workloadIdentity, type WorkloadIdentity } from '../shared/workload-identity';
+import { workloadIdentity, type WorkloadIdentity } from '../support/workload-identity';
 import { findTool } from './executables';
 
 export interface LocalIdentityOptions {

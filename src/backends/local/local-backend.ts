@@ -22,7 +22,7 @@ import { findPrlimit, prepareLaunch, RecentPorts } from './launch';
 import { IdentityPolicy } from './identity';
 import { ExitLedger } from './exit-ledger';
 import { spawnGated } from './spawn-gated';
-import { ListenerSet } from '../shared/listeners';
+import { ListenerSet } from '../support/listeners';
 import { DEFAULT_STOP_GRACE_SECONDS } from '../types';
 import { tailLines } from './log-tail';
 import {
@@ -33,7 +33,7 @@ import {
   type ProcessIdentity,
 } from './process-info';
 import { RecordStore, type LocalRecord } from './records';
-import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../support/names';
 import { exitedState, identityOf, sameProcess } from './workload-state';
 
 export const LOCAL_BACKEND_NAME = 'local';

@@ -9,9 +9,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TransientBackendError, type WorkloadKind } from '../types';
 import { identify, isSameLiveProcess, sleep, type ProcessIdentity } from './process-info';
-import { KeyedQueue } from '../shared/keyed-queue';
+import { KeyedQueue } from '../support/keyed-queue';
 
-import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../support/names';
 
 /** What was done about `spec.resources` (stored in the record and shown in `state.ref.limits`). */
 export interface AppliedLimits {
