@@ -4,6 +4,8 @@
  */
 export * from './types';
 export * from './connection-secret';
+export { workloadIdentity, type WorkloadIdentity, type WorkloadIdentityOptions } from './shared/workload-identity';
+export { isValidWorkloadName } from './shared/names';
 export * from './local';
 export * from './docker';
 export * from './kubernetes';

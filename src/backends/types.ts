@@ -71,17 +71,32 @@ export interface WorkloadEvent {
   state?: WorkloadState;
 }
 
+/**
+ * Seconds between the graceful signal and the forced kill when `stop` is given no `graceSeconds`, on
+ * every backend (Jupyter servers and kernels shut down in well under that).
+ */
+export const DEFAULT_STOP_GRACE_SECONDS = 5;
+
 /** Thrown by a backend for a capability it does not have (never silently do nothing). */
 export class UnsupportedError extends Error {
   override readonly name = 'UnsupportedError';
 }
 
-/** Thrown for failures worth retrying (daemon briefly unreachable, API 5xx, conflicts in flight). */
+/**
+ * Thrown for failures worth retrying (daemon briefly unreachable, API 5xx, 429). An API's HTTP 409
+ * (conflict with the resource's current state: a removal or a create in flight, a stale
+ * resourceVersion) is transient on every backend; where a 409 has a known meaning the backend maps it
+ * first (a name taken by a workload spawngate did not create is permanent, see `ensure`).
+ */
 export class TransientBackendError extends Error {
   override readonly name = 'TransientBackendError';
 }
 
-/** Thrown for failures a retry cannot fix (bad image, invalid spec, command not found). */
+/**
+ * Thrown for failures a retry cannot fix: an invalid spec (name that is not a DNS label, empty command,
+ * unknown override), a missing image or command, a home that is missing or belongs to root, a name
+ * taken by a workload spawngate did not create, an API's other 4xx.
+ */
 export class PermanentBackendError extends Error {
   override readonly name = 'PermanentBackendError';
 }
@@ -101,6 +116,17 @@ export interface BackendCapabilities {
   readonly overridesKey?: 'docker' | 'kubernetes';
 }
 
+/**
+ * A place workloads run. Every backend follows the rules documented on each method and is checked by
+ * the shared suite `tests/backends/contract.ts`. What still differs, by nature rather than drift:
+ * - `local` has no foreign workloads (its records live in its private 0700 state directory) and runs
+ *   each workload as the owner of the user's home through setpriv (see local/identity.ts);
+ *   containers run as that owner through the engine or the pod's securityContext.
+ * - `kubernetes` cannot `signal` (UnsupportedError); its `state` reads an informer cache, never the API.
+ * - `docker` puts each user's containers on a network of their own (docker/user-networks.ts).
+ * - Which overrides a profile may pass (`capabilities.overridesKey`) and whether workloads share
+ *   spawngate's host (`capabilities.hostProcesses`).
+ */
 export interface Backend {
   /** Constant backend name: 'local' | 'docker' | 'kubernetes'. For logs and labels, never for branching. */
   readonly name: string;
@@ -109,11 +135,15 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
 
   /**
-   * Makes the workload exist. Idempotent: if a workload with `spec.name` that this backend created
-   * already exists (running or pending), it is adopted and its current state returned — never a second
-   * one. Returns once the backend accepted the workload (phase `pending` or `running`), not when the
-   * process inside is ready; readiness is the caller's check.
-   * @throws PermanentBackendError | TransientBackendError
+   * Makes the workload exist and run. Idempotent: a workload with `spec.name` that spawngate created
+   * (by any instance or replica on the same engine, namespace or state directory) that is pending or
+   * running is adopted and its current state returned — never a second one. One that has exited is
+   * replaced by a fresh one from `spec` (its exit status is lost): `ensure` after an exit starts the
+   * workload again, on every backend. A workload of that name that spawngate did not create (no
+   * spawngate label) is refused with PermanentBackendError, never adopted, replaced or removed.
+   * Returns once the backend accepted the workload (phase `pending` or `running`), not when the process
+   * inside is ready; readiness is the caller's check.
+   * @throws PermanentBackendError (invalid spec, see its doc) | TransientBackendError
    */
   ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState>;
 
@@ -124,8 +154,10 @@ export interface Backend {
   state(name: string): Promise<WorkloadState>;
 
   /**
-   * Stops and removes the workload: graceful signal, then forced after `graceSeconds`. Idempotent:
-   * stopping a missing or already exited workload resolves. Resolves when the workload is gone.
+   * Stops and removes the workload: graceful signal, then forced after `graceSeconds` (default
+   * `DEFAULT_STOP_GRACE_SECONDS`). Idempotent: stopping a missing or already exited workload resolves.
+   * Resolves when the workload is gone. A workload of that name spawngate did not create is left alone
+   * and refused with PermanentBackendError.
    */
   stop(name: string, opts?: { graceSeconds?: number }): Promise<void>;
 
@@ -135,8 +167,20 @@ export interface Backend {
   /** Last lines of the workload's output (stdout and stderr), oldest first. Optional. */
   logs?(name: string, lines: number): Promise<string[]>;
 
-  /** Sends a signal to the workload's main process (used for kernel interrupts). Optional. */
+  /**
+   * Sends a signal to the workload's main process (used for kernel interrupts). Optional; a backend
+   * that has the method but cannot signal (Kubernetes has no such API verb) throws UnsupportedError, and
+   * the caller falls back to another way (a kernel's `interrupt_request`).
+   * @throws PermanentBackendError when the workload is not running | UnsupportedError
+   */
   signal?(name: string, signal: NodeJS.Signals): Promise<void>;
+
+  /**
+   * The uid/gid (and home) a workload of hub user `username` runs as on this machine, for files
+   * spawngate prepares for it (a kernel's runtime directory). Backends whose workloads are host
+   * processes have it; it applies the same rule `ensure` does and throws what `ensure` would.
+   */
+  runAs?(username: string): Promise<{ uid: number; gid: number; home?: string }>;
 
   /**
    * Subscribes to state changes and progress of every managed workload. Returns an unsubscribe
@@ -144,6 +188,9 @@ export interface Backend {
    */
   watch?(listener: (e: WorkloadEvent) => void): () => void;
 
-  /** Releases connections, watchers and timers. Workloads keep running unless `stopAll`. */
+  /**
+   * Releases connections, watchers and timers. Workloads keep running unless `stopAll`: another
+   * instance (or this service after a restart) adopts them with `ensure`, finds them with `list`.
+   */
   close(opts?: { stopAll?: boolean }): Promise<void>;
 }

@@ -15,8 +15,20 @@ import type { Logger } from '../logging';
 
 export function createBackend(config: Config, logger: Logger, db?: Db): Backend {
   switch (config.env.SPAWNGATE_BACKEND) {
-    case 'local':
-      return createLocalBackend({ stateDir: path.join(config.dataDir, 'local'), logger });
+    case 'local': {
+      const local = createLocalBackend({
+        stateDir: path.join(config.dataDir, 'local'),
+        logger,
+        identity: {
+          homeRoot: config.env.SPAWNGATE_HOME_ROOT,
+          shared: config.env.SPAWNGATE_LOCAL_SHARED_IDENTITY,
+          allowRoot: config.env.SPAWNGATE_LOCAL_ALLOW_ROOT,
+        },
+      });
+      const warning = local.sharedIdentityWarning();
+      if (warning) logger.warn(`local backend: ${warning}`);
+      return local;
+    }
     case 'docker':
       // Where the engine is comes from DOCKER_HOST (dockerode reads it); nothing is contacted yet.
       return createDockerBackend(dockerOptionsFromConfig(config, logger));

@@ -17,6 +17,14 @@ export const dockerConfigSchema = z
       .min(1)
       .optional()
       .describe('user-defined network for every container; spawngate must be on it too (default: publish ports on publish_host)'),
+    network_per_user: z
+      .boolean()
+      .default(true)
+      .describe("each user's containers join a network of their own (<network or label_prefix>-<user>-<hash>, created on demand), so they cannot reach another user's; false: one shared network"),
+    attach_containers: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("containers connected to every user's network (spawngate's and the hub's, when they run in containers on the engine and reach workloads by address)"),
     publish_host: z
       .string()
       .min(1)

@@ -224,6 +224,12 @@ export const envSchema = z.object({
     .default('jupyterhub-singleuser')
     .describe('default single-user command for the local backend (space-separated)'),
   SPAWNGATE_ALLOW_ROOT: boolFromEnv.default(false).describe('pass --allow-root to local single-user servers (default 0)'),
+  SPAWNGATE_LOCAL_SHARED_IDENTITY: boolFromEnv
+    .default(false)
+    .describe("local backend: run every user's workloads as spawngate's own user, for a single-user or demo machine only (default 0: each runs as the owner of its user's home)"),
+  SPAWNGATE_LOCAL_ALLOW_ROOT: boolFromEnv
+    .default(false)
+    .describe('local backend: accept root-owned homes, whose workloads then run as root (default 0: refused)'),
   SPAWNGATE_SECRET_KEY: z
     .string()
     .regex(/^[A-Za-z0-9+/=_-]{43,}$/, 'must be 32 random bytes, base64 (openssl rand -base64 32)')

@@ -8,12 +8,22 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { Backend, WorkloadEvent, WorkloadSpec, WorkloadState } from '../../src/backends/types';
+import { PermanentBackendError, type Backend, type WorkloadEvent, type WorkloadSpec, type WorkloadState } from '../../src/backends/types';
+
+export interface ForeignWorkload {
+  /** Whether it still exists, untouched. */
+  exists: () => Promise<boolean>;
+  remove: () => Promise<void>;
+}
 
 export interface BackendUnderTest {
   backend: Backend;
   /** Removes whatever the test left (workloads are already stopped by the suite). */
   cleanup: () => Promise<void>;
+  /** Another instance over the same workloads (same engine, namespace or state directory), as a second replica or a restarted spawngate. */
+  another: () => Backend;
+  /** Makes a workload of that name that spawngate did not create; absent where none can exist (skip it with the reason). */
+  makeForeign?: (name: string) => Promise<ForeignWorkload>;
 }
 
 export interface ContractOptions {
@@ -42,6 +52,12 @@ export const CONTRACT_TESTS = [
   'stop escalates to SIGKILL when SIGTERM is ignored',
   'signal reaches the workload',
   'watch reports an exit',
+  'a second instance adopts the workload instead of creating another',
+  'close leaves workloads running for the next instance',
+  'ensure after the workload exited starts it afresh',
+  'a foreign workload with the same name is refused, never adopted or removed',
+  'an invalid spec is a PermanentBackendError',
+  'a watch listener that throws does not stop the others',
 ] as const;
 export type ContractTest = (typeof CONTRACT_TESTS)[number];
 
@@ -99,6 +115,7 @@ export function testBackend(opts: ContractOptions): void {
   describe(`backend contract: ${opts.name}`, () => {
     let backend: Backend;
     let cleanup: () => Promise<void>;
+    let under: BackendUnderTest;
     const started: string[] = [];
     const run = randomBytes(3).toString('hex');
     let counter = 0;
@@ -115,7 +132,8 @@ export function testBackend(opts: ContractOptions): void {
       waitFor(() => backend.logs!(name, lines), ok, timeoutMs);
 
     beforeAll(async () => {
-      ({ backend, cleanup } = await opts.create());
+      under = await opts.create();
+      ({ backend, cleanup } = under);
     });
     afterEach(async () => {
       await Promise.all(
@@ -296,6 +314,105 @@ export function testBackend(opts: ContractOptions): void {
         expect(exited()?.exitCode).toBe(7);
       } finally {
         unsubscribe();
+      }
+    });
+
+    contract('a second instance adopts the workload instead of creating another', async () => {
+      const spec = py(SLEEP_FOREVER);
+      const first = await backend.ensure(spec);
+      await waitFor(() => backend.state(spec.name), (x) => x.phase === 'running', timeoutMs);
+      const other = under.another();
+      try {
+        const events: WorkloadEvent[] = [];
+        const adopted = await other.ensure(spec, (e) => events.push(e));
+        expect(adopted.ref).toEqual(first.ref);
+        expect(events.filter((e) => e.type === 'progress').map((e) => e.message)).not.toContainEqual(expect.stringMatching(/^(starting|created)/));
+        expect((await other.list()).filter((x) => x.name === spec.name)).toHaveLength(1);
+        expect((await waitFor(() => other.state(spec.name), (x) => x.phase === 'running', timeoutMs)).ref).toEqual(first.ref);
+      } finally {
+        await other.close();
+      }
+    });
+
+    contract('close leaves workloads running for the next instance', async () => {
+      const spec = py(SLEEP_FOREVER);
+      const first = under.another();
+      const started = await first.ensure(spec);
+      await waitFor(() => first.state(spec.name), (x) => x.phase === 'running', timeoutMs);
+      await first.close();
+      const next = under.another();
+      try {
+        const state = await waitFor(() => next.state(spec.name), (x) => x.phase === 'running', timeoutMs);
+        expect(state.phase).toBe('running');
+        expect(state.ref).toEqual(started.ref);
+        await next.stop(spec.name, { graceSeconds: 0 });
+        expect((await next.state(spec.name)).phase).toBe('missing');
+      } finally {
+        await next.close();
+      }
+    });
+
+    contract('ensure after the workload exited starts it afresh', async () => {
+      const exits = py('import sys\nsys.exit(3)');
+      const first = await backend.ensure(exits);
+      await waitFor(() => backend.state(exits.name), (x) => x.phase === 'exited', timeoutMs);
+      // Same name, now a program that stays up: the exited workload is replaced, not reported again.
+      const again = opts.makeSpec({ name: exits.name, command: [python, '-u', '-c', SLEEP_FOREVER], env: {} });
+      const second = await backend.ensure(again);
+      expect(['pending', 'running']).toContain(second.phase);
+      const running = await waitFor(() => backend.state(exits.name), (x) => x.phase === 'running', timeoutMs);
+      expect(running.phase).toBe('running');
+      expect(running.ref).not.toEqual(first.ref);
+      expect((await backend.list()).filter((x) => x.name === exits.name)).toHaveLength(1);
+    });
+
+    contract('a foreign workload with the same name is refused, never adopted or removed', async () => {
+      const name = newName();
+      const foreign = await under.makeForeign!(name);
+      try {
+        const refused = await backend.ensure(opts.makeSpec({ name, command: [python, '-c', SLEEP_FOREVER], env: {} })).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(PermanentBackendError);
+        expect((refused as Error).message).toMatch(/not managed by spawngate/);
+        await expect(backend.stop(name, { graceSeconds: 0 })).rejects.toThrow(PermanentBackendError);
+        expect((await backend.state(name)).phase).toBe('missing');
+        expect((await backend.list()).map((x) => x.name)).not.toContain(name);
+        expect(await foreign.exists()).toBe(true);
+      } finally {
+        await foreign.remove();
+      }
+    });
+
+    contract('an invalid spec is a PermanentBackendError', async () => {
+      for (const bad of ['Not_A_DNS_Label', '../escape', 'x'.repeat(64)]) {
+        await expect(backend.ensure(opts.makeSpec({ name: bad, command: [python, '-c', 'pass'], env: {} }))).rejects.toThrow(PermanentBackendError);
+      }
+      await expect(backend.ensure(opts.makeSpec({ name: newName(), command: [], env: {} }))).rejects.toThrow(PermanentBackendError);
+      await expect(backend.ensure(opts.makeSpec({ name: newName(), command: [''], env: {} }))).rejects.toThrow(PermanentBackendError);
+    });
+
+    contract('a watch listener that throws does not stop the others', async () => {
+      const events: WorkloadEvent[] = [];
+      let thrown = 0;
+      const offThrower = backend.watch!(() => {
+        thrown++;
+        throw new Error('a careless listener');
+      });
+      const off = backend.watch!((e) => events.push(e));
+      try {
+        const spec = py('import time\ntime.sleep(0.5)\nraise SystemExit(5)');
+        await backend.ensure(spec);
+        const exited = await waitFor(
+          async () => events.find((e) => e.name === spec.name && e.type === 'state' && e.state?.phase === 'exited'),
+          (e) => !!e,
+          timeoutMs,
+        );
+        expect(exited?.state?.exitCode).toBe(5);
+        expect(thrown).toBeGreaterThan(0);
+        // The backend itself still works (the kubernetes informer callback survived the throw).
+        expect((await waitFor(() => backend.state(spec.name), (x) => x.phase === 'exited', timeoutMs)).exitCode).toBe(5);
+      } finally {
+        offThrower();
+        off();
       }
     });
   });

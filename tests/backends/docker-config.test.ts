@@ -23,6 +23,7 @@ test('the docker section becomes the backend options; SPAWNGATE_BACKEND=docker b
   );
   expect(dockerOptionsFromConfig(config, logger)).toMatchObject({
     network: 'jupyter',
+    networkPerUser: true,
     publishHost: '127.0.0.1',
     homeRoot: '/srv/homes',
     extraBinds: ['/opt/sw:/opt/sw:ro'],
@@ -33,6 +34,7 @@ test('the docker section becomes the backend options; SPAWNGATE_BACKEND=docker b
     labelPrefix: 'lab1',
     init: true,
   });
+  expect(dockerOptionsFromConfig(withYaml('docker:\n  network_per_user: false\n'), logger).networkPerUser).toBe(false);
   const backend = createBackend(config, logger);
   expect(backend.name).toBe('docker');
   await backend.close();

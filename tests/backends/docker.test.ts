@@ -70,10 +70,26 @@ if (engine.unavailable) {
     );
   };
 
+  /** The per-user networks specs with a user made (user-networks.ts), once no container uses them. */
+  const removeEmptyUserNetworks = async () => {
+    for (const n of await docker.listNetworks({ filters: { label: ['spawngate.managed=true'] } })) {
+      const info = (await docker.getNetwork(n.Name).inspect().catch(() => undefined)) as { Containers?: object } | undefined;
+      if (info && Object.keys(info.Containers ?? {}).length === 0) await docker.getNetwork(n.Name).remove().catch(() => undefined);
+    }
+  };
+
   testBackend({
     name: 'docker (podman)',
     create: async () => ({
       backend: createDockerBackend(baseOptions()),
+      another: () => createDockerBackend(baseOptions()),
+      makeForeign: async (name) => {
+        podman('create', '--name', name, IMAGE, 'sleep', '600');
+        return {
+          exists: async () => !!(await docker.getContainer(name).inspect().catch(() => undefined)),
+          remove: async () => void podman('rm', '-f', name),
+        };
+      },
       cleanup: () => removeAll('sg-ct-'),
     }),
     makeSpec,
@@ -97,6 +113,7 @@ if (engine.unavailable) {
     afterAll(async () => {
       await backend.close();
       await removeAll(`sg-dk-${run}-`);
+      await removeEmptyUserNetworks();
       rmSync(homeRoot, { recursive: true, force: true });
     });
 

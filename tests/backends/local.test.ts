@@ -4,13 +4,14 @@
  * rlimits, and the files in stateDir.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../src/backends/local';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../src/backends/types';
 import { SLEEP_FOREVER, testBackend, waitFor } from './contract';
 import { RecentPorts, resolvePorts } from '../../src/backends/local/launch';
+import { canCreateUsers, createSystemUser, removeSystemUsers } from '../support/system-users';
 
 const PY = '/usr/bin/python3';
 const silent = {
@@ -33,17 +34,58 @@ function makeSpec(overrides: Partial<WorkloadSpec> & { name: string }): Workload
   };
 }
 
+const NO_FOREIGN = {
+  reason: "local workloads are records in the backend's private (0700) state directory: nothing but spawngate can put a workload of that name there",
+  tests: ['a foreign workload with the same name is refused, never adopted or removed'],
+};
+
 testBackend({
   name: 'local',
   create: async () => {
     const dir = tempDir();
     return {
       backend: createLocalBackend({ stateDir: dir, logger: silent }),
+      another: () => createLocalBackend({ stateDir: dir, logger: silent }),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
   },
   makeSpec,
+  skip: [NO_FOREIGN],
 });
+
+// The same contract with per-user identities, as the service runs it as root: every workload runs as
+// the owner of a real system user's home (see tests/tenancy/local-identity.test.ts for the isolation).
+const asUserReason = canCreateUsers();
+if (asUserReason) {
+  console.warn(`\n*** local contract as a system user SKIPPED: ${asUserReason} ***\n`);
+  test.skip(`backend contract: local (workloads as a system user) — skipped: ${asUserReason}`, () => undefined);
+} else {
+  const user = `sgh1ct${process.pid % 100000}`;
+  testBackend({
+    name: 'local (workloads as a system user)',
+    create: async () => {
+      const dir = tempDir();
+      const homeRoot = tempDir();
+      chmodSync(homeRoot, 0o755);
+      const owner = createSystemUser(user, homeRoot);
+      const make = () => createLocalBackend({ stateDir: path.join(dir, 'state'), logger: silent, identity: { homeRoot } });
+      return {
+        backend: make(),
+        another: make,
+        cleanup: async () => {
+          removeSystemUsers([owner]);
+          rmSync(dir, { recursive: true, force: true });
+          rmSync(homeRoot, { recursive: true, force: true });
+        },
+      };
+    },
+    makeSpec: (overrides) => {
+      const spec = makeSpec(overrides);
+      return { ...spec, env: { ...spec.env, KERNEL_USERNAME: user } };
+    },
+    skip: [NO_FOREIGN],
+  });
+}
 
 function pidOf(state: { ref?: Record<string, unknown> }): number {
   return state.ref!.pid as number;

@@ -49,6 +49,8 @@ export async function startEdgeService(prefix: string): Promise<EdgeService> {
       SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
       SPAWNGATE_PORT: '0',
+      // The homes here are made by root (the test); tokens, not workload identity, are under test.
+      SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
     }),
     { logger },
   );

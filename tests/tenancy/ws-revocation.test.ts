@@ -67,7 +67,7 @@ beforeAll(async () => {
   t = await startTenantService({
     users: [alice.name, bob.name],
     homes,
-    env: { SPAWNGATE_HUB_TOKEN: HUB, SPAWNGATE_ADMIN_TOKEN: ADMIN },
+    env: { SPAWNGATE_HUB_TOKEN: HUB, SPAWNGATE_ADMIN_TOKEN: ADMIN, SPAWNGATE_LOCAL_ALLOW_ROOT: '0' },
     // A server that records the gateway token it was given, so the test can open a socket with it.
     profiles: `  - slug: web\n    display_name: Web\n    command: ["/bin/sh", "-c", "printf %s \\"$JUPYTER_GATEWAY_AUTH_TOKEN\\" > \\"${homes}/$KERNEL_USERNAME/gateway-token\\"; exec /usr/bin/python3 -m http.server {port} --bind 127.0.0.1"]\n`,
   });

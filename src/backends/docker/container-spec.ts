@@ -4,7 +4,6 @@
  * user's home bind mount, the uid/gid (never root unless allowed), and the hardening every workload
  * gets (no restart, no-new-privileges, all capabilities dropped).
  */
-import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -12,6 +11,7 @@ import { PermanentBackendError, type WorkloadResources, type WorkloadSpec } from
 import { OVERRIDE_KEYS, USER_LABEL, type DockerBackendOptions, type DockerSpecOverrides } from './options';
 import { substitutePorts } from '../port-placeholders';
 import { splitConnectionSecret } from '../connection-secret';
+import { workloadIdentity, type WorkloadIdentity } from '../shared/workload-identity';
 
 /** Labels derived from the label prefix. */
 export interface LabelKeys {
@@ -25,6 +25,8 @@ export interface LabelKeys {
    * reports NetworkMode "bridge" for every bridge network).
    */
   network: string;
+  /** `true` when the container's ports are published on the host (it is reached there, whatever its network). */
+  published: string;
 }
 
 export function labelKeys(prefix: string): LabelKeys {
@@ -34,22 +36,8 @@ export function labelKeys(prefix: string): LabelKeys {
     kind: `${prefix}.kind`,
     ports: `${prefix}.ports`,
     network: `${prefix}.network`,
+    published: `${prefix}.published`,
   };
-}
-
-/** Lower-case DNS label, at most 63 characters (the contract's name rule; also a valid container name). */
-const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-export function isValidName(name: unknown): name is string {
-  return typeof name === 'string' && NAME_RE.test(name);
-}
-
-export function assertValidName(name: unknown): asserts name is string {
-  if (!isValidName(name)) {
-    throw new PermanentBackendError(
-      `invalid workload name ${JSON.stringify(name)}: use a lower-case DNS label of at most 63 characters`,
-    );
-  }
 }
 
 /** Picks a free TCP port on `host`; all listeners stay open until every port is chosen (distinct ports). */
@@ -137,31 +125,21 @@ interface Identity {
   home?: { host: string; container: string };
 }
 
-/** The home mount and uid/gid for a spec. */
+/** The home mount and uid/gid for a spec: the shared home-owner rule, unless the profile or backend pins a uid. */
 async function resolveIdentity(
   spec: WorkloadSpec,
   overrides: DockerSpecOverrides,
   options: DockerBackendOptions,
 ): Promise<Identity> {
   let home: Identity['home'];
-  let owner: { uid: number; gid: number } | undefined;
+  let owner: WorkloadIdentity | undefined;
   // KERNEL_USERNAME is the user's real name (DESIGN §1, set for servers and kernels); the label is a
   // sanitized copy (lower case, no '@'), which would miss homes such as /home/Alice or /home/a@b.
   const user = overrides.homeUser ?? spec.env.KERNEL_USERNAME ?? spec.labels[USER_LABEL];
   if (options.homeRoot && user !== undefined) {
-    if (!user || user === '.' || user === '..' || user.includes('/') || user.includes('\0')) {
-      throw new PermanentBackendError(`invalid home directory name ${JSON.stringify(user)}`);
-    }
-    const hostHome = path.join(path.resolve(options.homeRoot), user);
-    let st;
-    try {
-      st = await fsp.stat(hostHome);
-    } catch (err) {
-      throw new PermanentBackendError(`home directory ${hostHome} of user ${user} does not exist`, { cause: err });
-    }
-    if (!st.isDirectory()) throw new PermanentBackendError(`home ${hostHome} of user ${user} is not a directory`);
-    home = { host: hostHome, container: path.posix.join(options.homeMount ?? path.resolve(options.homeRoot), user) };
-    owner = { uid: st.uid, gid: st.gid };
+    // Root is judged below on the uid actually used (a profile may pin one for a root-owned home).
+    owner = await workloadIdentity(options.homeRoot, user, { allowRoot: true });
+    home = { host: owner.home, container: path.posix.join(options.homeMount ?? path.resolve(options.homeRoot), user) };
   }
   const uid = overrides.runAsUser ?? options.runAsUser ?? owner?.uid;
   if (uid === undefined) {
@@ -175,7 +153,7 @@ async function resolveIdentity(
     throw new PermanentBackendError(
       `refusing to run ${spec.name} as root (uid ${uid}, gid ${gid})` +
         (home && owner?.uid === 0 ? `: its home ${home.host} belongs to root` : '') +
-        '; set runAsUser/runAsGroup or fix the home directory owner',
+        '; set runAsUser/runAsGroup, fix the home directory owner, or set docker.allow_root',
     );
   }
   return { uid, gid, home };
@@ -216,20 +194,27 @@ export interface BuiltContainer {
   connectionInfo?: string;
 }
 
-/** The full create body for a spec. */
+/**
+ * The full create body for a spec. `userNetwork` is the user's own network (user-networks.ts): the
+ * container joins it, and is still reached the configured way — at its address when a `network` is
+ * configured (the user's network replaces it), else at ports published on `publishHost`.
+ */
 export async function buildContainer(
   spec: WorkloadSpec,
   options: DockerBackendOptions,
   keys: LabelKeys,
+  userNetwork?: string,
 ): Promise<BuiltContainer> {
   if (!spec.image) throw new PermanentBackendError(`workload ${spec.name} has no image (the docker backend needs one)`);
   if (!Array.isArray(spec.command) || spec.command.length === 0) {
     throw new PermanentBackendError(`workload ${spec.name} has an empty command`);
   }
   const overrides = parseOverrides(spec.overrides);
-  const network = overrides.network ?? options.network;
+  const configured = overrides.network ?? options.network;
+  const network = overrides.network ?? userNetwork ?? options.network;
+  const publish = !configured;
   const publishHost = options.publishHost ?? '127.0.0.1';
-  const { ports, picked } = await resolveContainerPorts(spec.ports, network ? '0.0.0.0' : publishHost);
+  const { ports, picked } = await resolveContainerPorts(spec.ports, publish ? publishHost : '0.0.0.0');
   const identity = await resolveIdentity(spec, overrides, options);
 
   // The connection info (with the kernel's key) never becomes part of the container's environment.
@@ -250,7 +235,7 @@ export async function buildContainer(
   for (const [name, port] of Object.entries(ports)) {
     const key = `${port}/tcp`;
     exposed[key] = {};
-    if (!network) bindings[key] = [{ HostIp: publishHost, HostPort: picked.has(name) ? String(port) : '' }];
+    if (publish) bindings[key] = [{ HostIp: publishHost, HostPort: picked.has(name) ? String(port) : '' }];
   }
 
   const labels: Record<string, string> = {
@@ -260,13 +245,13 @@ export async function buildContainer(
     [keys.name]: spec.name,
     [keys.kind]: spec.kind,
     [keys.ports]: JSON.stringify(ports),
-    ...(network ? { [keys.network]: network } : {}),
+    ...(publish ? { [keys.published]: 'true' } : { [keys.network]: network! }),
   };
 
   const hostConfig: Docker.HostConfig = {
     ...resourceConfig(spec.resources),
     Binds: binds.length ? binds : undefined,
-    PortBindings: network ? undefined : bindings,
+    PortBindings: publish ? bindings : undefined,
     NetworkMode: network,
     RestartPolicy: { Name: 'no' },
     SecurityOpt: ['no-new-privileges'],

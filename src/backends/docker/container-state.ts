@@ -73,10 +73,14 @@ function whereReached(
   ports: Record<string, number>,
   reach: Reachability,
   recordedNetwork: string | undefined,
+  isPublished: boolean,
 ): { host?: string; ports?: Record<string, number> } {
   const mode = info.HostConfig?.NetworkMode ?? '';
   // Our label names the network; Docker's NetworkMode does too, podman's says "bridge" for every one.
-  const network = recordedNetwork || (!ENGINE_NETWORK_MODES.has(mode) && !mode.startsWith('container:') ? mode : undefined);
+  // Published (our label says so, also on a user's network): reached on the host, not on the network.
+  const network = isPublished
+    ? undefined
+    : recordedNetwork || (!ENGINE_NETWORK_MODES.has(mode) && !mode.startsWith('container:') ? mode : undefined);
   if (network) {
     const networks = (info.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
     const ip = networks[network]?.IPAddress;
@@ -106,7 +110,7 @@ export function stateFromInspect(
     labels,
     ref: { id: info.Id, image: info.Config?.Image, createdAt: info.Created },
   };
-  if (phase === 'running') Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach, labels[keys.network]));
+  if (phase === 'running') Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach, labels[keys.network], labels[keys.published] === 'true'));
   if (phase === 'exited') {
     const code = info.State?.ExitCode ?? -1;
     state.exitCode = code;

@@ -3,11 +3,13 @@
  * `<prefix>.managed=true`, on a Docker Engine or any engine serving its API (podman's compat service
  * is what the tests use). The container's labels are the whole record: a restarted spawngate finds
  * its workloads by listing them, and a second `ensure` adopts what is there. Exits are learnt from the
- * engine's `/events` stream, not by polling.
+ * engine's `/events` stream, not by polling (event-translation.ts). Each user's containers join a
+ * network of their own (user-networks.ts); images are pulled by image-pull.ts.
  */
 import Docker from 'dockerode';
 import { logger as rootLogger } from '../../logging';
 import {
+  DEFAULT_STOP_GRACE_SECONDS,
   PermanentBackendError,
   TransientBackendError,
   type Backend,
@@ -16,12 +18,18 @@ import {
   type WorkloadState,
 } from '../types';
 import { splitConnectionSecret } from '../connection-secret';
-import { connectionArchive, ownerOf } from './connection-archive';
-import { assertValidName, buildContainer, isValidName, labelKeys, type LabelKeys } from './container-spec';
-import { describeExit, stateFromInspect, type Reachability } from './container-state';
+import { buildContainer, labelKeys, type LabelKeys } from './container-spec';
+import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { stateFromInspect, type Reachability } from './container-state';
 import { engineMessage, isConflict, isNameConflict, isNotFound, statusOf, toBackendError } from './errors';
 import { detectQuirks, type EngineQuirks } from './engine-quirks';
-import { EventStream, JsonObjectSplitter, type EngineEvent } from './event-stream';
+import { EventStream } from './event-stream';
+import { EventTranslator } from './event-translation';
+import { ensureImage } from './image-pull';
+import { UserNetworks, userOf } from './user-networks';
+import { ListenerSet } from '../shared/listeners';
+import { KeyedQueue } from '../shared/keyed-queue';
+import { ContainerOps } from './container-ops';
 import { lastLines, timestampedText } from './log-frames';
 import type { DockerBackendLogger, DockerBackendOptions } from './options';
 
@@ -30,17 +38,9 @@ export const DOCKER_BACKEND_NAME = 'docker';
 /** The docker backend implements every optional method of `Backend`. */
 export type DockerBackend = Backend & Required<Pick<Backend, 'logs' | 'signal' | 'watch'>>;
 
-const DEFAULT_GRACE_SECONDS = 5;
-
-/** Engine events that change a workload's phase (podman reports `remove` where Docker says `destroy`). */
-const WATCHED_ACTIONS = new Set(['start', 'die', 'oom', 'destroy', 'remove']);
-
 /** A start refused because a published host port is in use (retried with a new container). */
 const PORT_TAKEN = /address already in use|port is already allocated/i;
 const PORT_ATTEMPTS = 5;
-
-/** Engine messages of a start that can never succeed (command missing, not executable, bad mount). */
-const PERMANENT_START = /executable file not found|no such file or directory|permission denied|not a directory|invalid argument/i;
 
 function endpointOf(connection: Docker.DockerOptions | undefined): string {
   if (connection?.socketPath) return `unix://${connection.socketPath}`;
@@ -56,14 +56,13 @@ class DockerContainerBackend implements DockerBackend {
   private readonly keys: LabelKeys;
   private readonly reach: Reachability;
   private readonly log: DockerBackendLogger;
-  private readonly listeners = new Set<(e: WorkloadEvent) => void>();
+  private readonly listeners: ListenerSet;
   /** Per-name queue so this instance never races itself on one container. */
-  private readonly locks = new Map<string, Promise<unknown>>();
-  /** Per-name queue of event handling, so a workload's events are reported in order. */
-  private readonly eventChains = new Map<string, Promise<void>>();
+  private readonly locks = new KeyedQueue();
+  private readonly ops: ContainerOps;
+  private readonly translator: EventTranslator;
+  private readonly networks: UserNetworks | undefined;
   private events: EventStream | undefined;
-  /** Containers the engine sent an `oom` event for since their last start (some engines then report OOMKilled=false). */
-  private readonly oomSeen = new Set<string>();
   private closed = false;
   private quirks: Promise<EngineQuirks> | undefined;
 
@@ -73,19 +72,51 @@ class DockerContainerBackend implements DockerBackend {
     this.keys = labelKeys(options.labelPrefix ?? 'spawngate');
     this.reach = { publishHost: options.publishHost ?? '127.0.0.1' };
     this.log = options.logger ?? rootLogger.child({ component: 'backend-docker' });
+    this.listeners = new ListenerSet(this.log);
+    this.ops = new ContainerOps(this.docker, this.endpoint);
+    this.translator = new EventTranslator({
+      keys: this.keys,
+      log: this.log,
+      inspect: (name) => this.inspect(name),
+      state: (name) => this.state(name),
+      emit: (e) => {
+        if (!this.closed) this.listeners.emit(e);
+      },
+      closed: () => this.closed,
+    });
+    if (options.networkPerUser ?? true) {
+      this.networks = new UserNetworks({
+        docker: this.docker,
+        labelPrefix: options.labelPrefix ?? 'spawngate',
+        base: options.network ?? options.labelPrefix ?? 'spawngate',
+        endpoint: this.endpoint,
+        log: this.log,
+        needsIsolateOption: async () => (await this.engineQuirks()).podman,
+        attach: options.attachContainers,
+      });
+    }
   }
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    assertValidName(spec?.name);
+    assertValidSpec(spec);
     const name = spec.name;
-    return this.withLock(name, async () => {
+    return this.locks.run(name, async () => {
       const existing = await this.inspect(name);
       if (existing) {
         const adopted = await this.adopt(existing, onEvent, splitConnectionSecret(spec.env ?? {}).connectionInfo);
         if (adopted) return adopted;
       }
-      let built = await buildContainer(spec, this.options, this.keys);
-      await this.ensureImage(spec.image!, name, onEvent);
+      const user = userOf(spec);
+      // A profile's network override pins one network; otherwise the user's own (see user-networks.ts).
+      const userNetwork =
+        this.networks && user !== undefined && spec.overrides?.network === undefined ? await this.networks.ensure(user) : undefined;
+      let built = await buildContainer(spec, this.options, this.keys, userNetwork);
+      await ensureImage(
+        { docker: this.docker, endpoint: this.endpoint, pull: this.options.pull !== false, log: this.log },
+        spec.image!,
+        name,
+        (message) => onEvent?.({ name, type: 'progress', message }),
+      );
       for (let attempt = 1; ; attempt++) {
         let container: Docker.Container;
         try {
@@ -100,6 +131,12 @@ class DockerContainerBackend implements DockerBackend {
               cause: err,
             });
           }
+          if (isNotFound(err) && userNetwork && /network/i.test(engineMessage(err)) && attempt < PORT_ATTEMPTS) {
+            // The user's network was pruned since it was checked: make it again.
+            this.networks!.forget(userNetwork);
+            await this.networks!.ensure(user!);
+            continue;
+          }
           if (isNotFound(err)) {
             throw new PermanentBackendError(`image ${spec.image} not found: ${engineMessage(err)}`, { cause: err });
           }
@@ -107,19 +144,19 @@ class DockerContainerBackend implements DockerBackend {
         }
         onEvent?.({ name, type: 'progress', message: `created container ${container.id.slice(0, 12)}` });
         if (built.connectionInfo !== undefined) {
-          await this.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
+          await this.ops.copyConnectionFile(container, name, built.create.User, built.connectionInfo);
         }
         try {
-          await this.start(container, name);
+          await this.ops.start(container, name);
         } catch (err) {
           // The engine picks published host ports at create and binds them at start; between the two
           // another process (an outgoing connection, a concurrent container) may take one. A new
           // container gets new ports.
           if (attempt < PORT_ATTEMPTS && PORT_TAKEN.test((err as Error).message)) {
-            await this.remove(container.id, name);
+            await this.ops.remove(container.id, name);
             this.log.info('published host port taken before start; recreating the container', { name, attempt });
             onEvent?.({ name, type: 'progress', message: 'a published host port was taken; recreating the container' });
-            built = await buildContainer(spec, this.options, this.keys);
+            built = await buildContainer(spec, this.options, this.keys, userNetwork);
             continue;
           }
           throw err;
@@ -142,8 +179,8 @@ class DockerContainerBackend implements DockerBackend {
 
   async stop(name: string, opts?: { graceSeconds?: number }): Promise<void> {
     assertValidName(name);
-    const grace = Math.max(0, Math.ceil(opts?.graceSeconds ?? DEFAULT_GRACE_SECONDS));
-    await this.withLock(name, async () => {
+    const grace = Math.max(0, Math.ceil(opts?.graceSeconds ?? DEFAULT_STOP_GRACE_SECONDS));
+    await this.locks.run(name, async () => {
       const info = await this.inspect(name);
       if (!info) return;
       if (!this.isOurs(info)) {
@@ -156,7 +193,7 @@ class DockerContainerBackend implements DockerBackend {
         // 304: already stopped; 404: already gone.
         if (statusOf(err) !== 304 && !isNotFound(err)) throw toBackendError(err, `stop container ${name}`, this.endpoint);
       }
-      await this.remove(info.Id, name);
+      await this.ops.remove(info.Id, name);
       this.log.info('removed container', { name, id: info.Id });
     });
   }
@@ -212,16 +249,16 @@ class DockerContainerBackend implements DockerBackend {
 
   watch(listener: (e: WorkloadEvent) => void): () => void {
     if (this.closed) return () => undefined;
-    this.listeners.add(listener);
+    const unsubscribe = this.listeners.add(listener);
     this.events ??= new EventStream({
       docker: this.docker,
       label: `${this.keys.managed}=true`,
       log: this.log,
       reconnectDelayMs: this.options.reconnectDelayMs ?? 500,
-      onEvent: (e) => this.onEngineEvent(e),
+      onEvent: (e) => this.translator.onEngineEvent(e),
     });
     return () => {
-      this.listeners.delete(listener);
+      unsubscribe();
       if (this.listeners.size === 0) {
         this.events?.close();
         this.events = undefined;
@@ -233,6 +270,7 @@ class DockerContainerBackend implements DockerBackend {
     if (opts?.stopAll) {
       const states = await this.list();
       await Promise.all(states.map((s) => this.stop(s.name)));
+      await this.networks?.prune();
     }
     this.closed = true;
     this.events?.close();
@@ -255,14 +293,8 @@ class DockerContainerBackend implements DockerBackend {
     return info.Config?.Labels?.[this.keys.managed] === 'true';
   }
 
-  /** Inspect by name or id; undefined when there is no such container. */
-  private async inspect(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await this.docker.getContainer(nameOrId).inspect();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw toBackendError(err, `inspect container ${nameOrId}`, this.endpoint);
-    }
+  private inspect(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    return this.ops.inspect(nameOrId);
   }
 
   /**
@@ -282,203 +314,20 @@ class DockerContainerBackend implements DockerBackend {
     }
     let state = stateFromInspect(name, info, this.keys, this.reach);
     if (state.phase === 'exited') {
-      await this.remove(info.Id, name);
+      await this.ops.remove(info.Id, name);
       return undefined;
     }
     if (state.phase === 'pending' && info.State?.Status === 'created') {
       const container = this.docker.getContainer(info.Id);
       // The creator may have died before copying the connection file in: copy it (again) first.
-      if (connectionInfo !== undefined) await this.copyConnectionFile(container, name, info.Config?.User, connectionInfo);
-      await this.start(container, name);
+      if (connectionInfo !== undefined) await this.ops.copyConnectionFile(container, name, info.Config?.User, connectionInfo);
+      await this.ops.start(container, name);
       state = await this.state(name);
     }
     onEvent?.({ name, type: 'progress', message: `adopted container ${info.Id.slice(0, 12)}` });
     return state;
   }
 
-  /**
-   * Copies the connection file into a created container (see connection-archive.ts). A failure
-   * removes the container: started without its file, the kernel could only fail.
-   */
-  private async copyConnectionFile(container: Docker.Container, name: string, user: string | undefined, json: string): Promise<void> {
-    const owner = ownerOf(user);
-    if (!owner) throw new PermanentBackendError(`container ${name} has no numeric user to own its connection file`);
-    const archive = await connectionArchive(json, owner);
-    try {
-      await container.putArchive(archive.tar, { path: archive.extractTo });
-    } catch (err) {
-      await this.remove(container.id, name).catch(() => undefined);
-      throw toBackendError(err, `copy the connection file into ${name}`, this.endpoint);
-    }
-  }
-
-  private async start(container: Docker.Container, name: string): Promise<void> {
-    try {
-      await container.start();
-    } catch (err) {
-      // Already started (a concurrent ensure got there first): Docker says 304, podman sometimes 500.
-      if (statusOf(err) === 304 || /already (running|started)/i.test(engineMessage(err))) return;
-      const message = engineMessage(err);
-      if (statusOf(err) !== undefined && PERMANENT_START.test(message)) {
-        await this.remove(container.id, name).catch(() => undefined); // a retry must not adopt a dud
-        throw new PermanentBackendError(`container ${name} cannot start: ${message}`, { cause: err });
-      }
-      throw toBackendError(err, `start container ${name}`, this.endpoint);
-    }
-  }
-
-  /** Force-removes a container; resolves once it is gone (also when it already was). */
-  private async remove(id: string, name: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.docker.getContainer(id).remove({ force: true, v: true });
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        // 409: removal already in progress (another stop); wait for it to finish.
-        if (isConflict(err) && attempt < 50) {
-          await new Promise((r) => setTimeout(r, 200));
-          if (!(await this.inspect(id))) return;
-          continue;
-        }
-        throw toBackendError(err, `remove container ${name}`, this.endpoint);
-      }
-    }
-  }
-
-  /** Makes sure the image exists, pulling it (with progress events) when missing. */
-  private async ensureImage(image: string, name: string, onEvent?: (e: WorkloadEvent) => void): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (!isNotFound(err)) throw toBackendError(err, `inspect image ${image}`, this.endpoint);
-    }
-    if (this.options.pull === false) {
-      throw new PermanentBackendError(`image ${image} is not present and pulling is disabled`);
-    }
-    onEvent?.({ name, type: 'progress', message: `pulling image ${image}` });
-    this.log.info('pulling image', { name, image });
-    try {
-      await this.pull(image, (message) => onEvent?.({ name, type: 'progress', message }));
-    } catch (err) {
-      const reason = engineMessage(err);
-      if (err instanceof TransientBackendError) throw err;
-      throw new PermanentBackendError(`image ${image} is not present and cannot be pulled: ${reason}`, { cause: err });
-    }
-    try {
-      await this.docker.getImage(image).inspect();
-    } catch (err) {
-      throw new PermanentBackendError(`image ${image} is still missing after pulling: ${engineMessage(err)}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** Runs a pull to completion; rejects with the stream's `error` if it reports one. */
-  private async pull(image: string, progress: (message: string) => void): Promise<void> {
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = (await this.docker.pull(image)) as NodeJS.ReadableStream;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code && statusOf(err) === undefined) throw toBackendError(err, `pull image ${image}`, this.endpoint);
-      throw err;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const splitter = new JsonObjectSplitter();
-      let failure: string | undefined;
-      let lastMessage = '';
-      stream.on('data', (chunk: Buffer | string) =>
-        splitter.push(String(chunk), (text) => {
-          let obj: { status?: string; progress?: string; id?: string; error?: string; errorDetail?: { message?: string } };
-          try {
-            obj = JSON.parse(text);
-          } catch {
-            return;
-          }
-          if (obj.error || obj.errorDetail?.message) {
-            failure = obj.errorDetail?.message ?? obj.error;
-            return;
-          }
-          const message = [obj.id, obj.status, obj.progress].filter(Boolean).join(' ').trim();
-          if (message && message !== lastMessage) {
-            lastMessage = message;
-            progress(`pull ${image}: ${message}`);
-          }
-        }),
-      );
-      stream.on('error', (err: Error) => reject(err));
-      stream.on('end', () => (failure ? reject(new Error(failure)) : resolve()));
-    });
-  }
-
-  private async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(name) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(name, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === tail) this.locks.delete(name);
-    }
-  }
-
-  /** Turns an engine event about one of our containers into a `state` event for the listeners. */
-  private onEngineEvent(e: EngineEvent): void {
-    const attrs = e.Actor?.Attributes ?? {};
-    const action = (e.Action ?? e.status ?? '').split(':')[0];
-    const name = attrs[this.keys.name] ?? attrs.name;
-    if (!name || this.closed || !WATCHED_ACTIONS.has(action ?? '')) return;
-    const eventId = e.Actor?.ID ?? e.id;
-    const handle = async (): Promise<void> => {
-      if (action === 'destroy' || action === 'remove') {
-        // A workload replaced since (restart, stop then start) must not be reported gone because the
-        // removal of its predecessor arrived late.
-        const current = await this.inspect(name).catch(() => undefined);
-        if (current && eventId && current.Id !== eventId) return;
-        this.emit({ name, type: 'state', state: { name, phase: 'missing', reason: 'removed' } });
-        return;
-      }
-      if (action === 'oom') {
-        this.oomSeen.add(name);
-        this.emit({ name, type: 'progress', message: 'out of memory: the kernel OOM-killed a process' });
-        return;
-      }
-      let state = await this.state(name).catch((err: unknown) => {
-        this.log.warn('cannot inspect container after an event', { name, action, error: err });
-        return undefined;
-      });
-      // An event about an earlier container of that name (the current one has another id): stale.
-      const currentId = state?.phase === 'missing' ? undefined : (state?.ref?.id as string | undefined);
-      if (currentId && eventId && currentId !== eventId) return;
-      if (action === 'start') this.oomSeen.delete(name);
-      if (action === 'die' && this.oomSeen.delete(name) && state?.phase === 'exited') state.reason = 'OOMKilled';
-      if (action === 'die' && (!state || state.phase !== 'exited')) {
-        // Removed already (or replaced): report the exit the event itself carries.
-        const code = Number(attrs.exitCode ?? attrs.containerExitCode ?? -1);
-        state = { name, phase: 'exited', exitCode: code, reason: describeExit(code), labels: attrs };
-      }
-      if (state) this.emit({ name, type: 'state', state });
-    };
-    const chain = (this.eventChains.get(name) ?? Promise.resolve()).then(handle);
-    this.eventChains.set(name, chain);
-    void chain.finally(() => {
-      if (this.eventChains.get(name) === chain) this.eventChains.delete(name);
-    });
-  }
-
-  private emit(e: WorkloadEvent): void {
-    if (this.closed) return;
-    for (const listener of this.listeners) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.log.warn('workload event listener threw', { name: e.name, error: err });
-      }
-    }
-  }
 }
 
 /** A backend running workloads as containers through the Docker Engine API; see DockerBackendOptions. */

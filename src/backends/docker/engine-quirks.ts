@@ -12,10 +12,12 @@ import type Docker from 'dockerode';
 export interface EngineQuirks {
   /** `logs?tail=N` loses pieces of lines written in several writes. */
   tailDropsPartialLines: boolean;
+  /** The engine is podman: bridge networks reach each other unless created with `isolate=true`. */
+  podman: boolean;
 }
 
 export async function detectQuirks(docker: Docker): Promise<EngineQuirks> {
   const version = (await docker.version()) as { Components?: { Name?: string }[] };
   const podman = (version.Components ?? []).some((c) => /podman/i.test(c.Name ?? ''));
-  return { tailDropsPartialLines: podman };
+  return { tailDropsPartialLines: podman, podman };
 }

@@ -64,6 +64,8 @@ export function toBackendError(err: unknown, what: string, endpoint: string): Er
   }
   const status = e?.statusCode;
   const message = `docker: cannot ${what}: ${engineMessage(err)}`;
-  if (status === undefined || status >= 500) return new TransientBackendError(message, { cause: err });
+  // 409 is a conflict with the container's current state (a removal in flight), as on Kubernetes: the
+  // contract makes it transient (see TransientBackendError); callers map the 409s they understand first.
+  if (status === undefined || status >= 500 || status === 409 || status === 429) return new TransientBackendError(message, { cause: err });
   return new PermanentBackendError(message, { cause: err });
 }

@@ -10,6 +10,8 @@ export function dockerOptionsFromConfig(config: Config, logger: Logger): DockerB
   const d = config.file.docker;
   return {
     network: d.network,
+    networkPerUser: d.network_per_user,
+    attachContainers: d.attach_containers,
     publishHost: d.publish_host,
     // Homes appear at the same path inside containers: kernelspec argv and HOME name host paths.
     homeRoot: config.env.SPAWNGATE_HOME_ROOT,

@@ -20,6 +20,17 @@ export interface DockerBackendOptions {
    * the engine (or, for a spec port of 0, by spawngate) and reported there.
    */
   network?: string;
+  /**
+   * Each user's containers join a network of their own (`<network or labelPrefix>-<user>-<hash>`,
+   * created on demand), so that they cannot reach another user's (see user-networks.ts). A profile's
+   * `network` override still pins one network. Default true.
+   */
+  networkPerUser?: boolean;
+  /**
+   * Containers (names or ids) connected to every user network as it is created: spawngate's own and
+   * the hub's, when they run in containers and reach workloads by address. Default none.
+   */
+  attachContainers?: string[];
   /** Host address published ports bind to and are reported at when `network` is not set. Default `127.0.0.1`. */
   publishHost?: string;
   /**

@@ -11,7 +11,10 @@
  */
 import { createHash } from 'node:crypto';
 import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec, type WorkloadState } from '../types';
-import { createKubernetesBackend, type KubernetesBackend, type KubernetesBackendOptions } from './kubernetes-backend';
+import { ListenerSet } from '../shared/listeners';
+import { logger as rootLogger } from '../../logging';
+import type { KubernetesBackendOptions } from './backend-options';
+import { createKubernetesBackend, type KubernetesBackend } from './kubernetes-backend';
 
 /** The spec label naming a kernel's experiment (set by the kernels module). */
 export const EXPERIMENT_LABEL = 'spawngate/experiment';
@@ -51,10 +54,11 @@ class NamespacedBackend implements KubernetesBackend {
   readonly name = 'kubernetes';
   readonly capabilities = { hostProcesses: false, overridesKey: 'kubernetes' } as const;
   private readonly byNs = new Map<string, { backend: KubernetesBackend; unwatch: () => void }>();
-  private readonly listeners = new Set<(e: WorkloadEvent) => void>();
+  private readonly listeners: ListenerSet;
   private readonly discovered: Promise<void>;
 
   constructor(private readonly opts: NamespacedBackendOptions) {
+    this.listeners = new ListenerSet(opts.logger ?? rootLogger.child({ component: 'backend-kubernetes' }));
     this.backendFor(opts.namespace);
     this.discovered = this.discover();
     this.discovered.catch(() => undefined);
@@ -81,9 +85,7 @@ class NamespacedBackend implements KubernetesBackend {
     }
     const { experimentNamespaces: _ignored, ...rest } = this.opts;
     const backend = createKubernetesBackend({ ...rest, namespace: ns });
-    const unwatch = backend.watch((e) => {
-      for (const l of this.listeners) l(e);
-    });
+    const unwatch = backend.watch((e) => this.listeners.emit(e));
     const entry = { backend, unwatch };
     this.byNs.set(ns, entry);
     // A namespace whose first list fails (no Role there yet, API briefly down) is forgotten, so the next
@@ -145,11 +147,12 @@ class NamespacedBackend implements KubernetesBackend {
     return owner.logs(name, lines);
   }
 
+  signal(name: string, sig: NodeJS.Signals): Promise<void> {
+    return this.backendFor(this.opts.namespace).signal(name, sig);
+  }
+
   watch(listener: (e: WorkloadEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.listeners.add(listener);
   }
 
   async close(opts?: { stopAll?: boolean }): Promise<void> {

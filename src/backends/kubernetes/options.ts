@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config';
 import type { KubeconfigSource } from './client';
-import type { KubernetesBackendLogger } from './kubernetes-backend';
+import type { KubernetesBackendLogger } from './backend-options';
 import type { NamespacedBackendOptions } from './namespaces';
 
 /** Where a pod's service account namespace is mounted (present only in-cluster). */

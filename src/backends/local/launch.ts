@@ -13,12 +13,14 @@
  *   cgroups, which an unprivileged service cannot rely on); they are listed under `notApplied`.
  * Nothing here fails because a limit cannot be applied; what happened is recorded in the state's ref.
  */
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PermanentBackendError, TransientBackendError, type WorkloadResources, type WorkloadSpec } from '../types';
 import type { AppliedLimits } from './records';
 import { substitutePorts } from '../port-placeholders';
+import { workingDirIn, type RunAs } from './identity';
+import { findTool, resolveExecutable } from './executables';
 
 const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
 
@@ -100,31 +102,6 @@ export function buildEnv(env: Record<string, string>, ports: Record<string, numb
   return out;
 }
 
-function isExecutableFile(file: string): boolean {
-  try {
-    if (!statSync(file).isFile()) return false;
-    accessSync(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The absolute path `spawn` will exec, or a PermanentBackendError naming what is wrong. */
-export function resolveExecutable(command: string, pathVar: string, cwd: string): string {
-  if (command.includes('/')) {
-    const file = path.resolve(cwd, command);
-    if (isExecutableFile(file)) return file;
-    throw new PermanentBackendError(`command not found or not executable: ${command}`);
-  }
-  for (const dir of pathVar.split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.resolve(cwd, dir, command);
-    if (isExecutableFile(file)) return file;
-  }
-  throw new PermanentBackendError(`command not found: ${command} (searched PATH=${pathVar})`);
-}
-
 /** The working directory, checked up front (spawn would report a missing one as ENOENT of the command). */
 export function resolveWorkingDir(workingDir: string | undefined): string {
   const dir = path.resolve(workingDir ?? process.cwd());
@@ -138,14 +115,7 @@ export function resolveWorkingDir(workingDir: string | undefined): string {
   return dir;
 }
 
-/** Finds util-linux `prlimit` on the service's PATH or in the usual places. */
-export function findPrlimit(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (dir && isExecutableFile(path.join(dir, 'prlimit'))) return path.join(dir, 'prlimit');
-  }
-  return undefined;
-}
+export const findPrlimit = (): string | undefined => findTool('prlimit');
 
 export interface LimitedExec {
   file: string;
@@ -185,15 +155,25 @@ export function applyLimits(
   return { ...exec, limits };
 }
 
-/** Everything `spawn` needs, computed from the spec; throws PermanentBackendError for a bad spec. */
-export async function prepareLaunch(spec: WorkloadSpec, host: string, prlimit: string | undefined, recent?: RecentPorts) {
+/**
+ * Everything `spawn` needs, computed from the spec; throws PermanentBackendError for a bad spec. With a
+ * user's identity (`runAs.home`), HOME is that home and the working directory lies inside it.
+ */
+export async function prepareLaunch(
+  spec: WorkloadSpec,
+  host: string,
+  prlimit: string | undefined,
+  recent: RecentPorts | undefined,
+  runAs: RunAs,
+) {
   if (!Array.isArray(spec.command) || spec.command.length === 0 || !spec.command[0]) {
     throw new PermanentBackendError(`workload ${spec.name}: command is empty`);
   }
   const ports = await resolvePorts(spec.ports, host, recent);
   const argv = spec.command.map((a) => substitutePorts(a, ports));
   const env = buildEnv(spec.env ?? {}, ports);
-  const cwd = resolveWorkingDir(spec.workingDir);
+  if (runAs.home) env.HOME = runAs.home;
+  const cwd = resolveWorkingDir(runAs.home ? workingDirIn(runAs.home, spec.workingDir) : spec.workingDir);
   const file = resolveExecutable(argv[0]!, env.PATH!, cwd);
   const exec = applyLimits(file, argv.slice(1), spec.resources, prlimit);
   return { ports, argv, env, cwd, ...exec };

@@ -3,76 +3,39 @@
  * process group (so the whole tree is signalled together), detached from spawngate (so it outlives a
  * spawngate restart). `<stateDir>/<name>.json` records the pid, its start time, ports and labels, which
  * is how a restarted spawngate finds its processes again (and refuses a recycled pid);
- * `<stateDir>/<name>.log` receives stdout and stderr through file descriptors, never a pipe.
+ * `<stateDir>/<name>.log` receives stdout and stderr through file descriptors, never a pipe. Whose
+ * identity a workload runs with is identity.ts's rule (the owner of the user's home when spawngate is
+ * root); the state directory stays spawngate's own (0700), so no workload can list it.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { logger as rootLogger, type Logger } from '../../logging';
+import { logger as rootLogger } from '../../logging';
+import type { LocalBackend, LocalBackendLogger, LocalBackendOptions } from './options';
 import {
   PermanentBackendError,
   TransientBackendError,
-  type Backend,
   type WorkloadEvent,
   type WorkloadSpec,
   type WorkloadState,
 } from '../types';
 import { findPrlimit, prepareLaunch, RecentPorts } from './launch';
+import { IdentityPolicy } from './identity';
+import { ExitLedger } from './exit-ledger';
+import { spawnGated } from './spawn-gated';
+import { ListenerSet } from '../shared/listeners';
+import { DEFAULT_STOP_GRACE_SECONDS } from '../types';
 import { tailLines } from './log-tail';
 import {
-  identify,
   processStatus,
   signalGroup,
   sleep,
   terminateGroup,
   type ProcessIdentity,
 } from './process-info';
-import { assertValidName, isValidName, RecordStore, type LocalRecord } from './records';
-import {
-  describeExit,
-  exitedState,
-  identityOf,
-  recycledState,
-  runningState,
-  sameProcess,
-} from './workload-state';
+import { RecordStore, type LocalRecord } from './records';
+import { assertValidSpec, assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
+import { exitedState, identityOf, sameProcess } from './workload-state';
 
 export const LOCAL_BACKEND_NAME = 'local';
-
-/** The local backend implements every optional method of `Backend`. */
-export type LocalBackend = Backend & Required<Pick<Backend, 'logs' | 'signal' | 'watch'>>;
-
-export type LocalBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
-
-export interface LocalBackendOptions {
-  /** Directory holding `<name>.json` records, `<name>.log` output and lock files. Created (mode 0700) if missing. */
-  stateDir: string;
-  /** Address workloads listen on and are reported at; free ports are picked on it. Default `127.0.0.1`. */
-  host?: string;
-  /** Where the backend logs what it does (never environments). Default: spawngate's logger. */
-  logger?: LocalBackendLogger;
-  /** util-linux `prlimit` used for `memoryLimitMiB`; `false` disables memory limits. Default: found on PATH. */
-  prlimit?: string | false;
-  /** Seconds between liveness checks of adopted processes while someone watches. Default 1. */
-  livenessIntervalSeconds?: number;
-}
-
-interface ExitInfo {
-  identity: ProcessIdentity;
-  exitCode: number;
-  reason: string;
-}
-
-interface OwnChild {
-  record: LocalRecord;
-  /** Resolves once Node has reaped the child and `exits` holds its status. */
-  exited: Promise<void>;
-}
-
-const DEFAULT_GRACE_SECONDS = 5;
-
-/** Waits for the go-ahead on fd 3, closes it, then becomes the command (see `start`). */
-const START_GATE = 'read -r _ <&3 || exit 111; exec 3<&-; exec "$@"';
 
 class LocalProcessBackend implements LocalBackend {
   readonly name = LOCAL_BACKEND_NAME;
@@ -83,13 +46,12 @@ class LocalProcessBackend implements LocalBackend {
   private readonly prlimit: string | undefined;
   private readonly livenessMs: number;
   private readonly ready: Promise<void>;
-  /** Processes this instance spawned and has not yet seen exit. */
-  private readonly children = new Map<string, OwnChild>();
-  /** Exit statuses of processes this instance reaped. */
-  private readonly exits = new Map<string, ExitInfo>();
+  /** Processes this instance spawned, and the exit statuses it reaped. */
+  private readonly ledger = new ExitLedger();
   /** Running processes found through their records (spawned by an earlier spawngate); checked by a timer. */
   private readonly adopted = new Map<string, ProcessIdentity>();
-  private readonly listeners = new Set<(e: WorkloadEvent) => void>();
+  private readonly listeners: ListenerSet;
+  private readonly identity: IdentityPolicy;
   /** Ports handed out lately, never offered twice while their workload may still be binding them. */
   private readonly recentPorts = new RecentPorts();
   /** Names whose `stop` is terminating the process right now (their exit status is not persisted). */
@@ -104,12 +66,14 @@ class LocalProcessBackend implements LocalBackend {
     this.log = options.logger ?? rootLogger.child({ component: 'backend-local' });
     this.prlimit = options.prlimit === false ? undefined : (options.prlimit ?? findPrlimit());
     this.livenessMs = Math.max(100, (options.livenessIntervalSeconds ?? 1) * 1000);
-    this.ready = this.store.init();
+    this.listeners = new ListenerSet(this.log);
+    this.identity = new IdentityPolicy(options.identity);
+    this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call that awaits it
   }
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
-    assertValidName(spec?.name);
+    assertValidSpec(spec);
     await this.ready;
     const name = spec.name;
     return this.store.withLock(name, async () => {
@@ -130,36 +94,25 @@ class LocalProcessBackend implements LocalBackend {
   /** Spawns the process and writes its record; the caller holds the lock for `spec.name`. */
   private async start(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
     const name = spec.name;
-    const launch = await prepareLaunch(spec, this.host, this.prlimit, this.recentPorts);
+    const runAs = await this.identity.resolve(spec);
+    const launch = await prepareLaunch(spec, this.host, this.prlimit, this.recentPorts, runAs);
     const logFile = await this.store.rotateLog(name);
     onEvent?.({ name, type: 'progress', message: `starting ${path.basename(launch.argv[0]!)}` });
 
-    this.exits.delete(name);
+    this.ledger.starting(name);
     this.adopted.delete(name);
-    const fd = openSync(logFile, 'a', 0o600);
-    let child: ReturnType<typeof spawn>;
-    try {
-      // The start gate: a shell waits for one line on fd 3 before exec'ing the command (same pid, same
-      // start time). It gets that line only after the record is written, so a spawngate killed in
-      // between leaves no unrecorded process: the pipe closes, `read` fails and the shell exits.
-      child = spawn('/bin/sh', ['-c', START_GATE, 'spawngate-start-gate', launch.file, ...launch.args], {
-        cwd: launch.cwd,
-        env: launch.env,
-        detached: true, // setsid(): own session and process group, survives spawngate
-        stdio: ['ignore', fd, fd, 'pipe'],
-      });
-    } catch (err) {
-      // Synchronous refusals: a NUL byte in an argument or env value, an invalid option.
-      throw new PermanentBackendError(`cannot start ${launch.argv[0]}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    } finally {
-      closeSync(fd); // the child holds its own copy
-    }
-    // Read the start time now, synchronously: even a child that already exited is a zombie until the
-    // event loop reaps it, so /proc still has it.
-    const identity = child.pid ? identify(child.pid) : undefined;
-    const record: LocalRecord | undefined = identity && {
+    // The exit handler is attached before the record exists; it reads the record once there is one.
+    const spawned: { record?: LocalRecord } = {};
+    let resolveExited!: () => void;
+    const exited = new Promise<void>((resolve) => (resolveExited = resolve));
+    const { child, identity, gate } = await spawnGated(
+      { wrapper: runAs.wrapper, file: launch.file, args: launch.args, cwd: launch.cwd, env: launch.env, logFile, command: launch.argv[0]! },
+      (_id, code, signal) => {
+        if (spawned.record) this.onChildExit(spawned.record, code, signal);
+        resolveExited();
+      },
+    );
+    const record: LocalRecord = (spawned.record = {
       version: 1,
       name,
       kind: spec.kind,
@@ -171,35 +124,15 @@ class LocalProcessBackend implements LocalBackend {
       command: launch.argv,
       workingDir: launch.cwd,
       limits: launch.limits,
-    };
-    const exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        if (record) this.onChildExit(record, code, signal);
-        resolve();
-      });
-    });
-    const spawnError = await new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', resolve);
+      runAs: { uid: runAs.uid, gid: runAs.gid, ...(runAs.user !== undefined ? { user: runAs.user } : {}) },
     });
     child.on('error', (err) => this.log.warn('local workload process error', { name, error: err }));
-    if (spawnError || !record) {
-      const code = (spawnError as NodeJS.ErrnoException | undefined)?.code;
-      const message = `cannot start ${launch.argv[0]}: ${spawnError?.message ?? 'no pid'}`;
-      if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR' || code === 'ENOEXEC') {
-        throw new PermanentBackendError(message, { cause: spawnError });
-      }
-      throw new TransientBackendError(message, { cause: spawnError });
-    }
-    child.unref();
-    this.children.set(name, { record, exited });
-    const gate = child.stdio[3] as import('node:stream').Writable;
-    gate.on('error', () => undefined); // a child that already died closed its end
+    this.ledger.spawned(record, exited);
     try {
       await this.store.write(record);
     } catch (err) {
       gate.destroy();
-      signalGroup(identity!, 'SIGKILL');
+      signalGroup(identity, 'SIGKILL');
       throw new TransientBackendError(`cannot write record of ${name}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -208,6 +141,7 @@ class LocalProcessBackend implements LocalBackend {
     this.log.info('started local workload', {
       name,
       pid: record.pid,
+      uid: runAs.uid,
       executable: path.basename(launch.argv[0]!),
       ports: record.ports,
       limits: record.limits,
@@ -219,11 +153,7 @@ class LocalProcessBackend implements LocalBackend {
 
   private onChildExit(record: LocalRecord, code: number | null, signal: NodeJS.Signals | null): void {
     const { name } = record;
-    const identity = identityOf(record);
-    const { exitCode, reason } = describeExit(code, signal);
-    const own = this.children.get(name);
-    if (own && sameProcess(identityOf(own.record), identity)) this.children.delete(name);
-    this.exits.set(name, { identity, exitCode, reason });
+    const { exitCode, reason } = this.ledger.reaped(record, code, signal);
     this.log.info('local workload exited', { name, pid: record.pid, reason });
     // Persist the status for a later spawngate, unless the record is being removed or was replaced.
     if (!this.closed && !this.stopping.has(name)) {
@@ -278,7 +208,7 @@ class LocalProcessBackend implements LocalBackend {
   async stop(name: string, opts?: { graceSeconds?: number }): Promise<void> {
     assertValidName(name);
     await this.ready;
-    const graceMs = Math.max(0, (opts?.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000);
+    const graceMs = Math.max(0, (opts?.graceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) * 1000);
     const hadRecord = await this.store.withLock(
       name,
       async () => {
@@ -294,16 +224,15 @@ class LocalProcessBackend implements LocalBackend {
               }),
             );
             // Let our own child's 'exit' arrive while the lock is held, so nothing writes the record again.
-            const own = this.children.get(name);
-            if (own && sameProcess(identityOf(own.record), identityOf(record)))
-              await Promise.race([own.exited, sleep(1000)]);
+            const own = this.ledger.ownChild(record);
+            if (own) await Promise.race([own.exited, sleep(1000)]);
           } finally {
             this.stopping.delete(name);
           }
         }
         await this.store.remove(name);
         this.adopted.delete(name);
-        this.exits.delete(name);
+        this.ledger.forget(name);
         return !!record;
       },
       30_000 + graceMs,
@@ -326,14 +255,24 @@ class LocalProcessBackend implements LocalBackend {
     }
   }
 
+  async runAs(username: string): Promise<{ uid: number; gid: number; home?: string }> {
+    const { uid, gid, home } = await this.identity.resolve({ name: 'identity-check', kind: 'kernel', labels: {}, command: [], env: { KERNEL_USERNAME: username } }, { peek: true });
+    return { uid, gid, ...(home ? { home } : {}) };
+  }
+
+  /** What the service warns about at start-up when users share one identity (see identity.ts). */
+  sharedIdentityWarning(): string | undefined {
+    return this.identity.describeShared();
+  }
+
   watch(listener: (e: WorkloadEvent) => void): () => void {
-    this.listeners.add(listener);
+    const unsubscribe = this.listeners.add(listener);
     if (!this.timer && !this.closed) {
       this.timer = setInterval(() => void this.checkAdopted(), this.livenessMs);
       this.timer.unref();
     }
     return () => {
-      this.listeners.delete(listener);
+      unsubscribe();
       if (this.listeners.size === 0) this.stopTimer();
     };
   }
@@ -369,19 +308,18 @@ class LocalProcessBackend implements LocalBackend {
   }
 
   private emit(e: WorkloadEvent): void {
-    if (this.closed) return;
-    for (const listener of this.listeners) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.log.warn('workload event listener threw', { name: e.name, error: err });
-      }
-    }
+    if (!this.closed) this.listeners.emit(e);
+  }
+
+  /** The state dir (0700), and the users earlier records were run for (the one-user rule survives restarts). */
+  private async init(): Promise<void> {
+    await this.store.init();
+    for (const name of await this.store.names()) this.identity.remember((await this.readRecord(name))?.runAs?.user);
   }
 
   /** Remembers a running process this instance did not spawn, for the liveness timer. */
   private track(state: WorkloadState, record: LocalRecord): void {
-    if (state.phase === 'running' && !this.children.has(record.name))
+    if (state.phase === 'running' && !this.ledger.isOwnChild(record.name))
       this.adopted.set(record.name, identityOf(record));
   }
 
@@ -391,27 +329,8 @@ class LocalProcessBackend implements LocalBackend {
     );
   }
 
-  /** The state a record describes, checked against the live process table. */
-  private async evaluate(record: LocalRecord): Promise<WorkloadState> {
-    const logFile = this.store.logPath(record.name);
-    if (record.exit) return exitedState(record, logFile, record.exit.code, record.exit.reason);
-    const id = identityOf(record);
-    const reaped = () => {
-      const info = this.exits.get(record.name);
-      return info && sameProcess(info.identity, id) ? info : undefined;
-    };
-    let info = reaped();
-    if (info) return exitedState(record, logFile, info.exitCode, info.reason);
-    const status = processStatus(id);
-    if (status === 'alive') return runningState(record, logFile);
-    if (status === 'other') return recycledState(record, logFile);
-    // Exited. If this instance spawned it, its status is about to arrive through the 'exit' event.
-    const own = this.children.get(record.name);
-    if (own && sameProcess(identityOf(own.record), id)) await Promise.race([own.exited, sleep(1000)]);
-    info = reaped();
-    return info
-      ? exitedState(record, logFile, info.exitCode, info.reason)
-      : exitedState(record, logFile, undefined, 'process disappeared');
+  private evaluate(record: LocalRecord): Promise<WorkloadState> {
+    return this.ledger.evaluate(record, this.store.logPath(record.name));
   }
 }
 

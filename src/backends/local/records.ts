@@ -7,23 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { PermanentBackendError, TransientBackendError, type WorkloadKind } from '../types';
+import { TransientBackendError, type WorkloadKind } from '../types';
 import { identify, isSameLiveProcess, sleep, type ProcessIdentity } from './process-info';
+import { KeyedQueue } from '../shared/keyed-queue';
 
-/** Lower-case DNS label (RFC 1123), at most 63 characters: no dots, slashes or `..` can reach a path. */
-const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-export function isValidName(name: unknown): name is string {
-  return typeof name === 'string' && NAME_RE.test(name);
-}
-
-export function assertValidName(name: unknown): asserts name is string {
-  if (!isValidName(name)) {
-    throw new PermanentBackendError(
-      `invalid workload name ${JSON.stringify(name)}: must be a lower-case DNS label (a-z, 0-9, '-', at most 63 characters, starting and ending with a letter or digit)`,
-    );
-  }
-}
+import { assertValidWorkloadName as assertValidName, isValidWorkloadName as isValidName } from '../shared/names';
 
 /** What was done about `spec.resources` (stored in the record and shown in `state.ref.limits`). */
 export interface AppliedLimits {
@@ -44,6 +32,8 @@ export interface LocalRecord extends ProcessIdentity {
   command: string[];
   workingDir?: string;
   limits: AppliedLimits;
+  /** Who the process runs as; `user` is the hub user (KERNEL_USERNAME) when it belongs to one. */
+  runAs?: { uid: number; gid: number; user?: string };
   /** Filled in by the spawngate process that reaped the child. */
   exit?: { code: number; reason: string; at: string };
 }
@@ -51,8 +41,10 @@ export interface LocalRecord extends ProcessIdentity {
 export class RecordStore {
   constructor(readonly dir: string) {}
 
+  /** Creates the directory 0700 — and makes an existing one 0700: workloads must not list it. */
   async init(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(this.dir, 0o700);
   }
 
   recordPath(name: string): string {
@@ -144,19 +136,9 @@ export class RecordStore {
   }
 }
 
-const queues = new Map<string, Promise<unknown>>();
-
-async function inProcessLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const previous = queues.get(key) ?? Promise.resolve();
-  const run = previous.then(fn, fn);
-  const settled = run.catch(() => undefined);
-  queues.set(key, settled);
-  try {
-    return await run;
-  } finally {
-    if (queues.get(key) === settled) queues.delete(key);
-  }
-}
+/** Shared by every backend instance in this process (two instances on one stateDir must queue too). */
+const inProcess = new KeyedQueue();
+const inProcessLock = <T>(key: string, fn: () => Promise<T>): Promise<T> => inProcess.run(key, fn);
 
 async function acquireFileLock(lockPath: string, timeoutMs: number): Promise<void> {
   const me = JSON.stringify(identify(process.pid));

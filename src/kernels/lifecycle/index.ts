@@ -5,4 +5,4 @@ export { toKernelModel, jupyterTimestamp, type KernelModel } from './kernel-mode
 export { filterKernelEnv, launchTimeoutFrom, MAX_VALUE_BYTES, MAX_VARIABLES } from './env-hygiene';
 export { grantFor, limitVariables } from './quota-check';
 export { CONTAINER_KERNEL_PORTS, connectionInfo } from './connection-files';
-export { kernelRuntimeDir, runtimeRootOf, workloadIdentity, MAX_SOCKET_PATH_BYTES } from './runtime-dir';
+export { kernelRuntimeDir, runtimeRootOf, MAX_SOCKET_PATH_BYTES } from './runtime-dir';

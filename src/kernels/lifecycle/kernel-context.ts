@@ -13,7 +13,7 @@ import type { Logger } from '../../logging';
 import type { KernelspecCatalog } from '../catalog';
 import { BridgeRegistry } from './bridge-registry';
 import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
-import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, workloadIdentity, writeKernelRuntime } from './runtime-dir';
+import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, writeKernelRuntime } from './runtime-dir';
 
 export interface KernelServiceDeps {
   db: Db;
@@ -76,7 +76,9 @@ export async function writeHostConnection(ctx: KernelContext, row: KernelRow): P
   const key = ctx.secrets.open(row.key_ciphertext);
   if (ctx.ipc) {
     const info = connectionInfo(ipcSocketPrefix(ctx.runtimeRoot, row.id), row.ports, key, row.kernel_name, 'ipc');
-    const owner = await workloadIdentity(ctx.config.env.SPAWNGATE_HOME_ROOT, row.username);
+    // The backend applies its own rule (home owner, or spawngate under a shared identity) and refuses
+    // what `ensure` would refuse, so the directory belongs to exactly the user the kernel runs as.
+    const owner = ctx.backend.runAs ? await ctx.backend.runAs(row.username) : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
     return { file: await writeKernelRuntime(ctx.runtimeRoot, row.id, owner, JSON.stringify(info)), ref: { [TRANSPORT_KEY]: 'ipc' } };
   }
   const info = connectionInfo('127.0.0.1', row.ports, key, row.kernel_name);

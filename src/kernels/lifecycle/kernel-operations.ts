@@ -2,6 +2,7 @@
  * What a user does to a kernel that exists: look at it, interrupt, restart, shut down. Someone else's
  * kernel is reported exactly like a missing one (ids are not an oracle).
  */
+import { UnsupportedError } from '../../backends';
 import { getKernel, listKernels, updateKernel, type KernelRow } from '../../db';
 import { bringUp, type ReachedKernel } from './bring-up';
 import { kernelAddress } from './connection-files';
@@ -91,7 +92,12 @@ export function kernelOperations(ctx: KernelContext) {
       const row = await ownKernel(ctx, username, kernelId);
       if (row.state !== 'running') throw new KernelRequestError(`kernel ${kernelId} is ${row.state}, it cannot be interrupted`);
       if (row.interrupt_mode === 'message' || !backend.signal) await registry.clientFor(row).interrupt();
-      else await backend.signal(row.workload_name, 'SIGINT');
+      else
+        // A backend that cannot signal (kubernetes) says so: the kernel gets an interrupt_request instead.
+        await backend.signal(row.workload_name, 'SIGINT').catch(async (err: unknown) => {
+          if (!(err instanceof UnsupportedError)) throw err;
+          await registry.clientFor(row).interrupt();
+        });
     },
 
     /** Restart: same connection info, new process; websockets see `restarting`, then the kernel's own status. */

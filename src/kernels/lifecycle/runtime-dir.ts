@@ -29,22 +29,6 @@ export interface WorkloadIdentity {
 }
 
 /**
- * The identity a user's workloads run as: the owner of `<homeRoot>/<username>`; spawngate's own when
- * the home does not exist or spawngate is not root. Mirrors the local backend's rule for the identity it runs workloads as.
- */
-export async function workloadIdentity(homeRoot: string, username: string): Promise<WorkloadIdentity> {
-  const own = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-  // Only root can run a workload as someone else; otherwise every workload runs as spawngate.
-  if (own.uid !== 0) return own;
-  try {
-    const st = await fsp.stat(path.join(homeRoot, username));
-    return { uid: st.uid, gid: st.gid };
-  } catch {
-    return own;
-  }
-}
-
-/**
  * Creates the runtime root (0711) or checks the existing one: it must belong to this process's user
  * and be writable by no one else, or a local user could swap a kernel's directory under it.
  */

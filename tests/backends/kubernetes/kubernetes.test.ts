@@ -15,7 +15,7 @@ import {
   type KubernetesBackend,
   type KubernetesBackendOptions,
 } from '../../../src/backends/kubernetes';
-import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
+import { PermanentBackendError, UnsupportedError, type WorkloadEvent, type WorkloadSpec } from '../../../src/backends/types';
 import { ConfigError } from '../../../src/config';
 import { SLEEP_FOREVER, testBackend, waitFor } from '../contract';
 import { FakeApiServer, readDocumentedRole, type FakeApiServerOptions } from './fake-apiserver';
@@ -27,20 +27,23 @@ async function setup(extra: Partial<KubernetesBackendOptions> = {}, fakeOptions:
   const role = readDocumentedRole();
   const fake = await new FakeApiServer({ namespace: role.namespace, rules: role.rules, runCommands: true, ...fakeOptions }).start();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-k8s-'));
-  const backend = createKubernetesBackend({
-    namespace: role.namespace,
-    kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
-    logger: silent,
-    rewatchDelayMs: 50,
-    ...extra,
-  });
+  const kubeconfig = fake.writeKubeconfig(dir);
+  const make = () =>
+    createKubernetesBackend({
+      namespace: role.namespace,
+      kubeconfig: { from: 'file', path: kubeconfig },
+      logger: silent,
+      rewatchDelayMs: 50,
+      ...extra,
+    });
+  const backend = make();
   const cleanup = async () => {
     expect(fake.denied).toEqual([]);
     expect(fake.invalid).toEqual([]);
     await fake.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { fake, backend, cleanup };
+  return { fake, backend, cleanup, another: make };
 }
 
 function makeSpec(overrides: Partial<WorkloadSpec> & { name: string }): WorkloadSpec {
@@ -57,8 +60,16 @@ function makeSpec(overrides: Partial<WorkloadSpec> & { name: string }): Workload
 testBackend({
   name: 'kubernetes (API stand-in running pod commands locally)',
   create: async () => {
-    const { backend, cleanup } = await setup();
-    return { backend, cleanup };
+    const { fake, backend, cleanup, another } = await setup();
+    return {
+      backend,
+      cleanup,
+      another,
+      makeForeign: async (name) => {
+        fake.preloadPod(name, { app: 'someone-else' });
+        return { exists: async () => fake.pods.has(name), remove: async () => void fake.pods.delete(name) };
+      },
+    };
   },
   makeSpec,
   skip: [
@@ -82,6 +93,17 @@ describe('kubernetes backend', () => {
   afterEach(async () => {
     await backend.close({ stopAll: true });
     await cleanup();
+  });
+
+  test('signal is UnsupportedError (the API has no signal verb) and leaves the pod running', async () => {
+    const spec = makeSpec({ name: name() });
+    await backend.ensure(spec);
+    await waitFor(() => backend.state(spec.name), (s) => s.phase === 'running');
+    const err = await backend.signal(spec.name, 'SIGINT').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnsupportedError);
+    expect((err as Error).message).toMatch(/no signal verb/);
+    expect((await backend.state(spec.name)).phase).toBe('running');
+    expect(fake.requests.filter((r) => r.resource === 'pods/exec' || r.verb === 'signal')).toEqual([]);
   });
 
   test('happy path: progress events, running at the pod IP, manifest as documented', async () => {
@@ -364,12 +386,13 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
 });
 
 describe('kubernetes backend: stop touches only its own pods', () => {
-  test('a pod of that name without the spawngate label is left alone; one the cache has not seen yet is deleted', async () => {
+  test('a pod of that name without the spawngate label is left alone (stop refuses it); one the cache has not seen yet is deleted', async () => {
     const { fake, backend, cleanup } = await setup();
     try {
       await backend.state('warm-up');
       fake.preloadPod('sg-krn-foreign', { app: 'someone-else' });
-      await backend.stop('sg-krn-foreign', { graceSeconds: 0 });
+      // The contract (Backend.stop): a workload spawngate did not create is refused, as on docker.
+      await expect(backend.stop('sg-krn-foreign', { graceSeconds: 0 })).rejects.toThrow(PermanentBackendError);
       expect(fake.pods.has('sg-krn-foreign')).toBe(true);
       expect(fake.requests.filter((r) => r.verb === 'delete')).toEqual([]);
       // Labelled by spawngate but put there behind the watch's back (as if by another replica just now).

@@ -1,0 +1,35 @@
+/** The kubernetes backend's options (one namespace; namespaces.ts routes several). */
+import type { Logger } from '../../logging';
+import type { KubeconfigSource } from './client';
+
+export type KubernetesBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
+
+export interface KubernetesBackendOptions {
+  /** The one namespace pods (and their Secrets) live in. Required. */
+  namespace: string;
+  /** Where credentials come from. Default `{ from: 'default' }` (KUBECONFIG, ~/.kube/config, else in-cluster). */
+  kubeconfig?: KubeconfigSource;
+  /** `app.kubernetes.io/instance` label value, to tell several installations in one namespace apart. Default none. */
+  instance?: string;
+  /** uid for pods whose profile sets no `runAsUser` and whose home owner is unknown or root. Default 1000. */
+  defaultRunAsUser?: number;
+  /** gid likewise. Default: the uid. */
+  defaultRunAsGroup?: number;
+  /**
+   * Users' homes: a subPath (the user name, from the spec's `KERNEL_USERNAME`) of this claim, mounted at
+   * `<root>/<user>`, and pods run as the owner of `<root>/<user>` as spawngate sees it (the same NFS/EFS
+   * tree, read with one stat per launch). Default: no home volume.
+   */
+  home?: { claimName: string; root: string; readOnly?: boolean };
+  /** How many names of deleted pods keep their last state (reason) for `state()`. Default 2000. */
+  tombstones?: number;
+  /**
+   * Report an unschedulable pod as `exited` (reason `Unschedulable: …`) at once. Set false when a
+   * cluster autoscaler (Karpenter, cluster-autoscaler) may still add a node. Default true.
+   */
+  failUnschedulable?: boolean;
+  /** Milliseconds before re-establishing a watch that failed with an error (not 410). Default 1000. */
+  rewatchDelayMs?: number;
+  /** Where the backend logs what it does (never environments or connection info). Default: spawngate's logger. */
+  logger?: KubernetesBackendLogger;
+}
