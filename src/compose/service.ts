@@ -134,7 +134,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
             createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels, db }),
           ],
         });
-  const channels = createKernelChannelsHandler({ kernels, resolveIdentity, logger });
+  const channels = createKernelChannelsHandler({ kernels, resolveIdentity, logger, db });
   let server: http.Server | undefined;
   const sockets = new Set<import('node:net').Socket>();
   const b = backend;

@@ -14,6 +14,7 @@ export {
   getTokenInfo,
   revokeTokenById,
   revokeUserTokens,
+  credentialStanding,
   hashToken,
   TOKEN_PREFIX,
   type TokenKind,
@@ -21,6 +22,7 @@ export {
   type TokenOwner,
   type TokenLookup,
   type TokenInfo,
+  type CredentialStanding,
 } from './tokens';
 export { withAuditActor, type AuditActor } from './audit-actor';
 export { listExperimentNames, resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';

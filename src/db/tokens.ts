@@ -206,3 +206,43 @@ export function newToken(): { token: string; hash: string } {
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   return { token, hash: hashToken(token) };
 }
+
+/** Where a credential of an open websocket stands now; `missing`: the token row is gone (server deleted). */
+export interface CredentialStanding {
+  /** The token hash or the user name it was asked about. */
+  key: string;
+  status: 'valid' | 'expired' | 'revoked' | 'missing';
+  username: string | null;
+  /** `users.active` of the owner; null when the owner has no users row (not refused). */
+  userActive: boolean | null;
+}
+
+/**
+ * Re-checks many credentials in one statement: token hashes (their state and owner's `users.active`)
+ * and plain user names (OIDC identities, by `users.active` only). One row per key asked, so a replica
+ * can revisit all its open websockets with a single round trip.
+ */
+export async function credentialStanding(
+  q: Queryable,
+  ask: { tokenHashes: readonly string[]; usernames: readonly string[] },
+): Promise<CredentialStanding[]> {
+  if (ask.tokenHashes.length === 0 && ask.usernames.length === 0) return [];
+  const rows = await q.query<{ key: string; missing: boolean; revoked: boolean; expired: boolean; username: string | null; user_active: boolean | null }>(
+    `SELECT h.key, t.id IS NULL AS missing, t.revoked_at IS NOT NULL AS revoked,
+            (t.expires_at IS NOT NULL AND t.expires_at <= now()) AS expired, t.username, u.active AS user_active
+       FROM unnest($1::text[]) AS h(key)
+       LEFT JOIN api_tokens t ON t.token_hash = h.key
+       LEFT JOIN users u ON u.username = t.username
+     UNION ALL
+     SELECT n.key, false, false, false, n.key, u.active
+       FROM unnest($2::text[]) AS n(key)
+       LEFT JOIN users u ON u.username = n.key`,
+    [[...ask.tokenHashes], [...ask.usernames]],
+  );
+  return rows.map((r) => ({
+    key: r.key,
+    status: r.missing ? 'missing' : r.revoked ? 'revoked' : r.expired ? 'expired' : 'valid',
+    username: r.username,
+    userActive: r.user_active,
+  }));
+}

@@ -121,7 +121,7 @@ function gatewayPaths() {
       post: { summary: 'Restart with the same connection info', parameters: [kernelIdParam], responses: { '200': { description: 'restarted', ...kernelRef }, '404': missing, '403': gatewayForbidden, ...errors } },
     },
     '/api/kernels/{kernel_id}/channels': {
-      get: { summary: 'WebSocket: Jupyter messages (JSON text frames; binary frames with buffers; v1.kernel.websocket.jupyter.org)', parameters: [kernelIdParam, { name: 'session_id', in: 'query', schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' }, '401': errors['401'], '403': gatewayForbidden, '404': missing } },
+      get: { summary: 'WebSocket: Jupyter messages (JSON text frames; binary frames with buffers; v1.kernel.websocket.jupyter.org)', parameters: [kernelIdParam, { name: 'session_id', in: 'query', schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols; an open socket is closed with 1008 (policy violation, the reason in the close frame) within about 2 s once its token is revoked or expires, its server stops, or its user is deactivated' }, '401': errors['401'], '403': gatewayForbidden, '404': missing } },
     },
   };
 }

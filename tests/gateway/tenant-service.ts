@@ -61,6 +61,8 @@ export async function startTenantService(opts: TenantServiceOptions): Promise<Te
       SPAWNGATE_DATABASE_URL: pg.url,
       SPAWNGATE_PORT: '0',
       SPAWNGATE_LOG_LEVEL: 'warn',
+      // Homes a test writes as root stay root's; homes of real users (useradd) still run as their owner.
+      SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
       ...opts.env,
     }),
   );

@@ -51,6 +51,8 @@ export async function startEdgeService(prefix: string): Promise<EdgeService> {
       // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
       SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_PORT: '0',
+      // The homes here are made by root (the test); tokens, not workload identity, are under test.
+      SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
     }),
     { logger },
   );

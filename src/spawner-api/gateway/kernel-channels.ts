@@ -2,14 +2,17 @@
  * `WS /api/kernels/{id}/channels`: authenticates the upgrade with the same identity resolver as every
  * request (header token, or `?token=` for browsers), checks the kernel belongs to the caller, and hands
  * the socket to the kernel's bridge. Refusals go through the same error mapper as HTTP. Any replica can
- * serve any kernel: the connection info comes from the database.
+ * serve any kernel: the connection info comes from the database. Once open, a socket stays only while its
+ * credential holds (`OpenSocketGuard`: deactivation, revocation and expiry close it with 1008).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { kernelWebSocketServerOptions, type KernelService } from '../../kernels';
+import type { Queryable } from '../../db';
 import type { Logger } from '../../logging';
 import { actingUser } from '../auth/identity';
+import { OpenSocketGuard } from '../auth/open-socket-guard';
 import { headerToken, type IdentityResolver } from '../auth/resolve-identity';
 import { errorBody, toHttpAnswer, type HttpAnswer } from '../error-mapper';
 import { notFound, unauthorized } from '../errors';
@@ -30,10 +33,15 @@ export interface KernelChannelsDeps {
   kernels: KernelService;
   resolveIdentity: IdentityResolver;
   logger: Logger;
+  /** Where open sockets' credentials are re-checked. */
+  db: Queryable;
+  /** How often, in ms (default 1000). */
+  recheckMs?: number;
 }
 
 export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
   const wss = new WebSocketServer({ noServer: true, ...kernelWebSocketServerOptions({ maxFrameBytes: deps.kernels.maxFrameBytes }) });
+  const guard = new OpenSocketGuard({ db: deps.db, logger: deps.logger, intervalMs: deps.recheckMs });
 
   return {
     /** `server.on('upgrade', handler)`; answers 404 for paths that are not kernel channels. */
@@ -45,12 +53,14 @@ export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
         const token = headerToken(req) ?? url.searchParams.get('token') ?? undefined;
         if (!token) throw unauthorized();
         // Admins reach any kernel (username undefined), users their own; the hub token is refused.
-        const username = actingUser(await deps.resolveIdentity(token), undefined);
+        const identity = await deps.resolveIdentity(token);
+        const username = actingUser(identity, undefined);
         const row = await deps.kernels.forChannels(username, m[1]!.toLowerCase());
         // Before the upgrade completes the client can send nothing, so nothing it sends can race the
         // iopub subscription of a freshly created bridge.
         await deps.kernels.registry.ready(row, 3000);
         wss.handleUpgrade(req, socket, head, (ws) => {
+          guard.track(ws, token, identity);
           deps.kernels.registry.attach(row, ws, url.searchParams.get('session_id') ?? undefined);
         });
       } catch (err) {
@@ -59,7 +69,10 @@ export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
         reject(socket, answer);
       }
     },
+    /** The guard of this replica's open sockets (tests run a pass with `guard.check()`). */
+    guard,
     close(): void {
+      guard.close();
       for (const c of wss.clients) c.terminate();
       wss.close();
     },
