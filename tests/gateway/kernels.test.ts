@@ -49,8 +49,6 @@ beforeAll(async () => {
       SPAWNGATE_HUB_TOKEN: HUB,
       SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
-      // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
-      SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_PORT: '0',
       // The homes here are made by root (the test); the gateway, not workload identity, is under test.
       SPAWNGATE_LOCAL_ALLOW_ROOT: '1',

@@ -55,8 +55,6 @@ export async function startTenantService(opts: TenantServiceOptions): Promise<Te
     loadConfig({
       SPAWNGATE_DATA_DIR: path.join(root, 'data'),
       SPAWNGATE_HOME_ROOT: homes,
-      // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
-      SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_CONFIG: configFile,
       SPAWNGATE_DATABASE_URL: pg.url,
       SPAWNGATE_PORT: '0',

@@ -48,8 +48,6 @@ export async function startEdgeService(prefix: string): Promise<EdgeService> {
       SPAWNGATE_HUB_TOKEN: HUB,
       SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
-      // Functional tests, not identity tests: every workload runs as the test runner (tests/tenancy covers per-user identities).
-      SPAWNGATE_LOCAL_SHARED_IDENTITY: '1',
       SPAWNGATE_PORT: '0',
       // The homes here are made by root (the test); tokens, not workload identity, are under test.
       SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
