@@ -13,6 +13,7 @@ import type { Logger } from '../../logging';
 import type { KernelspecCatalog } from '../catalog';
 import { BridgeRegistry } from './bridge-registry';
 import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
+import { generateResponseKeys, type RsaKeys } from './response-address';
 import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, workloadIdentity, writeKernelRuntime } from './runtime-dir';
 
 export interface KernelServiceDeps {
@@ -36,12 +37,15 @@ export interface KernelContext extends KernelServiceDeps {
   ports: PortAllocator;
   registry: BridgeRegistry;
   markDead(kernelId: string, reason: string): Promise<void>;
+  /** The RSA key pair EG-style launchers encrypt their connection info to; made on first use. */
+  responseKeys(): Promise<RsaKeys>;
 }
 
 export function createKernelContext(deps: KernelServiceDeps): KernelContext {
   const kcfg = deps.config.file.kernels;
   const log = deps.logger.child({ component: 'kernels' });
   const hostProcesses = deps.backend.capabilities.hostProcesses;
+  let keys: Promise<RsaKeys> | undefined;
   const ctx: KernelContext = {
     ...deps,
     log,
@@ -57,6 +61,10 @@ export function createKernelContext(deps: KernelServiceDeps): KernelContext {
       onDead: (id) => void ctx.markDead(id, 'the kernel stopped answering its heartbeat'),
       clientOptions: { maxBufferedBytes: kcfg.channel_buffer_bytes },
     }),
+    responseKeys() {
+      keys ??= generateResponseKeys();
+      return keys;
+    },
     async markDead(kernelId, reason) {
       const row = await updateKernel(deps.db, kernelId, { state: 'dead', execution_state: 'dead', message: reason, from: ['running'] }).catch(() => undefined);
       if (row) {
