@@ -14,7 +14,8 @@ import type WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
-import { decodeLauncherPayload, generateResponseKeys } from '../../src/kernels/lifecycle/response-address';
+import net from 'node:net';
+import { decodeLauncherPayload, generateResponseKeys, ResponseListener, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
 import { connectWs, execute, type Msg } from '../support/jupyter-ws';
 
 jest.setTimeout(120_000);
@@ -167,9 +168,8 @@ test('a process proxy of another backend is refused naming its class; an unknown
   expect(yarn.body.message).toContain('YarnClusterProcessProxy');
 });
 
-test('payloads: decrypted and validated; another kernel id, another key or tampering is refused', async () => {
-  const keys = await generateResponseKeys();
-  const seal = (info: object, publicKey = keys.publicKey): string => {
+function sealFor(keys: RsaKeys) {
+  return (info: object, publicKey = keys.publicKey): string => {
     const aes = randomBytes(16);
     const c = createCipheriv('aes-128-ecb', aes, null);
     const connInfo = Buffer.concat([c.update(JSON.stringify(info)), c.final()]).toString('base64');
@@ -177,6 +177,12 @@ test('payloads: decrypted and validated; another kernel id, another key or tampe
     const key = publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_PADDING }, aes).toString('base64');
     return Buffer.from(JSON.stringify({ version: 1, key, conn_info: connInfo })).toString('base64');
   };
+}
+const sample = { kernel_id: 'k1', ip: '0.0.0.0', key: 'abc', shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005, comm_port: 1006 };
+
+test('payloads: decrypted and validated; another kernel id, another key or tampering is refused', async () => {
+  const keys = await generateResponseKeys();
+  const seal = sealFor(keys);
   const info = { kernel_id: 'k1', ip: '0.0.0.0', key: 'abc', transport: 'tcp', signature_scheme: 'hmac-sha256', shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005, comm_port: 1006, pid: 5 };
   expect(decodeLauncherPayload(keys, seal(info), 'k1')).toEqual({ ip: '0.0.0.0', key: 'abc', ports: { shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005 }, commPort: 1006 });
   expect(() => decodeLauncherPayload(keys, seal(info), 'k2')).toThrow('names another kernel');
@@ -184,4 +190,27 @@ test('payloads: decrypted and validated; another kernel id, another key or tampe
   expect(() => decodeLauncherPayload(keys, seal(info, other.publicKey), 'k1')).toThrow('does not decrypt');
   expect(() => decodeLauncherPayload(keys, seal({ ...info, shell_port: 70000 }), 'k1')).toThrow('shell_port');
   expect(() => decodeLauncherPayload(keys, 'not base64 json', 'k1')).toThrow('base64 JSON');
+});
+
+test('a response address takes payloads only from processes of the expected uid', async () => {
+  const keys = await generateResponseKeys();
+  const send = async (l: ResponseListener): Promise<void> => {
+    const [host, p] = l.address.split(':');
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect({ host, port: Number(p) }, () => sock.end(sealFor(keys)(sample)));
+      sock.on('error', reject);
+      sock.on('close', () => resolve());
+    });
+  };
+  const mine = await ResponseListener.open(keys, 'k1', '127.0.0.1', { peerUid: process.getuid!() });
+  await send(mine);
+  expect((await mine.report).commPort).toBe(1006);
+  await mine.close();
+
+  const other = await ResponseListener.open(keys, 'k1', '127.0.0.1', { peerUid: process.getuid!() + 4242 });
+  await send(other);
+  const outcome = await Promise.race([other.report.then(() => 'accepted'), new Promise((r) => setTimeout(() => r('refused'), 1000))]);
+  expect(outcome).toBe('refused');
+  expect(other.rejection).toBe('a payload came from a process of another user');
+  await other.close();
 });

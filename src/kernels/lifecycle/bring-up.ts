@@ -14,7 +14,7 @@ import { KernelLaunchError } from './errors';
 import { writeHostConnection, type KernelContext } from './kernel-context';
 import { buildKernelSpec } from './kernel-spec';
 import { ResponseListener, type LauncherReport } from './response-address';
-import { ipcSocketPrefix } from './runtime-dir';
+import { ipcSocketPrefix, workloadIdentity } from './runtime-dir';
 
 const OUTPUT_LINES = 15;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -41,7 +41,7 @@ export async function bringUp(ctx: KernelContext, row: KernelRow, timeoutMs: num
   const host = ctx.hostProcesses ? await writeHostConnection(ctx, row) : undefined;
   // An EG-style launcher reports its own ports and key to a response address made for this launch.
   const keys = ctx.hostProcesses && usesResponseAddress(row.launch.argv) ? await ctx.responseKeys() : undefined;
-  const listener = keys ? await ResponseListener.open(keys, row.id, '127.0.0.1') : undefined;
+  const listener = keys ? await ResponseListener.open(keys, row.id, '127.0.0.1', { peerUid: (await workloadIdentity(ctx.config.env.SPAWNGATE_HOME_ROOT, row.username)).uid }) : undefined;
   try {
     const argv = listener && keys ? substituteArgv(row.launch.argv, { response_address: listener.address, public_key: keys.publicKey }) : row.launch.argv;
     const spec = buildKernelSpec(ctx.config, {

@@ -6,6 +6,7 @@
  * closes. This module owns the key pair, one listener per launch, decryption and validation.
  */
 import { createDecipheriv, generateKeyPair, privateDecrypt, constants, type KeyObject } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { z } from 'zod';
 
@@ -103,6 +104,20 @@ export function decodeLauncherPayload(keys: RsaKeys, data: string, kernelId: str
 }
 
 /**
+ * The uid owning the client end of a loopback TCP connection (Linux `/proc/net/tcp`: local address
+ * `127.0.0.1:<peerPort>` talking to `:<serverPort>`), or undefined when it cannot be told.
+ */
+export async function loopbackPeerUid(peerPort: number, serverPort: number): Promise<number | undefined> {
+  const table = await fsp.readFile('/proc/net/tcp', 'utf8').catch(() => '');
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1]?.endsWith(`:${hex(peerPort)}`) && f[2]?.endsWith(`:${hex(serverPort)}`)) return Number(f[7]);
+  }
+  return undefined;
+}
+
+/**
  * One launch's response address: a TCP listener that resolves `report` with the first payload that
  * decrypts and names this kernel. Anything else that connects is dropped without an answer.
  */
@@ -123,14 +138,19 @@ export class ResponseListener {
     return this.lastError;
   }
 
-  static async open(keys: RsaKeys, kernelId: string, host: string, advertised: string = host): Promise<ResponseListener> {
+  /**
+   * `peerUid`: accept payloads only from processes of this uid (loopback listeners). The public key
+   * and kernel id are on the launcher's command line, readable by every local user: without this
+   * check another user could answer first and point spawngate at a kernel of their own.
+   */
+  static async open(keys: RsaKeys, kernelId: string, host: string, opts: { advertised?: string; peerUid?: number } = {}): Promise<ResponseListener> {
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, host, () => resolve());
     });
     const { port } = server.address() as net.AddressInfo;
-    const listener = new ResponseListener(server, `${advertised}:${port}`);
+    const listener = new ResponseListener(server, `${opts.advertised ?? host}:${port}`);
     server.on('connection', (sock) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -141,13 +161,22 @@ export class ResponseListener {
         else chunks.push(d);
       });
       sock.on('error', () => undefined);
+      const peerPort = sock.remotePort;
+      // Read while the peer is connected: its /proc/net/tcp entry goes once it closes.
+      const peerUid = opts.peerUid === undefined || peerPort === undefined ? Promise.resolve(opts.peerUid) : loopbackPeerUid(peerPort, port);
       sock.on('end', () => {
         sock.end();
-        try {
-          listener.resolveReport(decodeLauncherPayload(keys, Buffer.concat(chunks).toString('utf8'), kernelId));
-        } catch (err) {
-          listener.lastError = (err as Error).message;
-        }
+        void peerUid.then((uid) => {
+          if (uid !== opts.peerUid) {
+            listener.lastError = 'a payload came from a process of another user';
+            return;
+          }
+          try {
+            listener.resolveReport(decodeLauncherPayload(keys, Buffer.concat(chunks).toString('utf8'), kernelId));
+          } catch (err) {
+            listener.lastError = (err as Error).message;
+          }
+        });
       });
     });
     return listener;
