@@ -9,6 +9,7 @@ import { CONNECTION_INFO_ENV, userLabelValue, type WorkloadSpec } from '../../ba
 import type { Config } from '../../config';
 import type { KernelLimits, KernelPorts } from '../../db';
 import type { KernelConnectionInfo } from '../channels';
+import { processProxyOf } from '../kernelspec-process-proxy';
 import { substituteArgv } from './argv-placeholders';
 import { KernelRequestError } from './errors';
 import { limitVariables } from './quota-check';
@@ -105,7 +106,7 @@ export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecIn
  * allowed it (a user's own kernel.json must not pick arbitrary images), else `kernels.image`.
  */
 export function kernelImage(kernels: Pick<Config['file']['kernels'], 'allowed_images' | 'image'>, metadata: Record<string, unknown>, kernelName: string, backendName: string): string {
-  const named = (metadata.process_proxy as { config?: { image_name?: string } } | undefined)?.config?.image_name;
+  const named = processProxyOf(metadata, kernelName).imageName;
   if (named !== undefined) {
     if (!kernels.allowed_images.includes(named)) {
       throw new KernelRequestError(`kernelspec '${kernelName}' asks for image '${named}', which is not in kernels.allowed_images`);
