@@ -53,6 +53,7 @@ export {
   recordLaunch,
   updateKernel,
   updateKernelPorts,
+  updateKernelKey,
   livePorts,
   LIVE_KERNEL_STATES,
   CONNECTION_TTL_SECONDS,

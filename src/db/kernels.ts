@@ -187,6 +187,11 @@ export async function updateKernelPorts(q: Queryable, id: string, ports: KernelP
   await q.query(`UPDATE kernels SET ports = $2, updated_at = now() WHERE id = $1 AND state = 'starting'`, [id, JSON.stringify(ports)]);
 }
 
+/** The HMAC key a kernel's own launcher chose (EG's response-address launchers pick theirs). */
+export async function updateKernelKey(q: Queryable, id: string, keyCiphertext: string): Promise<void> {
+  await q.query(`UPDATE kernels SET key_ciphertext = $2, updated_at = now() WHERE id = $1`, [id, keyCiphertext]);
+}
+
 /** Every port held or about to be bound by a live kernel on this backend. */
 export async function livePorts(q: Queryable, backend: string): Promise<Set<number>> {
   const rows = await q.query<{ ports: KernelPorts }>(

@@ -30,6 +30,7 @@ export {
   type KernelspecSource,
   type ParsedKernelJson,
 } from './kernelspec';
+export { assertProxyFitsBackend, processProxyOf, ProcessProxyError, type ProcessProxy } from './kernelspec-process-proxy';
 export {
   GatewayUserDeniedError,
   InvalidUsernameError,

@@ -17,6 +17,7 @@ import {
   KernelspecForbiddenError,
   KernelspecNotFoundError,
   KernelspecResourceNotFoundError,
+  ProcessProxyError,
 } from '../kernels';
 import { LimitExceededError, NameError, ProfileError } from '../profiles';
 import { HttpError } from './errors';
@@ -38,7 +39,7 @@ const isBodyTooLarge = (err: unknown): boolean =>
 export function toHttpAnswer(err: unknown): HttpAnswer {
   if (err instanceof HttpError) return { status: err.status, message: err.message };
   if (err instanceof AdminError) return { status: ADMIN_STATUS[err.kind], message: err.message };
-  if (err instanceof KernelRequestError || err instanceof InvalidUsernameError || err instanceof NameError || err instanceof ProfileError) {
+  if (err instanceof KernelRequestError || err instanceof ProcessProxyError || err instanceof InvalidUsernameError || err instanceof NameError || err instanceof ProfileError) {
     return { status: 400, message: err.message };
   }
   if (err instanceof TokenRejectedError) return { status: 401, message: `invalid token: ${err.message}` };

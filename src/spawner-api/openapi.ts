@@ -73,7 +73,7 @@ const missing = { description: 'No such kernel (or not yours)', content: { 'appl
 /** Enterprise-Gateway-compatible routes; a per-user gateway token acts as its user only. */
 function gatewayPaths() {
   return {
-    '/api': { get: { summary: 'Gateway version', responses: { '200': { description: 'version' } } } },
+    '/api': { get: { summary: 'Gateway version', responses: { '200': { description: "version, EG's gateway_version (the same), gateway: spawngate" } } } },
     '/api/kernelspecs': {
       get: {
         summary: "The caller's kernelspecs (their conda environments and kernels, plus authorized shared ones)",

@@ -102,6 +102,17 @@ export const REACHED_PORTS_KEY = 'reached_ports';
 /** Key under which an ipc kernel's transport is kept in the kernel row's `backend_ref` (absent: tcp). */
 export const TRANSPORT_KEY = 'transport';
 
+/** Key under which an EG-style launcher's communication address is kept in `backend_ref`. */
+export const LAUNCHER_COMM_KEY = 'launcher_comm';
+
+const launcherCommSchema = z.object({ host: z.string(), port: z.number().int().min(1).max(65535) });
+
+/** Where a kernel's launcher takes signal and shutdown requests, if it reported a communication port. */
+export function launcherComm(row: { backend_ref: Record<string, unknown> | null }): { host: string; port: number } | undefined {
+  const c = launcherCommSchema.safeParse(row.backend_ref?.[LAUNCHER_COMM_KEY]);
+  return c.success ? c.data : undefined;
+}
+
 const recordedPortsSchema = z.object({ shell_port: z.number().int(), iopub_port: z.number().int(), stdin_port: z.number().int(), control_port: z.number().int(), hb_port: z.number().int() });
 
 /**

@@ -13,6 +13,7 @@ import type { Logger } from '../../logging';
 import type { KernelspecCatalog } from '../catalog';
 import { BridgeRegistry } from './bridge-registry';
 import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
+import { generateResponseKeys, type RsaKeys } from './response-address';
 import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, writeKernelRuntime } from './runtime-dir';
 
 export interface KernelServiceDeps {
@@ -36,12 +37,15 @@ export interface KernelContext extends KernelServiceDeps {
   ports: PortAllocator;
   registry: BridgeRegistry;
   markDead(kernelId: string, reason: string): Promise<void>;
+  /** The RSA key pair EG-style launchers encrypt their connection info to; made on first use. */
+  responseKeys(): Promise<RsaKeys>;
 }
 
 export function createKernelContext(deps: KernelServiceDeps): KernelContext {
   const kcfg = deps.config.file.kernels;
   const log = deps.logger.child({ component: 'kernels' });
   const hostProcesses = deps.backend.capabilities.hostProcesses;
+  let keys: Promise<RsaKeys> | undefined;
   const ctx: KernelContext = {
     ...deps,
     log,
@@ -57,6 +61,10 @@ export function createKernelContext(deps: KernelServiceDeps): KernelContext {
       onDead: (id) => void ctx.markDead(id, 'the kernel stopped answering its heartbeat'),
       clientOptions: { maxBufferedBytes: kcfg.channel_buffer_bytes },
     }),
+    responseKeys() {
+      keys ??= generateResponseKeys();
+      return keys;
+    },
     async markDead(kernelId, reason) {
       const row = await updateKernel(deps.db, kernelId, { state: 'dead', execution_state: 'dead', message: reason, from: ['running'] }).catch(() => undefined);
       if (row) {
@@ -69,6 +77,15 @@ export function createKernelContext(deps: KernelServiceDeps): KernelContext {
 }
 
 /**
+ * The uid/gid a host kernel of `username` runs as. The backend applies its own rule (home owner, or
+ * spawngate under a shared identity) and refuses what `ensure` would refuse, so what spawngate prepares
+ * for the kernel belongs to exactly the user it runs as.
+ */
+export async function kernelOwner(ctx: KernelContext, username: string): Promise<{ uid: number; gid: number }> {
+  return ctx.backend.runAs ? await ctx.backend.runAs(username) : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/**
  * Writes a host kernel's connection file (ipc: in its own runtime directory, owned by the home's
  * owner; tcp: 0600 in the data directory) and returns its path and what `backend_ref` must record.
  */
@@ -76,9 +93,7 @@ export async function writeHostConnection(ctx: KernelContext, row: KernelRow): P
   const key = ctx.secrets.open(row.key_ciphertext);
   if (ctx.ipc) {
     const info = connectionInfo(ipcSocketPrefix(ctx.runtimeRoot, row.id), row.ports, key, row.kernel_name, 'ipc');
-    // The backend applies its own rule (home owner, or spawngate under a shared identity) and refuses
-    // what `ensure` would refuse, so the directory belongs to exactly the user the kernel runs as.
-    const owner = ctx.backend.runAs ? await ctx.backend.runAs(row.username) : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const owner = await kernelOwner(ctx, row.username);
     return { file: await writeKernelRuntime(ctx.runtimeRoot, row.id, owner, JSON.stringify(info)), ref: { [TRANSPORT_KEY]: 'ipc' } };
   }
   const info = connectionInfo('127.0.0.1', row.ports, key, row.kernel_name);

@@ -5,10 +5,14 @@
 import { UnsupportedError } from '../../backends';
 import { getKernel, listKernels, updateKernel, type KernelRow } from '../../db';
 import { bringUp, type ReachedKernel } from './bring-up';
-import { kernelAddress } from './connection-files';
+import { kernelAddress, launcherComm } from './connection-files';
 import { KernelNotFoundError, KernelRequestError } from './errors';
 import { removeHostConnection, type KernelContext } from './kernel-context';
 import { toKernelModel, type KernelModel } from './kernel-model';
+import { sendLauncherRequest } from './response-address';
+
+/** Signal numbers travel as numbers in EG's listener requests. */
+const SIGINT = 2;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -53,6 +57,9 @@ export async function terminate(ctx: KernelContext, row: KernelRow, opts: { rest
     );
     if (replied) await exitedWithin(ctx, row.workload_name, Math.min(grace, 3000));
   }
+  // An EG-style launcher keeps its process alive for its listener until told to stop, as EG tells it.
+  const comm = launcherComm(row);
+  if (comm) await sendLauncherRequest(comm.host, comm.port, { shutdown: 1 }, 2000).catch(() => undefined);
   await ctx.backend.stop(row.workload_name, { graceSeconds: Math.min(kcfg.shutdown_grace_seconds, 5) });
   if (opts.restartable) return;
   await registry.release(row.id);
@@ -91,7 +98,11 @@ export function kernelOperations(ctx: KernelContext) {
     async interrupt(username: string | undefined, kernelId: string): Promise<void> {
       const row = await ownKernel(ctx, username, kernelId);
       if (row.state !== 'running') throw new KernelRequestError(`kernel ${kernelId} is ${row.state}, it cannot be interrupted`);
-      if (row.interrupt_mode === 'message' || !backend.signal) await registry.clientFor(row).interrupt();
+      const comm = launcherComm(row);
+      if (row.interrupt_mode === 'message') await registry.clientFor(row).interrupt();
+      // An EG-style launcher signals its kernel itself: no signal API needed, as in EG.
+      else if (comm) await sendLauncherRequest(comm.host, comm.port, { signum: SIGINT });
+      else if (!backend.signal) await registry.clientFor(row).interrupt();
       else
         // A backend that cannot signal (kubernetes) says so: the kernel gets an interrupt_request instead.
         await backend.signal(row.workload_name, 'SIGINT').catch(async (err: unknown) => {
@@ -100,11 +111,14 @@ export function kernelOperations(ctx: KernelContext) {
         });
     },
 
-    /** Restart: same connection info, new process; websockets see `restarting`, then the kernel's own status. */
+    /**
+     * Restart: same connection info (EG-style launchers: what they report), new process. Websockets see
+     * only the new kernel's own status, as Jupyter Server's manual restart shows it: iopub `restarting`
+     * tells clients the kernel died and was restarted automatically, which a REST restart is not.
+     */
     async restart(username: string | undefined, kernelId: string): Promise<KernelModel> {
       const row = await liveKernel(ctx, username, kernelId);
       await updateKernel(db, row.id, { state: 'restarting', execution_state: 'restarting' });
-      registry.broadcast(row.id, 'restarting');
       registry.get(row.id)?.pauseHeartbeat();
       // A dead kernel gets no shutdown_request: nothing would answer it, and the queued message would
       // reach (and stop) the new process once it binds the same port.

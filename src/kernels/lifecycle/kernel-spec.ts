@@ -9,6 +9,8 @@ import { CONNECTION_INFO_ENV, userLabelValue, type WorkloadSpec } from '../../ba
 import type { Config } from '../../config';
 import type { KernelLimits, KernelPorts } from '../../db';
 import type { KernelConnectionInfo } from '../channels';
+import { processProxyOf } from '../kernelspec-process-proxy';
+import { substituteArgv } from './argv-placeholders';
 import { KernelRequestError } from './errors';
 import { limitVariables } from './quota-check';
 
@@ -29,7 +31,7 @@ export interface KernelSpecInput {
   username: string;
   experimentName: string | null;
   limits: KernelLimits;
-  /** The kernelspec argv, `{resource_dir}` already resolved. */
+  /** The kernelspec argv, every placeholder but `{connection_file}` already resolved. */
   argv: readonly string[];
   /** The kernelspec's env plus the client's filtered `KERNEL_*` variables. */
   env: Record<string, string>;
@@ -62,7 +64,7 @@ export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecIn
   if (p.hostProcesses) {
     for (const [k, v] of Object.entries(p.hostEnv)) if (env[k] === undefined) env[k] = v;
     env.HOME = home;
-    command = input.argv.map((a) => a.replace('{connection_file}', p.connectionFile));
+    command = substituteArgv(input.argv, { connection_file: p.connectionFile });
   } else {
     command = [...p.launcher];
     env.SPAWNGATE_KERNEL_ARGV = JSON.stringify(input.argv);
@@ -104,7 +106,7 @@ export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecIn
  * allowed it (a user's own kernel.json must not pick arbitrary images), else `kernels.image`.
  */
 export function kernelImage(kernels: Pick<Config['file']['kernels'], 'allowed_images' | 'image'>, metadata: Record<string, unknown>, kernelName: string, backendName: string): string {
-  const named = (metadata.process_proxy as { config?: { image_name?: string } } | undefined)?.config?.image_name;
+  const named = processProxyOf(metadata, kernelName).imageName;
   if (named !== undefined) {
     if (!kernels.allowed_images.includes(named)) {
       throw new KernelRequestError(`kernelspec '${kernelName}' asks for image '${named}', which is not in kernels.allowed_images`);

@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { countLiveKernels, getKernel, insertKernel, livePorts, lockKernelLaunches, updateKernel, type KernelRow } from '../../db';
 import { LimitExceededError } from '../../profiles';
+import { assertProxyFitsBackend, processProxyOf } from '../kernelspec-process-proxy';
+import { portRangeArg, substituteArgv, usesResponseAddress } from './argv-placeholders';
 import { CONTAINER_KERNEL_PORTS, newKernelKey } from './connection-files';
 import { filterKernelEnv, launchTimeoutFrom } from './env-hygiene';
 import { KernelLaunchError, KernelRequestError } from './errors';
@@ -58,6 +60,11 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   if (requested !== undefined && typeof requested !== 'string') throw new KernelRequestError("'name' must be a kernelspec name");
   const name = requested ?? (await ctx.catalog.list(username)).default;
   const spec = await ctx.catalog.resolve(username, name);
+  const proxy = processProxyOf(spec.spec.metadata, spec.name);
+  assertProxyFitsBackend(proxy, spec.name, backend.name);
+  if (!ctx.hostProcesses && usesResponseAddress(spec.spec.argv)) {
+    throw new KernelRequestError(`kernelspec '${spec.name}' uses an Enterprise Gateway response-address launcher, which spawngate runs on the local backend only`);
+  }
   const { env, dropped } = filterKernelEnv(body.env, kcfg.env_allowlist);
   if (dropped.length) log.debug('kernel env variables dropped', { user: username, count: dropped.length });
   const timeoutSeconds = launchTimeoutFrom(env, kcfg.max_launch_timeout_seconds) ?? kcfg.launch_timeout_seconds;
@@ -70,6 +77,9 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   if (ctx.ipc) assertSocketPathsFit(ctx.runtimeRoot, id);
   const kernelPorts = tcpHost ? await ctx.ports.allocate(await livePorts(db, backend.name)) : ctx.ipc ? IPC_KERNEL_PORTS : CONTAINER_KERNEL_PORTS;
   const image = ctx.hostProcesses ? undefined : kernelImage(kcfg, spec.spec.metadata, spec.name, backend.name);
+  // EG hands Spark kernels the image their executors run; spawngate starts no executors, it passes it on.
+  const executorImage = image === undefined ? undefined : proxy.executorImageName;
+  const argv = substituteArgv(spec.spec.argv, { resource_dir: spec.dir, kernel_id: id, port_range: proxy.portRange ?? portRangeArg(kcfg.port_range) });
   const row: KernelRow = await db
     .tx(async (q) => {
       await lockKernelLaunches(q, username, grant.experimentId);
@@ -87,7 +97,7 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
         ports: kernelPorts,
         key_ciphertext: ctx.secrets.seal(newKernelKey()),
         interrupt_mode: spec.spec.interrupt_mode === 'message' ? 'message' : 'signal',
-        launch: { argv: spec.spec.argv.map((a) => a.replace('{resource_dir}', spec.dir)), env: { ...spec.spec.env, ...env }, workingDir, image },
+        launch: { argv, env: { ...spec.spec.env, ...env, ...(executorImage ? { KERNEL_EXECUTOR_IMAGE: executorImage } : {}) }, workingDir, image },
       });
     })
     .finally(() => {
@@ -104,7 +114,9 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   }
   const result = await queue.waitFor(jobId, timeoutSeconds * 1000 + 30_000);
   const after = (await getKernel(db, id)) ?? row;
-  if (after.state === 'running') return toKernelModel(after);
+  // EG's model of a kernel just started says `starting` (no status has been relayed yet); the row keeps
+  // `idle`, which later reads show, as EG's do once the kernel's first status arrives.
+  if (after.state === 'running') return { ...toKernelModel(after), execution_state: 'starting' };
   if (!result) throw new KernelLaunchError(`kernel '${spec.name}' is still starting after ${timeoutSeconds} s`);
   throw new KernelLaunchError(after.message ?? result.error ?? 'kernel launch failed');
 }

@@ -29,7 +29,8 @@ export function createGatewayKernelRouter(deps: GatewayKernelRouterDeps): Router
   const kernelId = (req: Request): string => String(req.params.kernel_id);
 
   router.get('/api', function gatewayVersion(_req, res) {
-    res.json({ version: deps.version, gateway: 'spawngate' });
+    // EG answers `version` and `gateway_version`; `gateway` names this implementation.
+    res.json({ version: deps.version, gateway_version: deps.version, gateway: 'spawngate' });
   });
 
   router.get('/api/kernels', async function listKernels(req, res) {

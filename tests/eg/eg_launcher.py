@@ -1,0 +1,116 @@
+"""A kernel launcher for tests that speaks Enterprise Gateway's response-address protocol.
+
+Written from the protocol: it picks its own five kernel ports and a communication port inside
+--port-range, makes its own HMAC key, writes the connection file, sends the encrypted connection
+information to --response-address, serves {"signum"}/{"shutdown"} requests on the communication
+port, then runs ipykernel in this process. Every request it served is kept in the module
+`sg_eg_launcher_log` so a test can read them from inside the kernel.
+"""
+import argparse
+import base64
+import json
+import os
+import socket
+import sys
+import threading
+import types
+import uuid
+
+from cryptography.hazmat.primitives import padding as sympad
+from cryptography.hazmat.primitives.asymmetric import padding as asympad
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+log = types.ModuleType("sg_eg_launcher_log")
+log.requests = []
+sys.modules["sg_eg_launcher_log"] = log
+
+
+def bind_in_range(lower, upper):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if lower == 0 and upper == 0:
+        sock.bind(("0.0.0.0", 0))
+        return sock
+    for candidate in range(lower, upper + 1):
+        try:
+            sock.bind(("0.0.0.0", candidate))
+            return sock
+        except OSError:
+            continue
+    raise RuntimeError(f"no free port in {lower}..{upper}")
+
+
+def encrypt(plain, public_key_b64):
+    aes_key = os.urandom(16)
+    padder = sympad.PKCS7(128).padder()
+    padded = padder.update(plain) + padder.finalize()
+    enc = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor()
+    conn_info = enc.update(padded) + enc.finalize()
+    rsa = load_der_public_key(base64.b64decode(public_key_b64))
+    wrapped = rsa.encrypt(aes_key, asympad.PKCS1v15())
+    body = {"version": 1, "key": base64.b64encode(wrapped).decode(), "conn_info": base64.b64encode(conn_info).decode()}
+    return base64.b64encode(json.dumps(body).encode())
+
+
+def serve_comm(sock, pid):
+    sock.listen(4)
+    while True:
+        conn, _ = sock.accept()
+        data = b""
+        while True:
+            chunk = conn.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+        conn.close()
+        request = json.loads(data)
+        log.requests.append(request)
+        if request.get("signum"):
+            os.kill(pid, int(request["signum"]))
+        if request.get("shutdown"):
+            os._exit(0)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--kernel-id", required=True)
+    p.add_argument("--port-range", required=True)
+    p.add_argument("--response-address", required=True)
+    p.add_argument("--public-key", required=True)
+    p.add_argument("--resource-dir", required=True)
+    p.add_argument("connection_file")
+    a = p.parse_args()
+    for arg in sys.argv[1:]:
+        if "{" in arg:
+            raise SystemExit(f"placeholder left unsubstituted: {arg}")
+    if a.kernel_id != os.environ.get("KERNEL_ID"):
+        raise SystemExit("--kernel-id differs from KERNEL_ID")
+    if not os.path.isfile(os.path.join(a.resource_dir, "kernel.json")):
+        raise SystemExit("--resource-dir is not the kernelspec directory")
+    lower, upper = (int(x) for x in a.port_range.split(".."))
+
+    # All six are held at once so they differ; the kernel's five are freed for ipykernel to bind.
+    socks = [bind_in_range(lower, upper) for _ in range(6)]
+    comm = socks.pop()
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    info = dict(zip(["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"], ports))
+    info.update(ip="0.0.0.0", transport="tcp", signature_scheme="hmac-sha256", key=str(uuid.uuid4()))
+    with open(a.connection_file, "w") as f:
+        json.dump(info, f)
+    report = dict(info, kernel_id=a.kernel_id, pid=os.getpid(), comm_port=comm.getsockname()[1])
+    threading.Thread(target=serve_comm, args=(comm, os.getpid()), daemon=True).start()
+    host, port = a.response_address.rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(encrypt(json.dumps(report).encode(), a.public_key))
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance(connection_file=a.connection_file, ip="0.0.0.0")
+    app.initialize([])
+    app.start()
+
+
+if __name__ == "__main__":
+    main()
