@@ -102,16 +102,17 @@ export function startJobHandler(ctx: ServerContext) {
     const deadline = row.requested_at.getTime() + data.startTimeoutSeconds * 1000;
     let lastProgress: string | undefined;
     let state: WorkloadState;
+    const ensuring = backend.ensure(spec, (e) => {
+      if (e.type === 'progress' && e.message) {
+        const message = e.message;
+        lastProgress = message;
+        progressWrites = progressWrites.then(() => ctx.event(row, 40, message)).catch(() => undefined);
+      }
+    });
     try {
       // Bounded by the start deadline: a backend that never answers must not leave the start hanging.
       state = await beforeDeadline(
-        backend.ensure(spec, (e) => {
-          if (e.type === 'progress' && e.message) {
-            const message = e.message;
-            lastProgress = message;
-            progressWrites = progressWrites.then(() => ctx.event(row, 40, message)).catch(() => undefined);
-          }
-        }),
+        ensuring,
         deadline,
         () => `the ${backend.name} backend did not create the server within ${data.startTimeoutSeconds} s${lastProgress ? ` (last: ${lastProgress})` : ''}`,
       );
@@ -121,6 +122,8 @@ export function startJobHandler(ctx: ServerContext) {
       if (err instanceof StartDeadlineError) {
         await ctx.fail(row, err.message, { lastOutput: await ctx.outputOf(row.workload_name) });
         await stopQuietly(backend, row.workload_name, 1);
+        // The backend may still create it after all: what a failed start leaves must not outlive it.
+        void ensuring.then(() => stopQuietly(backend, row.workload_name, 1), () => undefined);
         throw new UnrecoverableJobError(err.message);
       }
       const message = (err as Error).message;

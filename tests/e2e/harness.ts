@@ -33,6 +33,7 @@ export interface Proc {
 export function startProcess(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; logFile?: string }): Proc {
   const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   // The whole output also goes to a file: a failure late in a long test must not have lost its start.
+  if (opts.logFile) fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
   const log = opts.logFile ? fs.openSync(opts.logFile, 'a') : undefined;
   let out = '';
   const keep = (b: Buffer): void => {

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { createLocalBackend, type Backend } from '../../src/backends';
 import { loadConfig } from '../../src/config';
 import { createService, type Service } from '../../src/compose';
+import { eventually } from '../support/wait';
 
 jest.setTimeout(60_000);
 
@@ -18,15 +19,19 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-deadline-'));
 const auth = { Authorization: `token ${HUB}` };
 let service: Service;
 let release: () => void = () => undefined;
+let local: ReturnType<typeof createLocalBackend>;
+let createdLate = false;
 
 beforeAll(async () => {
-  const local = createLocalBackend({ stateDir: path.join(dir, 'local') });
+  local = createLocalBackend({ stateDir: path.join(dir, 'local') });
   const stuck: Backend = Object.assign(Object.create(local) as Backend, {
     async ensure(...args: Parameters<Backend['ensure']>) {
       const [spec, onEvent] = args;
       onEvent?.({ name: spec.name, type: 'progress', message: 'waiting for the image registry' });
       await new Promise<void>((r) => (release = r));
-      return local.ensure(spec, onEvent);
+      const state = await local.ensure(spec, onEvent);
+      createdLate = true;
+      return state;
     },
   });
   const config = loadConfig({
@@ -54,4 +59,15 @@ test('a backend that never creates the server: failed at the start timeout, nami
   expect(res.body.message).toBe('the local backend did not create the server within 2 s (last: waiting for the image registry)');
   expect(elapsed).toBeGreaterThanOrEqual(1900);
   expect(elapsed).toBeLessThan(10_000);
+});
+
+test('a server the backend creates after the start failed is removed, not left running', async () => {
+  const res = await request(service.app!).get('/api/users/stuck/server').set(auth);
+  expect(res.body.state).toBe('failed');
+  const running = async (): Promise<string[]> => (await local.list()).filter((w) => w.phase === 'running').map((w) => w.name);
+  expect(await running()).toEqual([]);
+  release(); // the late ensure now starts the process; the failed start must stop it again
+  expect(await eventually(() => createdLate)).toBe(true); // it was created…
+  expect(await eventually(async () => (await running()).length === 0)).toBe(true); // …and removed
+  expect(await running()).toEqual([]);
 });
