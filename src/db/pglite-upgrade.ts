@@ -24,7 +24,10 @@ export async function upgradePgliteDir(dataDir: string, target: Db, logger: Logg
     await source.close();
   }
   await restoreDump(target, dump);
-  fs.renameSync(old, path.join(dataDir, 'db.pglite-upgraded'));
+  const kept = path.join(dataDir, 'db.pglite-upgraded');
+  fs.renameSync(old, kept);
+  // Earlier releases left this directory 0755 (PGlite's files inside are made private on close).
+  fs.chmodSync(kept, 0o700);
   logger.info('embedded database upgraded from PGlite', { dataDir, kept: 'db.pglite-upgraded' });
   return true;
 }
