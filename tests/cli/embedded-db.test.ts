@@ -72,6 +72,18 @@ describe('while serve runs', () => {
     expect(lock).toMatchObject({ pid: serve.child.pid, role: 'serve' });
   });
 
+  test("the service's / answers a browser with links, JSON clients with JSON", async () => {
+    const page = await fetch(`${serve.url}/`, { headers: { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    for (const href of ['/api/docs/', '/healthz', '/metrics']) expect(html).toContain(`href="${href}"`);
+    for (const href of ['/api/docs/', '/healthz', '/metrics']) expect((await fetch(`${serve.url}${href}`)).status).toBe(200);
+    const json = await fetch(`${serve.url}/`, { headers: { Accept: 'application/json' } });
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+    await json.json();
+  });
+
   test('a thousand mixed operations from two processes leave a consistent database', async () => {
     const script = (who: string): string => {
       const lines: string[] = [];
