@@ -22,7 +22,7 @@ export interface EmbeddedDbOptions {
   role?: EmbeddedRole;
   max?: number;
   logger?: Logger;
-  /** How long to wait for the holder's engine to answer (or for a CLI holder to finish). Default 30 s. */
+  /** How long to wait for the holder's engine to answer (or for a CLI holder to finish). Default 15 s. */
   waitMs?: number;
 }
 
@@ -37,7 +37,7 @@ export async function openEmbeddedDb(options: EmbeddedDbOptions): Promise<Db> {
   const role = options.role ?? 'cli';
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const file = lockPath(options.dataDir);
-  const deadline = Date.now() + (options.waitMs ?? 30_000);
+  const deadline = Date.now() + (options.waitMs ?? 15_000);
   let holder = '';
   for (;;) {
     const mine = { pid: process.pid, role, socketDir: '', startedAt: new Date().toISOString() };

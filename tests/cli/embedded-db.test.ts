@@ -4,6 +4,7 @@
  * of serve mid-write; backup while serving and restore into a fresh directory; the upgrade of a PGlite
  * directory of the previous release. No postgres process outlives a test.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -171,6 +172,25 @@ test('a PGlite data directory of the previous release opens with the embedded en
   // Identity columns continue after the copied rows.
   ok(cli(dir, ['sql', '-c', "INSERT INTO users (username) VALUES ('bob')"]));
   expect(notPrivate(dir)).toEqual([]);
+});
+
+test('a holder that does not answer is named with what to do, and the directory is left untouched', async () => {
+  const dir = dataDir('held');
+  ok(cli(dir, ['migrate']));
+  // A live process that holds the lock but runs no engine (as if hung before its engine answered).
+  const holder = spawn('sleep', ['60']);
+  try {
+    fs.writeFileSync(path.join(dir, 'pg.lock'), JSON.stringify({ pid: holder.pid, role: 'sql', socketDir: enginePaths(dir).socketDir, startedAt: new Date().toISOString() }));
+    const r = cli(dir, ['token', '--user', 'alice']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`is held by pid ${holder.pid} (spawngate sql) and does not answer; wait for that process to finish or stop it (kill ${holder.pid}), then retry`);
+    expect(postgresUnder(dir)).toEqual([]);
+  } finally {
+    holder.kill();
+  }
+  // Once the holder is gone its lock is stale: the next CLI starts the engine and finds the schema.
+  await new Promise((r) => holder.once('exit', r));
+  expect(ok(cli(dir, ['sql', '-c', 'SELECT count(*) AS n FROM schema_migrations']))).toMatch(/\n +[1-9]\d*\n/);
 });
 
 test('postgres processes of these tests are gone', async () => {
