@@ -31,7 +31,7 @@ function hasPsql(): boolean {
 }
 
 function runPsql(url: string, password: string | undefined, command: string | undefined): Promise<number> {
-  const args = ['--no-psqlrc', '-X', url, ...(command === undefined ? [] : ['-v', 'ON_ERROR_STOP=1', '-c', command])];
+  const args = ['-X', url, ...(command === undefined ? [] : ['-v', 'ON_ERROR_STOP=1', '-c', command])];
   return new Promise((resolve, reject) => {
     const child = spawn('psql', args, {
       stdio: 'inherit',

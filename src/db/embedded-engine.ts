@@ -48,10 +48,18 @@ function binDir(): string {
   throw new DatabaseUnavailableError(`embedded database: package ${pkg} is not installed (run npm install); or set SPAWNGATE_DATABASE_URL`);
 }
 
-/** argv that runs `bin` as a non-root user and ends it when this process dies. */
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, cmd)));
+}
+
+/**
+ * argv that runs `bin` as a non-root user and ends it when this process dies. Without util-linux's
+ * setpriv (not Linux) the server runs unguarded: an owner killed by SIGKILL leaves it running until the
+ * next opener finds the stale lock and Postgres's own pid file.
+ */
 function command(bin: string, args: string[]): [string, string[]] {
   const guarded = ['--pdeathsig', 'INT', '--', bin, ...args];
-  if (process.getuid?.() !== 0) return ['setpriv', guarded];
+  if (process.getuid?.() !== 0) return onPath('setpriv') ? ['setpriv', guarded] : [bin, args];
   return ['unshare', [`--map-user=${NAMESPACE_UID}`, `--map-group=${NAMESPACE_UID}`, 'setpriv', ...guarded]];
 }
 
