@@ -1,6 +1,6 @@
 /**
  * The `spawngate` command: serve (API + workers), worker, migrate, token (src/cli/token.ts), admin
- * (src/cli/admin), dry-run, config-doc.
+ * (src/cli/admin), sql (src/cli/sql.ts), backup/restore (src/cli/backup.ts), dry-run, config-doc.
  * Configuration errors end the process with a message naming the variable, exit status 2.
  */
 import fs from 'node:fs';
@@ -11,6 +11,8 @@ import { migrate, openDatabase } from '../db';
 import { logger } from '../logging';
 import { createService, type Service } from '../compose';
 import { runAdmin } from './admin';
+import { runBackup, runRestore } from './backup';
+import { runSql } from './sql';
 import { renderConfigDoc } from './config-doc';
 import { runToken } from './token';
 import { dryRunArgsSchema, renderDryRun } from './dry-run';
@@ -26,7 +28,7 @@ const VERSION: string = (() => {
 
 function fatal(err: unknown): never {
   const e = err as Error;
-  const message = e instanceof ConfigError || e?.name === 'DatabaseUnavailableError' || e?.name === 'QueueUnavailableError' ? e.message : `${e?.name}: ${e?.message}`;
+  const message = e instanceof ConfigError || e?.name === 'DatabaseUnavailableError' || e?.name === 'QueueUnavailableError' || e?.name === 'RestoreRefusedError' ? e.message : `${e?.name}: ${e?.message}`;
   console.error(`spawngate: ${message}`);
   process.exit(e instanceof ConfigError ? 2 : 1);
 }
@@ -117,6 +119,45 @@ export async function main(argv: string[]): Promise<void> {
         const applied = await migrate(db);
         await db.close();
         process.stdout.write(applied.length ? `applied: ${applied.map((m) => m.name).join(', ')}\n` : 'database is up to date\n');
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('sql')
+    .description('open a SQL session on the service database (psql when installed)')
+    .option('-c, --command <statement>', 'run one statement (or several, separated by ;) and print the result as psql does')
+    .option('--no-psql', 'use the built-in line reader even when psql is installed')
+    .action(async (o: { command?: string; psql: boolean }) => {
+      const cfg = config();
+      try {
+        process.exitCode = await runSql(cfg, { command: o.command, psql: o.psql });
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('backup <file>')
+    .description('write a SQL dump of all spawngate data to <file> (consistent while the service runs)')
+    .action(async (file: string) => {
+      const cfg = config();
+      try {
+        process.stdout.write(await runBackup(cfg, file));
+      } catch (err) {
+        fatal(err);
+      }
+    });
+
+  program
+    .command('restore <file>')
+    .description('load a dump made by `spawngate backup` into the (fresh) database')
+    .option('--replace', 'discard the data the database already holds')
+    .action(async (file: string, o: { replace?: boolean }) => {
+      const cfg = config();
+      try {
+        process.stdout.write(await runRestore(cfg, file, o));
       } catch (err) {
         fatal(err);
       }

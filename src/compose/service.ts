@@ -69,7 +69,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     logger.warn('cannot make the data directory private (0700); is it owned by another user?', { dataDir: config.dataDir, error: err });
   }
 
-  const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir });
+  const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir, role: opts.api === false ? 'worker' : 'serve' });
   let queue: JobQueue | undefined;
   let backend: Backend | undefined;
   try {

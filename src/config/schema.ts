@@ -186,7 +186,7 @@ export const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional()
-    .describe('Postgres URL; unset: embedded PGlite'),
+    .describe('Postgres URL; unset: the embedded Postgres in SPAWNGATE_DATA_DIR'),
   SPAWNGATE_DATA_DIR: z
     .string()
     .default('.spawngate')

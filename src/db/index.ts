@@ -3,6 +3,11 @@ export { DatabaseUnavailableError, type Db, type Queryable } from './types';
 export { createPostgresDb, describePostgresUrl, isConnectionError, type PostgresDbOptions } from './postgres';
 export { createPgliteDb, type PgliteDbOptions } from './pglite';
 export { openDatabase, type OpenDatabaseOptions } from './open';
+export { openEmbeddedDb, type EmbeddedDbOptions, type EmbeddedRole } from './embedded';
+export { embeddedUrl, enginePaths } from './embedded-engine';
+export { lockPath, readLock, type EngineLock } from './embedded-lock';
+export { dumpDatabase, restoreDump, RestoreRefusedError } from './dump';
+export { upgradePgliteDir } from './pglite-upgrade';
 export { migrate, pendingMigrations, type Migration, type MigrateOptions } from './migrate';
 export {
   mintToken,

@@ -1,20 +1,21 @@
 /**
- * Chooses the database at start-up: Postgres when SPAWNGATE_DATABASE_URL is set, else embedded PGlite
- * under the data directory. Fails fast with a message naming the variable (host/port only, never the
+ * Chooses the database at start-up: Postgres when SPAWNGATE_DATABASE_URL is set, else the embedded
+ * Postgres of the data directory (embedded.ts), upgrading a PGlite directory of an earlier release. Fails fast with a message naming the variable (host/port only, never the
  * password) when Postgres cannot be reached; retrying is the caller's choice.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../logging';
-import { createPgliteDb } from './pglite';
+import { openEmbeddedDb, type EmbeddedRole } from './embedded';
+import { upgradePgliteDir } from './pglite-upgrade';
 import { createPostgresDb, describePostgresUrl } from './postgres';
 import { DatabaseUnavailableError, type Db } from './types';
 
 export interface OpenDatabaseOptions {
-  /** SPAWNGATE_DATABASE_URL; unset or empty selects embedded PGlite. */
+  /** SPAWNGATE_DATABASE_URL; unset or empty selects the embedded database. */
   databaseUrl?: string;
-  /** SPAWNGATE_DATA_DIR; PGlite keeps its files in `<dataDir>/db`. */
+  /** SPAWNGATE_DATA_DIR; the embedded cluster lives in `<dataDir>/pg`. */
   dataDir: string;
+  /** Which process opens the embedded database (see embedded.ts). Default `cli`. */
+  role?: EmbeddedRole;
   /** Postgres pool size. Default 10. */
   max?: number;
   /** Receives connection-loss warnings. Default: the service logger. */
@@ -29,9 +30,14 @@ const URL_VARIABLE = 'SPAWNGATE_DATABASE_URL';
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Db> {
   if (!options.databaseUrl) {
-    const dir = path.join(options.dataDir, 'db');
-    await fs.mkdir(dir, { recursive: true });
-    return createPgliteDb({ dataDir: dir });
+    const db = await openEmbeddedDb({ dataDir: options.dataDir, role: options.role, max: options.max, logger: options.logger });
+    try {
+      await upgradePgliteDir(options.dataDir, db);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    return db;
   }
 
   const where = describePostgresUrl(options.databaseUrl);

@@ -1,6 +1,6 @@
 /**
  * The database contract: one `query` for parameterized SQL, transactions, and health. Implemented by a
- * `pg` pool (production) and embedded PGlite (default); both run the same SQL.
+ * `pg` pool (external or embedded Postgres) and PGlite (tests, upgrades); both run the same SQL.
  */
 
 export interface Queryable {

@@ -80,6 +80,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/openapi.json', (_req, res) => void res.json(openapi));
   app.use('/api/docs', routeMount('/api/docs'), swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'spawngate API' }));
 
+  // A browser opening the service's address gets a short page of where to go; JSON clients (and
+  // anything preferring JSON) fall through to the API's own answer.
+  app.get('/', (req, res, next) => {
+    if (req.accepts(['json', 'html']) !== 'html') return next();
+    res.type('html').send(landingPage(deps.version));
+  });
+
   // Authentication first, then the body: an unauthenticated request is refused without reading it.
   app.use(authenticate(deps.resolveIdentity));
   app.use(parseJsonBodyOfAuthenticated('1mb'));
@@ -89,4 +96,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => next(new HttpError(404, `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+function landingPage(version: string): string {
+  const link = (href: string, what: string): string => `<li><a href="${href}">${href}</a> ${what}</li>`;
+  return `<!doctype html><html><head><meta charset="utf-8"><title>spawngate</title></head><body>
+<h1>spawngate ${version.replace(/[^0-9A-Za-z.+-]/g, '')}</h1>
+<p>This is the spawner service behind JupyterHub; users sign in at the hub, not here.</p>
+<ul>${link('/api/docs/', 'API reference')}${link('/healthz', 'liveness')}${link('/readyz', 'readiness (database, queue)')}${link('/metrics', 'Prometheus metrics')}</ul>
+</body></html>
+`;
 }

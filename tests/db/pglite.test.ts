@@ -101,8 +101,10 @@ describe('PGlite on disk', () => {
   });
   afterAll(() => fs.rm(dir, { recursive: true, force: true }));
 
-  test('openDatabase without a URL opens PGlite at <dataDir>/db, and data survives a reopen', async () => {
-    const first = await openDatabase({ dataDir: dir });
+  // Issue 12: the embedded default is now the embedded engine; PGlite stays for the upgrade of old
+  // data directories (pglite-upgrade.ts), so its on-disk persistence is still asserted here.
+  test('a PGlite directory keeps its data across a reopen', async () => {
+    const first = await createPgliteDb({ dataDir: path.join(dir, 'db') });
     expect(first.kind).toBe('pglite');
     await migrate(first);
     await first.query("INSERT INTO users (username) VALUES ('alice')");
@@ -113,6 +115,22 @@ describe('PGlite on disk', () => {
     try {
       expect(await pendingMigrations(second)).toEqual([]);
       expect(await migrate(second)).toEqual([]);
+      expect(await second.query('SELECT username FROM users')).toEqual([{ username: 'alice' }]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('openDatabase without a URL opens the embedded engine at <dataDir>/pg, and data survives a reopen', async () => {
+    const embedded = path.join(dir, 'embedded');
+    const first = await openDatabase({ dataDir: embedded });
+    await migrate(first);
+    await first.query("INSERT INTO users (username) VALUES ('alice')");
+    await first.close();
+    expect((await fs.stat(path.join(embedded, 'pg', 'PG_VERSION'))).isFile()).toBe(true);
+    const second = await openDatabase({ dataDir: embedded });
+    try {
+      expect(await pendingMigrations(second)).toEqual([]);
       expect(await second.query('SELECT username FROM users')).toEqual([{ username: 'alice' }]);
     } finally {
       await second.close();
