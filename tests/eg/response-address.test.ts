@@ -68,6 +68,8 @@ beforeAll(async () => {
       SPAWNGATE_ADMIN_TOKEN: ADMIN,
       SPAWNGATE_HOME_ROOT: homes,
       SPAWNGATE_PORT: '0',
+      // The homes here are made by root: the protocol, not workload identity (tests/tenancy), is under test.
+      SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
     }),
   );
   port = await service.listen();

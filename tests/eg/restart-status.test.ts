@@ -45,6 +45,8 @@ beforeAll(async () => {
       SPAWNGATE_ADMIN_TOKEN: 'admin-token-for-restart-tests-0123456789',
       SPAWNGATE_HOME_ROOT: homes,
       SPAWNGATE_PORT: '0',
+      // The homes here are made by root: the protocol, not workload identity (tests/tenancy), is under test.
+      SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
     }),
   );
   const port = await service.listen();
