@@ -41,7 +41,7 @@ test('data dir modes: `spawngate migrate` on a fresh directory leaves no group/o
   const r = run(dataDir, 'migrate');
   expect([r.status, r.stderr]).toEqual([0, '']);
   expect(r.stdout).toMatch(/^applied: /);
-  expect(fs.readdirSync(path.join(dataDir, 'db')).length).toBeGreaterThan(5);
+  expect(fs.readdirSync(path.join(dataDir, 'pg')).length).toBeGreaterThan(5);
   expect(loosePaths(dataDir)).toEqual([]);
   // The parent the CLI had to create on the way is private too (it is part of what it created).
   expect(fs.statSync(path.join(root, 'migrate')).mode & 0o077).toBe(0);
