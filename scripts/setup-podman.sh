@@ -42,7 +42,10 @@ want_conf='[containers]
 default_ulimits = []
 
 [engine]
-cgroup_manager = "cgroupfs"'
+cgroup_manager = "cgroupfs"
+exit_command_delay = 5'
+# exit_command_delay: conmon keeps an exec session's exit status for this long (300 s by default),
+# lingering after the container is gone; the suite must leave no process behind.
 if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$want_conf" ]; then
   printf '%s\n' "$want_conf" >"$CONF"
 fi
