@@ -28,8 +28,22 @@ export interface EmbeddedDbOptions {
 
 const LONG_LIVED = new Set(['serve', 'worker']);
 
+/**
+ * The engine is local and this data directory's own: a stopped engine refuses at once (its socket is
+ * gone), and no network can partition it. The short timeouts that make a remote database answer 503
+ * promptly would here only turn a stalled event loop (50 servers forked at once on a starved machine)
+ * into false "database unavailable" errors, so they are long; the pool is larger than the default
+ * because no other service shares this engine (its max_connections is 60 for a few processes).
+ */
 function clientDb(socketDir: string, options: EmbeddedDbOptions): Db {
-  return createPostgresDb({ url: embeddedUrl(socketDir), max: options.max, source: 'embedded database', logger: options.logger });
+  return createPostgresDb({
+    url: embeddedUrl(socketDir),
+    max: options.max ?? 16,
+    connectionTimeoutMillis: 15_000,
+    queryTimeoutMillis: 30_000,
+    source: 'embedded database',
+    logger: options.logger,
+  });
 }
 
 /** Opens the data directory's embedded database, starting its engine when nobody runs it. */
