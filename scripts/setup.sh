@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian bookworm machine: Debian packages
-# (JupyterHub 3.0, Jupyter Server 1.23, ipykernel, pytest, podman, Go + sprig for the chart renderer),
+# (JupyterHub 3.0, Jupyter Server 1.23, ipykernel, pytest, podman, Go + sprig for the chart renderer,
+# python3-cryptography for the Enterprise Gateway test launcher, curl and procps for the scripts),
 # npm packages, the compiled service, and a Python environment with the spawngate shim installed. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(jupyterhub python3-jupyter-server python3-ipykernel python3-pytest python3-setuptools python3-pip python3-venv
-      postgresql redis-server busybox-static podman runc util-linux
+      postgresql redis-server busybox-static podman runc util-linux curl procps
+      python3-cryptography
       golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev golang-gopkg-yaml.v2-dev)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
