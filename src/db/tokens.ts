@@ -57,18 +57,9 @@ export async function mintToken(q: Queryable, input: MintTokenInput): Promise<st
 
 /** The owner of a valid token; undefined when unknown, malformed, revoked or expired. */
 export async function verifyToken(q: Queryable, token: string): Promise<TokenOwner | undefined> {
-  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  const [row] = await q.query<{ username: string; kind: TokenKind; server_id: number | string | null }>(
-    `SELECT username, kind, server_id FROM api_tokens
-      WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-    [hashToken(token)],
-  );
-  if (!row) return undefined;
-  return {
-    username: row.username,
-    kind: row.kind,
-    serverId: row.server_id === null ? null : Number(row.server_id),
-  };
+  const found = await lookupToken(q, token);
+  if (!found || found.status !== 'valid') return undefined;
+  return { username: found.username, kind: found.kind, serverId: found.serverId };
 }
 
 /** What a presented token is, for the identity resolver: its owner, whether it still holds, and why not. */
