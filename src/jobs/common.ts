@@ -28,6 +28,13 @@ export function assertJobName(name: string): void {
   }
 }
 
+/** The worker concurrency `process()` was given (default 1); a non-integer or < 1 is a programming error. */
+export function resolveConcurrency(opts: { concurrency?: number }): number {
+  const concurrency = opts.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('concurrency must be an integer >= 1');
+  return concurrency;
+}
+
 export function assertJobId(jobId: string): void {
   if (typeof jobId !== 'string' || jobId.length === 0 || jobId.length > 400) {
     throw new Error('jobId must be a non-empty string of at most 400 characters');

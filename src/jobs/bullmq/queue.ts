@@ -8,7 +8,7 @@
  * different ids (e.g. `launch:<kernel>`), since `waitFor` looks an id up across all names.
  */
 import { logger as defaultLogger, type Logger } from '../../logging';
-import { assertJobName, DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESULT_TTL_MS, resolveJobOptions } from '../common';
+import { assertJobName, resolveConcurrency, DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESULT_TTL_MS, resolveJobOptions } from '../common';
 import {
   QueueUnavailableError,
   type JobHandler,
@@ -109,9 +109,7 @@ class BullmqQueue implements BullmqJobQueue {
   process<T, R>(name: string, handler: JobHandler<T, R>, opts: { concurrency?: number } = {}): void {
     if (this.closing) throw new Error('job queue is closed');
     assertJobName(name);
-    const concurrency = opts.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw new Error('concurrency must be an integer >= 1');
+    const concurrency = resolveConcurrency(opts);
     if (this.workers.has(name)) throw new Error(`a handler for jobs "${name}" is already registered`);
     this.workers.start(name, handler as JobHandler<unknown, unknown>, concurrency);
     this.producer.register(name).catch((err: unknown) => this.base.reportError('register', err));

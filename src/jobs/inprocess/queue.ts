@@ -8,6 +8,7 @@
 import { logger as defaultLogger, type Logger } from '../../logging';
 import {
   assertJobName,
+  resolveConcurrency,
   backoffDelay,
   DEFAULT_CLOSE_GRACE_MS,
   DEFAULT_RESULT_TTL_MS,
@@ -183,9 +184,7 @@ class InProcessQueue implements JobQueue {
   process<T, R>(name: string, handler: JobHandler<T, R>, opts: { concurrency?: number } = {}): void {
     if (this.closing) throw new Error('job queue is closed');
     assertJobName(name);
-    const concurrency = opts.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw new Error('concurrency must be an integer >= 1');
+    const concurrency = resolveConcurrency(opts);
     if (this.handlers.has(name)) throw new Error(`a handler for jobs "${name}" is already registered`);
     this.handlers.set(name, { handler: handler as JobHandler<unknown, unknown>, concurrency, active: 0 });
     this.pump(name);
