@@ -9,11 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import type { Backend, WorkloadSpec } from '../../src/backends';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
 import { substituteArgv } from '../../src/kernels/lifecycle/argv-placeholders';
+import { pendingBackend } from '../support/pending-backend';
 
 jest.setTimeout(60_000);
 
@@ -40,23 +40,7 @@ fs.writeFileSync(
   ['profiles:', '  - slug: small', '    display_name: Small', 'kernels:', '  unregistered_environments: { profile: small }', '  allowed_images: [elyra/kernel-py:3.2.3]'].join('\n'),
 );
 
-const handed: WorkloadSpec[] = [];
-const recording: Backend = {
-  name: 'docker',
-  capabilities: { hostProcesses: false },
-  async ensure(spec) {
-    handed.push(spec);
-    return { name: spec.name, phase: 'pending' };
-  },
-  async state(name) {
-    return { name, phase: 'pending' };
-  },
-  async stop() {},
-  async list() {
-    return [];
-  },
-  async close() {},
-};
+const { backend: recording, handed } = pendingBackend({ name: 'docker' });
 
 let service: Service;
 let token: string;

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import type { Backend, WorkloadSpec } from '../../src/backends';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
+import { pendingBackend } from '../support/pending-backend';
 
 jest.setTimeout(60_000);
 
@@ -26,27 +26,7 @@ fs.writeFileSync(
 );
 
 /** A backend whose workloads never get an address: the image is "still pulling". */
-const handed: WorkloadSpec[] = [];
-const stopped: string[] = [];
-const stuck: Backend = {
-  name: 'stuck',
-  capabilities: { hostProcesses: false },
-  async ensure(spec, onEvent) {
-    handed.push(spec);
-    onEvent?.({ name: spec.name, type: 'progress', message: 'Pulling: pulling image "registry.example/kernel:slow"' });
-    return { name: spec.name, phase: 'pending' };
-  },
-  async state(name) {
-    return { name, phase: 'pending' };
-  },
-  async stop(name) {
-    stopped.push(name);
-  },
-  async list() {
-    return [];
-  },
-  async close() {},
-};
+const { backend: stuck, handed, stopped } = pendingBackend({ name: 'stuck', progress: 'Pulling: pulling image "registry.example/kernel:slow"' });
 
 let service: Service;
 let token: string;
