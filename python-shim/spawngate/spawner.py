@@ -27,14 +27,47 @@ from jupyterhub.spawner import Spawner
 from traitlets import Enum, Float, Integer, List, Unicode, default
 
 from . import _client, _waiting
-from ._form import profile_from_form, render_profiles_form
+from ._form import profile_from_form, render_profiles_form, render_unavailable
 from .errors import ServiceUnreachable, SpawnFailed, SpawngateError, SpawnRefused, SpawnTimeout
 
 STATE_KEY = "spawngate"
+# answers to a start request that refuse it for a reason the user can act on
+# (docs/hub-api.md): bad options, deactivated user, still stopping, a limit
+REFUSAL_STATUSES = (400, 403, 409, 422, 429)
 _ALIVE_STATES = ("pending", "running", "stopping")
 
 # tasks started from a cancelled start(); referenced here so they are not collected
 _background_tasks = set()
+
+
+def sendable_user_options(user_options):
+    """``user_options`` as the JSON object start() sends; ``SpawnRefused`` (400) if it cannot be one.
+
+    spawngate validates the content (profile slugs, option values) against
+    what it offers the user; this only checks the shape, which arrives
+    unchecked from the hub's REST API.
+    """
+    if user_options is None:
+        return {}
+    if not isinstance(user_options, dict):
+        raise SpawnRefused(f"user_options must be a JSON object, not {type(user_options).__name__}")
+    try:
+        json.dumps(user_options)
+    except (TypeError, ValueError) as e:
+        raise SpawnRefused(f"user_options cannot be sent to spawngate: {e}") from e
+    return dict(user_options)
+
+
+def apply_user_options(spawner, user_options):
+    """The default ``Spawner.apply_user_options`` hook (JupyterHub >= 5.3).
+
+    spawngate, not the hub, applies ``user_options`` (start() sends them), so
+    nothing is set on the spawner; declaring the hook tells the hub they are
+    handled (otherwise 5.3+ logs "Received unhandled user_options" on every
+    spawn with a profile). It refuses options that cannot be sent, before the
+    hub calls start(); 5.x shows the ``HTTPError``'s message.
+    """
+    sendable_user_options(user_options)
 
 
 class RemoteSpawner(Spawner):
@@ -185,12 +218,14 @@ class RemoteSpawner(Spawner):
           str: the ``url`` of spawngate's server model (e.g.
           ``http://10.0.3.7:8888``), which the hub's proxy routes to.
 
-        Raises:
-          SpawnRefused: spawngate answered 400 (or 409/422): unknown profile,
-            invalid ``user_options``; the message is spawngate's. It is also a
-            ``tornado.web.HTTPError(400)``.
+        Raises (every error is a ``tornado.web.HTTPError`` whose message the
+        hub's pages show, see ``spawngate.errors``):
+          SpawnRefused: spawngate refused the start: 400 unknown profile or
+            invalid ``user_options``, 403 deactivated user, 409 still stopping,
+            429 a per-user limit; the message is spawngate's and the hub
+            answers with the same status.
           SpawngateError: any other error answer (e.g. 401 for a wrong
-            ``service_token``), with spawngate's message.
+            ``service_token``), with spawngate's message (hub status 500).
           SpawnFailed: the server reached ``failed`` (or stopped) instead of
             ``running``; the message has spawngate's reason and the server's
             last output lines.
@@ -215,18 +250,14 @@ class RemoteSpawner(Spawner):
         try:
             body = {
                 "env": self._start_env(),
-                "user_options": dict(self.user_options or {}),
+                "user_options": sendable_user_options(self.user_options),
                 "args": [str(a) for a in self.get_args()],
                 "start_timeout": self.start_timeout,
             }
-            try:
-                json.dumps(body)
-            except (TypeError, ValueError) as e:
-                raise SpawnRefused(f"user_options cannot be sent to spawngate: {e}") from e
             self.log.info("Asking spawngate to start %s", self._log_name)
             resp = await self._post_start(service, body, deadline)
-            if resp.status in (400, 409, 422):
-                raise SpawnRefused(resp.message)
+            if resp.status in REFUSAL_STATUSES:
+                raise SpawnRefused(resp.message, status=resp.status)
             if not resp.ok or not isinstance(resp.json, dict):
                 raise SpawngateError(
                     f"spawngate could not start the server: {resp.message}", status=resp.status
@@ -277,12 +308,12 @@ class RemoteSpawner(Spawner):
                 if deadline - loop.time() < 1:
                     raise SpawnTimeout(
                         f"spawngate did not answer the start request within {self.start_timeout}"
-                        f" seconds ({e.reason}); it may be overloaded"
+                        f" seconds ({e.cause}); it may be overloaded"
                     ) from e
                 self.log.warning(
                     "spawngate did not answer the start of %s in time (%s); asking again",
                     self._log_name,
-                    e.reason,
+                    e.cause,
                 )
                 continue
             self._start_never_reached = False
@@ -388,11 +419,16 @@ class RemoteSpawner(Spawner):
         """Yield ``{"progress": int, "message": str}`` events from spawngate.
 
         Reads the server-sent event stream ``GET …/server/progress`` of the
-        current generation and ends after its ``ready`` or ``failed`` event,
+        current generation and ends at its ``ready`` or ``failed`` event,
         when the stream closes, or on any error (progress is informational:
-        start() reports failures). spawngate's ``ready``/``url``/``failed``
-        keys are not passed on: the hub sends its own ready event with the
-        proxied URL, and its own failure event with start()'s exception.
+        start() reports failures).
+
+        The hub owns the first and the last event, so the events in between
+        are relayed and these are not: spawngate's opening event (progress 0,
+        "Server requested"; the hub yields that itself before calling
+        progress()), and its ``ready``/``failed`` event (the hub sends its own,
+        with the proxied URL or with start()'s exception, whose message is
+        spawngate's reason).
         """
         try:
             service = self._service()
@@ -417,23 +453,38 @@ class RemoteSpawner(Spawner):
     async def _profiles_form(self, spawner=None):
         """HTML radio list of the profiles spawngate offers this user; ``""`` if ≤ 1.
 
-        Raises ``SpawngateError`` when the profiles cannot be fetched, so the
-        user sees an error instead of silently getting the default profile.
+        Never raises: when the profiles cannot be fetched (spawngate down, an
+        error answer, a configuration error) the form is a notice with the
+        reason, and posting it is refused with a message (see ``_form``), so
+        the user reads why instead of a bare 500 or silently getting the
+        default profile. The reason is also logged.
         """
         spawner = spawner or self
         user = spawner.user.name
-        resp = await spawner._service().request("GET", _client.profiles_path(user))
-        if resp.status != 200 or not isinstance(resp.json, dict):
-            raise SpawngateError(
-                f"spawngate could not list server profiles for {user}: {resp.message}",
-                status=resp.status,
-            )
+        try:
+            resp = await spawner._service().request("GET", _client.profiles_path(user))
+            if resp.status != 200 or not isinstance(resp.json, dict):
+                raise SpawngateError(
+                    f"spawngate could not list server profiles for {user}: {resp.message}",
+                    status=resp.status,
+                )
+        except SpawngateError as e:
+            spawner.log.warning("No options form for %s: %s", spawner._log_name, e)
+            return render_unavailable(str(e))
         profiles = resp.json.get("profiles") or []
         return render_profiles_form(profiles)
 
     @default("options_from_form")
     def _default_options_from_form(self):
         return profile_from_form
+
+    # JupyterHub >= 5.3 calls ``apply_user_options(spawner, user_options)``
+    # before start(); older hubs have no such trait and never call it.
+    if "apply_user_options" in Spawner.class_trait_names():
+
+        @default("apply_user_options")
+        def _default_apply_user_options(self):
+            return apply_user_options
 
     # -------------------------------------------------------------- the rest
 
