@@ -257,6 +257,8 @@ class RemoteSpawner(Spawner):
             self.log.info("Asking spawngate to start %s", self._log_name)
             resp = await self._post_start(service, body, deadline)
             if resp.status in REFUSAL_STATUSES:
+                # refused before anything was created: the hub's clean-up stop() has nothing to do
+                self._nothing_started = resp.status != 409
                 raise SpawnRefused(resp.message, status=resp.status)
             if not resp.ok or not isinstance(resp.json, dict):
                 raise SpawngateError(
@@ -302,7 +304,7 @@ class RemoteSpawner(Spawner):
                 )
             except ServiceUnreachable as e:
                 may_have_arrived = may_have_arrived or e.may_have_arrived
-                self._start_never_reached = not may_have_arrived
+                self._nothing_started = not may_have_arrived
                 if not e.may_have_arrived:
                     raise
                 if deadline - loop.time() < 1:
@@ -316,7 +318,7 @@ class RemoteSpawner(Spawner):
                     e.cause,
                 )
                 continue
-            self._start_never_reached = False
+            self._nothing_started = False
             return resp
 
     async def _stop_after_cancel(self, service, path):
@@ -399,14 +401,16 @@ class RemoteSpawner(Spawner):
         the Spawner interface; spawngate decides how gracefully to stop.
 
         Returns None. Idempotent: stopping a stopped, failed or unknown (404)
-        server succeeds; after a start() whose request never reached spawngate
-        it returns at once (nothing can exist). Raises ``ServiceUnreachable`` when spawngate cannot be
+        server succeeds; after a start() whose request never reached spawngate,
+        or that spawngate refused (400/403/422/429), it returns at once without
+        a request (nothing can exist), so the hub's clean-up after a refusal is
+        quick and its pages report the failure without a "pending stop" pause. Raises ``ServiceUnreachable`` when spawngate cannot be
         reached (unless ``poll_outage_policy = "assume-stopped"``) and
         ``SpawngateError`` when it refuses (e.g. 401/403).
         """
-        if getattr(self, "_start_never_reached", False):
-            self.log.info("Not stopping %s: its start never reached spawngate", self._log_name)
-            self._start_never_reached = False
+        if getattr(self, "_nothing_started", False):
+            self.log.info("Not stopping %s: its start never reached spawngate or was refused", self._log_name)
+            self._nothing_started = False
             return
         self.log.info("Asking spawngate to stop %s", self._log_name)
         service = self._service()

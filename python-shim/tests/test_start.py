@@ -98,10 +98,15 @@ async def test_400_is_raised_with_spawngate_message(fake, spawner_for):
 )
 async def test_refusals_keep_spawngate_status_and_message(fake, spawner_for, status, message):
     fake.canned.append(("POST", status, {"reason": "x", "message": message}))
+    spawner = spawner_for(fake.base_url)
     with pytest.raises(SpawnRefused) as info:
-        await spawner_for(fake.base_url).start()
+        await spawner.start()
     assert str(info.value) == message
     assert info.value.status == status and info.value.status_code == status
+    # the hub's clean-up stop() after a failed start: nothing was created, unless the server was
+    # still stopping (409), which spawngate keeps stopping either way
+    await spawner.stop()
+    assert len(fake.of("DELETE")) == (1 if status == 409 else 0)
 
 
 async def test_spawngate_failure_is_an_http_error_with_its_message(fake, spawner_for):
