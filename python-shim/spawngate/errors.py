@@ -100,8 +100,10 @@ class SpawnRefused(SpawngateError):
 
     name = "SpawnRefused"
 
-    def __init__(self, message, *, status=400):
+    def __init__(self, message, *, status=400, retry_after=None):
         super().__init__(message, status=status, status_code=status)
+        # the hub (3.0 and later) sets an HTTPError's ``headers`` on its answer
+        self.headers = {"Retry-After": retry_after} if retry_after else {}
 
 
 class SpawnFailed(SpawngateError):

@@ -259,7 +259,7 @@ class RemoteSpawner(Spawner):
             if resp.status in REFUSAL_STATUSES:
                 # refused before anything was created: the hub's clean-up stop() has nothing to do
                 self._nothing_started = resp.status != 409
-                raise SpawnRefused(resp.message, status=resp.status)
+                raise SpawnRefused(resp.message, status=resp.status, retry_after=resp.retry_after)
             if not resp.ok or not isinstance(resp.json, dict):
                 raise SpawngateError(
                     f"spawngate could not start the server: {resp.message}", status=resp.status

@@ -109,6 +109,15 @@ async def test_refusals_keep_spawngate_status_and_message(fake, spawner_for, sta
     assert len(fake.of("DELETE")) == (1 if status == 409 else 0)
 
 
+@pytest.mark.parametrize("header,passed", [("17", {"Retry-After": "17"}), ("soon\r\nX-Evil: 1", {})])
+async def test_a_limits_retry_after_reaches_the_hub(fake, spawner_for, header, passed):
+    fake.canned.append(("POST", 429, {"reason": "Too Many Requests", "message": "limit"}, {"Retry-After": header.replace("\r\n", " ")}))
+    with pytest.raises(SpawnRefused) as info:
+        await spawner_for(fake.base_url).start()
+    # JupyterHub sets an HTTPError's headers on its answer; only a number of seconds is passed on
+    assert info.value.headers == passed
+
+
 async def test_spawngate_failure_is_an_http_error_with_its_message(fake, spawner_for):
     fake.canned.append(("POST", 500, {"reason": "Internal Server Error", "message": "database unavailable"}))
     with pytest.raises(SpawngateError) as info:

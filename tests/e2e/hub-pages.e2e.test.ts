@@ -30,6 +30,7 @@ profiles:
 );
 
 type Event = Record<string, unknown>;
+type Page = { status: number; url: string; html: string; retryAfter: string | null };
 
 /** What a browser keeps: the hub's cookies. Redirects are followed by hand, as a browser does. */
 class Browser {
@@ -68,14 +69,14 @@ class Browser {
   }
 
   /** A request and the redirects after it; returns the last response, its URL and its text. */
-  async go(method: string, url: string, form?: Record<string, string>): Promise<{ status: number; url: string; html: string }> {
+  async go(method: string, url: string, form?: Record<string, string>): Promise<Page> {
     let res = await this.request(method, url, { form });
     let at = new URL(url, this.base).toString();
     for (let i = 0; i < 10 && res.status >= 300 && res.status < 400; i++) {
       at = new URL(res.headers.get('location')!, at).toString();
       res = await this.request('GET', at);
     }
-    return { status: res.status, url: at, html: await res.text() };
+    return { status: res.status, url: at, html: await res.text(), retryAfter: res.headers.get('retry-after') };
   }
 
   async login(name: string): Promise<void> {
@@ -133,7 +134,6 @@ afterAll(async () => {
   await sg?.stop();
 });
 
-type Page = { status: number; url: string; html: string };
 
 /**
  * Opens the spawn page, submits its form (when `form` is given; without, the page itself starts the
@@ -229,6 +229,7 @@ test('a refusal of a spawn without a form: the page the spawn link opens shows t
     // answered at once: the hub's error page, with spawngate's status and message
     expect(after.status).toBe(429);
     expect(readable(after.html)).toContain('429 : Too Many Requests');
+    expect(after.retryAfter).toMatch(/^[1-9][0-9]*$/);
   }
   expectRefusalShown(after, expected);
 });
