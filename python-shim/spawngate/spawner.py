@@ -19,7 +19,6 @@ Works with JupyterHub 3.0 and later.
 
 import asyncio
 import fnmatch
-import json
 import os
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from traitlets import Enum, Float, Integer, List, Unicode, default
 
 from . import _client, _waiting
 from ._form import profile_from_form, render_profiles_form, render_unavailable
+from ._user_options import apply_user_options, sendable_user_options
 from .errors import ServiceUnreachable, SpawnFailed, SpawngateError, SpawnRefused, SpawnTimeout
 
 STATE_KEY = "spawngate"
@@ -38,36 +38,6 @@ _ALIVE_STATES = ("pending", "running", "stopping")
 
 # tasks started from a cancelled start(); referenced here so they are not collected
 _background_tasks = set()
-
-
-def sendable_user_options(user_options):
-    """``user_options`` as the JSON object start() sends; ``SpawnRefused`` (400) if it cannot be one.
-
-    spawngate validates the content (profile slugs, option values) against
-    what it offers the user; this only checks the shape, which arrives
-    unchecked from the hub's REST API.
-    """
-    if user_options is None:
-        return {}
-    if not isinstance(user_options, dict):
-        raise SpawnRefused(f"user_options must be a JSON object, not {type(user_options).__name__}")
-    try:
-        json.dumps(user_options)
-    except (TypeError, ValueError) as e:
-        raise SpawnRefused(f"user_options cannot be sent to spawngate: {e}") from e
-    return dict(user_options)
-
-
-def apply_user_options(spawner, user_options):
-    """The default ``Spawner.apply_user_options`` hook (JupyterHub >= 5.3).
-
-    spawngate, not the hub, applies ``user_options`` (start() sends them), so
-    nothing is set on the spawner; declaring the hook tells the hub they are
-    handled (otherwise 5.3+ logs "Received unhandled user_options" on every
-    spawn with a profile). It refuses options that cannot be sent, before the
-    hub calls start(); 5.x shows the ``HTTPError``'s message.
-    """
-    sendable_user_options(user_options)
 
 
 class RemoteSpawner(Spawner):
