@@ -12,8 +12,8 @@ jest.setTimeout(180_000);
 
 const configDir = tmpDir('sg-pages-config');
 const configFile = path.join(configDir, 'spawngate.yaml');
-// Two profiles for ann and bob, so the hub shows them a form (dee gets none); the start waits 2 s so
-// the progress stream sees it pending.
+// Two profiles for ann, bob and eve, so the hub shows them a form (dee gets none); starts wait 2-4 s so
+// the progress stream sees them pending.
 fs.writeFileSync(
   configFile,
   `servers:
@@ -26,6 +26,10 @@ profiles:
   - slug: other
     display_name: Other
     allowed_users: [h15p-ann, h15p-bob]
+  - slug: broken
+    display_name: Broken on purpose
+    allowed_users: [h15p-eve]
+    command: ["/bin/sh", "-c", "sleep 4; echo 'fatal: boom-marker' >&2; exit 3"]
 `,
 );
 
@@ -177,6 +181,25 @@ test('a good spawn: "Server requested" once, spawngate\'s steps in one voice, th
   for (const m of messages.slice(0, -1)) expect(m).toMatch(/^[A-Z][^\n]*[^.]$/);
   // The pending page then leads to the running server.
   expect(after.url).toMatch(/\/user\/h15p-ann\//);
+});
+
+test('a server that fails to start: the reason once, in the hub\'s failed event, with the last output', async () => {
+  const b = new Browser(hub.url);
+  await b.login('h15p-eve');
+  const { events, after } = await spawnThroughPages(b, '/hub/spawn', { profile: 'broken' });
+  expect(events.length).toBeGreaterThan(0); // the start takes 4 s: the page follows it
+  const messages = events.map((e) => String(e.message));
+  expect(messages.filter((m) => m === 'Server requested')).toHaveLength(1);
+  expect(messages).toContain('Starting the server on the local backend');
+  const failed = events.filter((e) => e.failed);
+  expect(failed).toHaveLength(1);
+  expect(failed[0]).toBe(events.at(-1));
+  expect(String(failed[0]!.message)).toMatch(/^Spawn failed: server exited .*before it was ready/);
+  expect(String(failed[0]!.html_message)).toContain('boom-marker');
+  // spawngate's own failure event is not relayed beside the hub's
+  expect(messages.filter((m) => /before it was ready/.test(m))).toHaveLength(1);
+  expect(after.status).toBe(500);
+  expect(readable(after.html)).toContain('boom-marker');
 });
 
 test('a refused option: the spawn page (or the pending page and its progress stream) shows spawngate\'s message', async () => {
