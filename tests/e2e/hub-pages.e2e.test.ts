@@ -255,6 +255,11 @@ test('a refusal of a spawn without a form: the page the spawn link opens shows t
     expect(after.retryAfter).toMatch(/^[1-9][0-9]*$/);
   }
   expectRefusalShown(after, expected);
+  // The hub's REST API answers the same refusal with spawngate's status, message and Retry-After.
+  const res = await fetch(`${hub.url}/hub/api/users/h15p-dee/servers/third`, { method: 'POST', headers: { Authorization: `token ${hub.token}` } });
+  expect(res.status).toBe(429);
+  expect(res.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
+  expect(((await res.json()) as { message: string }).message).toBe(expected);
 });
 
 test('profiles unavailable: the spawn page explains instead of "500 : Internal Server Error", and starts nothing', async () => {
