@@ -13,6 +13,7 @@ client per event loop with room for many concurrent spawns.
 """
 
 import json
+import re
 import weakref
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -67,10 +68,13 @@ def redact_url(url):
 
 
 class Response:
-    """A spawngate answer: HTTP ``status`` and the decoded JSON body (or None)."""
+    """A spawngate answer: HTTP ``status``, the decoded JSON body (or None), and ``retry_after``."""
 
-    def __init__(self, status, body):
+    def __init__(self, status, body, headers=None):
         self.status = status
+        # seconds from a Retry-After header (429); only a plain number is passed on to the hub
+        value = (headers or {}).get("Retry-After") or ""
+        self.retry_after = value if re.fullmatch(r"[0-9]{1,6}", value) else None
         self.text = body.decode("utf-8", "replace") if body else ""
         try:
             self.json = json.loads(self.text) if self.text else None
@@ -178,4 +182,4 @@ class ServiceClient:
         if resp.code == 599:
             reason = str(resp.error) if resp.error else "no response"
             raise ServiceUnreachable(self.display_url, reason, _may_have_arrived(resp.error))
-        return Response(resp.code, resp.body if streaming_callback is None else b"")
+        return Response(resp.code, resp.body if streaming_callback is None else b"", resp.headers)

@@ -2,9 +2,22 @@
 
 Modelled on KubeSpawner's ``profile_list`` form; the submitted field is
 ``profile`` (the slug). Every value coming from spawngate is HTML-escaped.
+
+When the profiles cannot be listed the form is an error notice instead (the
+hub would otherwise answer its spawn page with a bare 500), and submitting it
+is refused with a message, so nobody silently gets the default profile.
 """
 
 from html import escape
+
+from .errors import SpawnRefused
+
+# hidden field of the error notice; its presence in a form post means "no profile could be offered"
+UNAVAILABLE_FIELD = "spawngate_profiles_unavailable"
+UNAVAILABLE_REFUSAL = (
+    "No server was started because the server profiles could not be listed."
+    " Reload this page to try again."
+)
 
 
 def _number(value):
@@ -66,12 +79,27 @@ def render_profiles_form(profiles):
     )
 
 
+def render_unavailable(message):
+    """The form shown when spawngate could not list profiles: ``message`` and how to retry."""
+    return (
+        '<div class="alert alert-danger" id="spawngate-profiles-error" role="alert">\n'
+        f"<p><strong>Server profiles are unavailable.</strong> {escape(message)}</p>\n"
+        "<p>Reload this page to try again.</p>\n"
+        "</div>\n"
+        f'<input type="hidden" name="{UNAVAILABLE_FIELD}" value="1">'
+    )
+
+
 def profile_from_form(form_data):
     """``options_from_form``: ``{"profile": slug}``, or ``{}`` when no profile was chosen.
 
     Form posts arrive as ``{name: [values]}``; ``/spawn?profile=x`` query
     arguments (``options_from_query`` in JupyterHub 3) as ``{name: value}``.
+    Raises ``SpawnRefused`` for a post of the error notice (``render_unavailable``):
+    the hub shows its message above the form, which it renders again.
     """
+    if UNAVAILABLE_FIELD in (form_data or {}):
+        raise SpawnRefused(UNAVAILABLE_REFUSAL, status=503)
     value = (form_data or {}).get("profile")
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None

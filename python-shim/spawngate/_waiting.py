@@ -62,7 +62,7 @@ async def wait_until_started(spawner, service, model, deadline):
         except ServiceUnreachable as e:
             if loop.time() + _retry_delay(retries) >= deadline:
                 raise
-            spawner.log.warning("Waiting for %s: %s; retrying", spawner._log_name, e.reason)
+            spawner.log.warning("Waiting for %s: %s; retrying", spawner._log_name, e.cause)
             await asyncio.sleep(_retry_delay(retries))
             retries += 1
             continue
@@ -106,7 +106,7 @@ async def stop_until_stopped(spawner, service, deadline):
                 return
             if loop.time() + _retry_delay(retries) >= deadline:
                 raise
-            spawner.log.warning("Stopping %s: %s; retrying", spawner._log_name, e.reason)
+            spawner.log.warning("Stopping %s: %s; retrying", spawner._log_name, e.cause)
             await asyncio.sleep(_retry_delay(retries))
             retries += 1
             continue
@@ -128,6 +128,12 @@ async def stop_until_stopped(spawner, service, deadline):
             )
             return
         await asyncio.sleep(0.5)
+
+
+def _is_request_event(event):
+    """spawngate's opening event (progress 0, "Server requested"): the hub yields its own first."""
+    progress = event.get("progress")
+    return isinstance(progress, (int, float)) and progress <= 0
 
 
 async def progress_events(spawner, service):
@@ -174,10 +180,14 @@ async def progress_events(spawner, service):
                 continue
             if not isinstance(event, dict):
                 continue
+            if event.get("ready") or event.get("failed"):
+                # the hub announces the outcome itself: ready with the proxied
+                # URL, failed with start()'s exception (spawngate's reason)
+                break
+            if _is_request_event(event):
+                continue
             out = {k: event[k] for k in ("progress", "message", "html_message") if k in event}
             if out:
                 yield out
-            if event.get("ready") or event.get("failed"):
-                break
     finally:
         closed.append(True)

@@ -1,9 +1,21 @@
 """Errors raised by RemoteSpawner.
 
 One class per failure, each with a stable ``name``. ``str(error)`` is the text
-a person reads: JupyterHub shows it on the spawn page ("Spawn failed: ...").
-``jupyterhub_message`` / ``jupyterhub_html_message`` are the attributes
-JupyterHub's progress API prefers when present.
+a person reads. Every one is a ``tornado.web.HTTPError`` carrying that text, so
+each page of the hub that can show a spawn error shows spawngate's message
+rather than "500 : Internal Server Error":
+
+- the spawn form (JupyterHub 3.0 shows ``str(error)`` of a failed form post;
+  4.1+ ``jupyterhub_message`` / ``jupyterhub_html_message``);
+- the error page of a spawn without a form (``log_message % args`` of an
+  ``HTTPError``; other exceptions become "Unhandled error starting server");
+- the pending page and the progress stream ("Spawn failed: " +
+  ``jupyterhub_message``), and the "Spawn failed" page after it
+  (``jupyterhub_html_message`` or ``jupyterhub_message``);
+- the REST API (``status_code`` and the message).
+
+``status_code`` is what the hub answers with; ``status`` is what spawngate
+answered (None when it did not answer).
 """
 
 import asyncio
@@ -12,15 +24,19 @@ import html
 from tornado import web
 
 
-class SpawngateError(Exception):
-    """Base class: spawngate answered with an error, or could not be used."""
+class SpawngateError(web.HTTPError):
+    """Base class: spawngate answered with an error, or could not be used.
+
+    The hub answers with ``status_code`` 500 (spawngate or its configuration
+    is at fault, not the user's request) unless a subclass says otherwise.
+    """
 
     name = "SpawngateError"
+    status_code_default = 500
 
-    def __init__(self, message, *, status=None):
-        # Exception.__init__ explicitly: subclasses also inherit from tornado's
-        # HTTPError / asyncio.TimeoutError, whose __init__ takes other arguments.
-        Exception.__init__(self, message)
+    def __init__(self, message, *, status=None, status_code=None):
+        # "%s" keeps a "%" in the message from being read as a format directive
+        web.HTTPError.__init__(self, status_code or self.status_code_default, "%s", message)
         self.message = message
         self.status = status
 
@@ -30,6 +46,20 @@ class SpawngateError(Exception):
     @property
     def jupyterhub_message(self):
         return self.message
+
+    # JupyterHub's User.spawn sets ``reason = "error"`` (or ``"timeout"``) on
+    # whatever start() raised, and its error page then shows a fixed text
+    # ("Failed to start your server on the last attempt…") in place of the
+    # exception's message; tornado would also put ``reason`` in the HTTP status
+    # line. The hub's label is kept as ``hub_reason``; ``reason`` stays unset, so
+    # the page shows spawngate's message under the standard status phrase.
+    @property
+    def reason(self):
+        return None
+
+    @reason.setter
+    def reason(self, value):
+        self.hub_reason = value
 
 
 class SpawngateConfigError(SpawngateError):
@@ -47,6 +77,7 @@ class ServiceUnreachable(SpawngateError):
     """
 
     name = "ServiceUnreachable"
+    status_code_default = 503
 
     def __init__(self, url, reason, may_have_arrived=False):
         super().__init__(
@@ -54,26 +85,25 @@ class ServiceUnreachable(SpawngateError):
             "Check c.RemoteSpawner.service_url (env SPAWNGATE_URL) and that spawngate is running."
         )
         self.url = url
-        self.reason = reason
+        # why the connection failed (``reason`` is taken: see SpawngateError)
+        self.cause = reason
         self.may_have_arrived = may_have_arrived
 
 
-class SpawnRefused(SpawngateError, web.HTTPError):
-    """spawngate refused the start request (HTTP 400: unknown profile, invalid user_options).
+class SpawnRefused(SpawngateError):
+    """spawngate refused the start request for a reason the user can act on.
 
-    Also a ``tornado.web.HTTPError(400)``, so JupyterHub's REST API answers the
-    client with 400 and spawngate's message instead of a 500.
+    Unknown profile or invalid ``user_options`` (400), a deactivated user (403),
+    a per-user limit (429), a server still stopping (409). The hub answers with
+    the same status and spawngate's message.
     """
 
     name = "SpawnRefused"
 
-    def __init__(self, message, *, status=400):
-        web.HTTPError.__init__(self, status, "%s", message)
-        self.message = message
-        self.status = status
-
-    def __str__(self):
-        return self.message
+    def __init__(self, message, *, status=400, retry_after=None):
+        super().__init__(message, status=status, status_code=status)
+        # the hub (3.0 and later) sets an HTTPError's ``headers`` on its answer
+        self.headers = {"Retry-After": retry_after} if retry_after else {}
 
 
 class SpawnFailed(SpawngateError):
@@ -85,7 +115,8 @@ class SpawnFailed(SpawngateError):
     name = "SpawnFailed"
 
     def __init__(self, reason, last_output=(), *, exit_code=None):
-        self.reason = reason
+        # spawngate's reason alone (``reason`` is taken: see SpawngateError)
+        self.failure = reason
         self.last_output = [str(line) for line in (last_output or [])]
         self.exit_code = exit_code
         message = reason
@@ -95,7 +126,7 @@ class SpawnFailed(SpawngateError):
 
     @property
     def jupyterhub_html_message(self):
-        text = html.escape(self.reason)
+        text = html.escape(self.failure)
         if self.last_output:
             lines = html.escape("\n".join(self.last_output))
             text += f"<br>Last output of the server:<pre>{lines}</pre>"

@@ -19,7 +19,6 @@ Works with JupyterHub 3.0 and later.
 
 import asyncio
 import fnmatch
-import json
 import os
 from urllib.parse import urlsplit
 
@@ -27,10 +26,14 @@ from jupyterhub.spawner import Spawner
 from traitlets import Enum, Float, Integer, List, Unicode, default
 
 from . import _client, _waiting
-from ._form import profile_from_form, render_profiles_form
+from ._form import profile_from_form, render_profiles_form, render_unavailable
+from ._user_options import apply_user_options, sendable_user_options
 from .errors import ServiceUnreachable, SpawnFailed, SpawngateError, SpawnRefused, SpawnTimeout
 
 STATE_KEY = "spawngate"
+# answers to a start request that refuse it for a reason the user can act on
+# (docs/hub-api.md): bad options, deactivated user, still stopping, a limit
+REFUSAL_STATUSES = (400, 403, 409, 422, 429)
 _ALIVE_STATES = ("pending", "running", "stopping")
 
 # tasks started from a cancelled start(); referenced here so they are not collected
@@ -185,12 +188,14 @@ class RemoteSpawner(Spawner):
           str: the ``url`` of spawngate's server model (e.g.
           ``http://10.0.3.7:8888``), which the hub's proxy routes to.
 
-        Raises:
-          SpawnRefused: spawngate answered 400 (or 409/422): unknown profile,
-            invalid ``user_options``; the message is spawngate's. It is also a
-            ``tornado.web.HTTPError(400)``.
+        Raises (every error is a ``tornado.web.HTTPError`` whose message the
+        hub's pages show, see ``spawngate.errors``):
+          SpawnRefused: spawngate refused the start: 400 unknown profile or
+            invalid ``user_options``, 403 deactivated user, 409 still stopping,
+            429 a per-user limit; the message is spawngate's and the hub
+            answers with the same status.
           SpawngateError: any other error answer (e.g. 401 for a wrong
-            ``service_token``), with spawngate's message.
+            ``service_token``), with spawngate's message (hub status 500).
           SpawnFailed: the server reached ``failed`` (or stopped) instead of
             ``running``; the message has spawngate's reason and the server's
             last output lines.
@@ -215,18 +220,16 @@ class RemoteSpawner(Spawner):
         try:
             body = {
                 "env": self._start_env(),
-                "user_options": dict(self.user_options or {}),
+                "user_options": sendable_user_options(self.user_options),
                 "args": [str(a) for a in self.get_args()],
                 "start_timeout": self.start_timeout,
             }
-            try:
-                json.dumps(body)
-            except (TypeError, ValueError) as e:
-                raise SpawnRefused(f"user_options cannot be sent to spawngate: {e}") from e
             self.log.info("Asking spawngate to start %s", self._log_name)
             resp = await self._post_start(service, body, deadline)
-            if resp.status in (400, 409, 422):
-                raise SpawnRefused(resp.message)
+            if resp.status in REFUSAL_STATUSES:
+                # refused before anything was created: the hub's clean-up stop() has nothing to do
+                self._nothing_started = resp.status != 409
+                raise SpawnRefused(resp.message, status=resp.status, retry_after=resp.retry_after)
             if not resp.ok or not isinstance(resp.json, dict):
                 raise SpawngateError(
                     f"spawngate could not start the server: {resp.message}", status=resp.status
@@ -271,21 +274,21 @@ class RemoteSpawner(Spawner):
                 )
             except ServiceUnreachable as e:
                 may_have_arrived = may_have_arrived or e.may_have_arrived
-                self._start_never_reached = not may_have_arrived
+                self._nothing_started = not may_have_arrived
                 if not e.may_have_arrived:
                     raise
                 if deadline - loop.time() < 1:
                     raise SpawnTimeout(
                         f"spawngate did not answer the start request within {self.start_timeout}"
-                        f" seconds ({e.reason}); it may be overloaded"
+                        f" seconds ({e.cause}); it may be overloaded"
                     ) from e
                 self.log.warning(
                     "spawngate did not answer the start of %s in time (%s); asking again",
                     self._log_name,
-                    e.reason,
+                    e.cause,
                 )
                 continue
-            self._start_never_reached = False
+            self._nothing_started = False
             return resp
 
     async def _stop_after_cancel(self, service, path):
@@ -368,14 +371,16 @@ class RemoteSpawner(Spawner):
         the Spawner interface; spawngate decides how gracefully to stop.
 
         Returns None. Idempotent: stopping a stopped, failed or unknown (404)
-        server succeeds; after a start() whose request never reached spawngate
-        it returns at once (nothing can exist). Raises ``ServiceUnreachable`` when spawngate cannot be
+        server succeeds; after a start() whose request never reached spawngate,
+        or that spawngate refused (400/403/422/429), it returns at once without
+        a request (nothing can exist), so the hub's clean-up after a refusal is
+        quick and its pages report the failure without a "pending stop" pause. Raises ``ServiceUnreachable`` when spawngate cannot be
         reached (unless ``poll_outage_policy = "assume-stopped"``) and
         ``SpawngateError`` when it refuses (e.g. 401/403).
         """
-        if getattr(self, "_start_never_reached", False):
-            self.log.info("Not stopping %s: its start never reached spawngate", self._log_name)
-            self._start_never_reached = False
+        if getattr(self, "_nothing_started", False):
+            self.log.info("Not stopping %s: its start never reached spawngate or was refused", self._log_name)
+            self._nothing_started = False
             return
         self.log.info("Asking spawngate to stop %s", self._log_name)
         service = self._service()
@@ -388,11 +393,16 @@ class RemoteSpawner(Spawner):
         """Yield ``{"progress": int, "message": str}`` events from spawngate.
 
         Reads the server-sent event stream ``GET …/server/progress`` of the
-        current generation and ends after its ``ready`` or ``failed`` event,
+        current generation and ends at its ``ready`` or ``failed`` event,
         when the stream closes, or on any error (progress is informational:
-        start() reports failures). spawngate's ``ready``/``url``/``failed``
-        keys are not passed on: the hub sends its own ready event with the
-        proxied URL, and its own failure event with start()'s exception.
+        start() reports failures).
+
+        The hub owns the first and the last event, so the events in between
+        are relayed and these are not: spawngate's opening event (progress 0,
+        "Server requested"; the hub yields that itself before calling
+        progress()), and its ``ready``/``failed`` event (the hub sends its own,
+        with the proxied URL or with start()'s exception, whose message is
+        spawngate's reason).
         """
         try:
             service = self._service()
@@ -417,23 +427,38 @@ class RemoteSpawner(Spawner):
     async def _profiles_form(self, spawner=None):
         """HTML radio list of the profiles spawngate offers this user; ``""`` if ≤ 1.
 
-        Raises ``SpawngateError`` when the profiles cannot be fetched, so the
-        user sees an error instead of silently getting the default profile.
+        Never raises: when the profiles cannot be fetched (spawngate down, an
+        error answer, a configuration error) the form is a notice with the
+        reason, and posting it is refused with a message (see ``_form``), so
+        the user reads why instead of a bare 500 or silently getting the
+        default profile. The reason is also logged.
         """
         spawner = spawner or self
         user = spawner.user.name
-        resp = await spawner._service().request("GET", _client.profiles_path(user))
-        if resp.status != 200 or not isinstance(resp.json, dict):
-            raise SpawngateError(
-                f"spawngate could not list server profiles for {user}: {resp.message}",
-                status=resp.status,
-            )
+        try:
+            resp = await spawner._service().request("GET", _client.profiles_path(user))
+            if resp.status != 200 or not isinstance(resp.json, dict):
+                raise SpawngateError(
+                    f"spawngate could not list server profiles for {user}: {resp.message}",
+                    status=resp.status,
+                )
+        except SpawngateError as e:
+            spawner.log.warning("No options form for %s: %s", spawner._log_name, e)
+            return render_unavailable(str(e))
         profiles = resp.json.get("profiles") or []
         return render_profiles_form(profiles)
 
     @default("options_from_form")
     def _default_options_from_form(self):
         return profile_from_form
+
+    # JupyterHub >= 5.3 calls ``apply_user_options(spawner, user_options)``
+    # before start(); older hubs have no such trait and never call it.
+    if "apply_user_options" in Spawner.class_trait_names():
+
+        @default("apply_user_options")
+        def _default_apply_user_options(self):
+            return apply_user_options
 
     # -------------------------------------------------------------- the rest
 

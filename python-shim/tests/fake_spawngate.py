@@ -74,7 +74,7 @@ class FakeSpawngate:
         self.plan = {"pending_for": 0.05, "result": "running"}
         self.url = "http://10.1.2.3:8888"
         self.fail_with = {"message": "pod was OOMKilled", "last_output": ["line one", "<b>line two</b>"], "exit_code": None}
-        self.canned = []  # [(method, status, body)] answered once each, before normal handling
+        self.canned = []  # [(method, status, body[, headers])] answered once each, before normal handling
         self.post_answer_delays = []  # seconds each next POST acts at once but answers late (a busy spawngate)
         self.outage = False  # answer every request 503
         self.progress_chunks = None  # list of bytes the progress stream sends
@@ -145,10 +145,12 @@ class Base(web.RequestHandler):
             return self.error(401, "invalid token")
         if self.fake.outage:
             return self.error(503, "spawngate is restarting")
-        for i, (method, status, body) in enumerate(self.fake.canned):
+        for i, (method, status, body, *headers) in enumerate(self.fake.canned):
             if method == self.request.method:
                 del self.fake.canned[i]
                 self.set_status(status)
+                for name, value in (headers[0] if headers else {}).items():
+                    self.set_header(name, value)
                 return self.finish(body)
 
     def error(self, status, message):

@@ -3,9 +3,10 @@
 import re
 
 import pytest
-from fake_spawngate import TOKEN
+from fake_spawngate import TOKEN, unused_port
 
-from spawngate.errors import SpawngateError
+from spawngate._form import UNAVAILABLE_FIELD, UNAVAILABLE_REFUSAL
+from spawngate.errors import SpawnRefused
 
 PROFILES = [
     {
@@ -57,11 +58,51 @@ async def test_no_form_for_one_profile_or_none(fake, spawner_for, count):
     assert len(fake.of("GET")) == 1
 
 
-async def test_profiles_error_is_shown_not_hidden(fake, spawner_for):
+def assert_error_notice(form, *texts):
+    """The form is the error notice: the reason in readable, escaped text, and no profile to pick."""
+    assert 'id="spawngate-profiles-error"' in form
+    assert "Server profiles are unavailable." in form
+    assert "Reload this page to try again." in form
+    assert 'name="profile"' not in form
+    assert f'<input type="hidden" name="{UNAVAILABLE_FIELD}" value="1">' in form
+    for text in texts:
+        assert text in form
+
+
+async def test_profiles_outage_becomes_a_readable_form(fake, spawner_for, log_records):
     fake.outage = True
-    with pytest.raises(SpawngateError) as info:
-        await spawner_for(fake.base_url).get_options_form()
-    assert "spawngate is restarting" in str(info.value)
+    form = await spawner_for(fake.base_url).get_options_form()
+    assert_error_notice(form, "spawngate could not list server profiles for alice: spawngate is restarting")
+    assert any("No options form for alice" in r.getMessage() for r in log_records)
+
+
+async def test_profiles_refusal_message_is_shown_escaped(fake, spawner_for):
+    fake.canned.append(("GET", 403, {"reason": "Forbidden", "message": "user '<b>alice</b>' is deactivated"}))
+    form = await spawner_for(fake.base_url).get_options_form()
+    assert_error_notice(form, "user &#x27;&lt;b&gt;alice&lt;/b&gt;&#x27; is deactivated")
+    assert "<b>alice" not in form
+
+
+async def test_unreachable_spawngate_becomes_a_readable_form(spawner_for):
+    url = f"http://127.0.0.1:{unused_port()}"
+    form = await spawner_for(url).get_options_form()
+    assert_error_notice(form, f"spawngate at {url} is unreachable")
+
+
+async def test_unconfigured_spawngate_becomes_a_readable_form(spawner_for):
+    form = await spawner_for("").get_options_form()
+    assert_error_notice(form, "spawngate URL is not configured")
+
+
+def test_posting_the_error_notice_is_refused_with_a_message(spawner_for):
+    spawner = spawner_for("http://unused")
+    # what JupyterHub passes for a post of the notice (nothing else is in it)
+    with pytest.raises(SpawnRefused) as info:
+        spawner.run_options_from_form({UNAVAILABLE_FIELD: ["1"]})
+    assert str(info.value) == UNAVAILABLE_REFUSAL
+    assert info.value.status_code == 503
+    # JupyterHub 4.1+ shows jupyterhub_message above the form; 3.0 shows str()
+    assert info.value.jupyterhub_message == UNAVAILABLE_REFUSAL
 
 
 async def test_admin_configured_form_wins(fake, spawner_for):

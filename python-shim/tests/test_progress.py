@@ -36,8 +36,7 @@ async def test_progress_yields_events_split_across_chunks(fake, spawner_for):
     assert events == [
         {"progress": 10, "message": "Pulling image für alice"},
         {"progress": 50, "message": "Pod scheduled"},
-        # ready/url are the hub's to announce (with the proxied URL)
-        {"progress": 100, "message": "Server ready"},
+        # the ready event is the hub's to announce (with the proxied URL), and nothing after it
     ]
     [get] = fake.of("GET", "/progress")
     assert get.path == "/api/users/alice/server/progress"
@@ -53,10 +52,8 @@ async def test_progress_ends_at_failed_event(fake, spawner_for):
         sse({"progress": 100, "message": "never"}),
     ]
     events = await collect(spawner_for(fake.base_url, server_name="gpu"))
-    assert events == [
-        {"progress": 30, "message": "Creating pod"},
-        {"progress": 100, "message": "ImagePullBackOff"},
-    ]
+    # the hub announces the failure itself, with start()'s exception (spawngate's reason)
+    assert events == [{"progress": 30, "message": "Creating pod"}]
     assert fake.of("GET", "/progress")[0].path == "/api/users/alice/servers/gpu/progress"
 
 
@@ -71,11 +68,11 @@ async def test_progress_ends_quietly_when_unreachable(spawner_for):
 
 async def test_progress_can_be_closed_early(fake, spawner_for):
     fake.add_server("alice", state="pending")
-    fake.progress_chunks = [sse({"progress": i, "message": f"step {i}"}) for i in range(20)]
+    fake.progress_chunks = [sse({"progress": i, "message": f"step {i}"}) for i in range(1, 21)]
     gen = spawner_for(fake.base_url).progress()
     first = await gen.__anext__()
     await gen.aclose()
-    assert first == {"progress": 0, "message": "step 0"}
+    assert first == {"progress": 1, "message": "step 1"}
 
 
 def test_parser_byte_by_byte_with_all_line_endings():
@@ -96,15 +93,19 @@ def test_parser_keeps_incomplete_event_for_next_chunk():
 
 async def test_progress_through_jupyterhubs_own_wrapper(fake, spawner_for):
     fake.add_server("alice", state="pending")
+    # what spawngate streams (src/servers/progress-messages.ts)
     fake.progress_chunks = [
-        sse({"progress": 40, "message": "Starting"}),
-        sse({"progress": 100, "message": "Server ready", "ready": True, "url": "http://x"}),
+        sse({"progress": 0, "message": "Server requested"}),
+        sse({"progress": 10, "message": "Starting the server on the local backend"}),
+        sse({"progress": 50, "message": "Waiting for the server to answer"}),
+        sse({"progress": 100, "message": "Server ready at http://10.1.2.3:8888", "ready": True, "url": "http://10.1.2.3:8888"}),
     ]
     spawner = spawner_for(fake.base_url)
     spawner._spawn_pending = True  # what the hub sets while start() runs
     events = [event async for event in spawner._generate_progress()]
+    # "Server requested" once (the hub's own), and spawngate's internal URL never reaches the page
     assert events == [
         {"progress": 0, "message": "Server requested"},
-        {"progress": 40, "message": "Starting"},
-        {"progress": 100, "message": "Server ready"},
+        {"progress": 10, "message": "Starting the server on the local backend"},
+        {"progress": 50, "message": "Waiting for the server to answer"},
     ]

@@ -88,6 +88,46 @@ async def test_400_is_raised_with_spawngate_message(fake, spawner_for):
     assert info.value.log_message % info.value.args == "unknown profile 'huge'"
 
 
+@pytest.mark.parametrize(
+    "status,message",
+    [
+        (403, "user 'alice' is deactivated; ask an administrator"),
+        (409, "server '(default)' of 'alice' is still stopping; try again shortly"),
+        (429, "user 'alice' already has 2 servers (limit 2, servers.max_servers_per_user)"),
+    ],
+)
+async def test_refusals_keep_spawngate_status_and_message(fake, spawner_for, status, message):
+    fake.canned.append(("POST", status, {"reason": "x", "message": message}))
+    spawner = spawner_for(fake.base_url)
+    with pytest.raises(SpawnRefused) as info:
+        await spawner.start()
+    assert str(info.value) == message
+    assert info.value.status == status and info.value.status_code == status
+    # the hub's clean-up stop() after a failed start: nothing was created, unless the server was
+    # still stopping (409), which spawngate keeps stopping either way
+    await spawner.stop()
+    assert len(fake.of("DELETE")) == (1 if status == 409 else 0)
+
+
+@pytest.mark.parametrize("header,passed", [("17", {"Retry-After": "17"}), ("soon\r\nX-Evil: 1", {})])
+async def test_a_limits_retry_after_reaches_the_hub(fake, spawner_for, header, passed):
+    fake.canned.append(("POST", 429, {"reason": "Too Many Requests", "message": "limit"}, {"Retry-After": header.replace("\r\n", " ")}))
+    with pytest.raises(SpawnRefused) as info:
+        await spawner_for(fake.base_url).start()
+    # JupyterHub sets an HTTPError's headers on its answer; only a number of seconds is passed on
+    assert info.value.headers == passed
+
+
+async def test_spawngate_failure_is_an_http_error_with_its_message(fake, spawner_for):
+    fake.canned.append(("POST", 500, {"reason": "Internal Server Error", "message": "database unavailable"}))
+    with pytest.raises(SpawngateError) as info:
+        await spawner_for(fake.base_url).start()
+    assert not isinstance(info.value, SpawnRefused)
+    # the hub's pages show an HTTPError's message (not "Unhandled error starting server")
+    assert isinstance(info.value, web.HTTPError) and info.value.status_code == 500
+    assert info.value.log_message % info.value.args == "spawngate could not start the server: database unavailable"
+
+
 async def test_wrong_token_is_an_error_naming_the_problem(fake, spawner_for):
     spawner = spawner_for(fake.base_url, service_token="wrong")
     with pytest.raises(SpawngateError) as info:
@@ -102,6 +142,7 @@ async def test_unreachable_service_names_the_url(spawner_for):
         await spawner_for(url).start()
     assert url in str(info.value)
     assert "SPAWNGATE_URL" in str(info.value)
+    assert info.value.status_code == 503
 
 
 async def test_credentials_in_service_url_are_not_shown(spawner_for):

@@ -9,3 +9,4 @@ export {
 } from './server-lifecycle';
 export { buildServerSpec, CONTAINER_SERVER_PORT, type ServerSpecInput } from './server-spec';
 export { ServerNotifier } from './server-notifier';
+export { PROGRESS, progressText } from './progress-messages';

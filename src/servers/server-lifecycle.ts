@@ -22,6 +22,7 @@ import {
 } from '../db';
 import { stopQuietly, watchExits, type JobInfo } from '../jobs';
 import { LimitExceededError, SERVER_WORKLOAD_PREFIX, serverWorkloadName } from '../profiles';
+import { PROGRESS, progressText } from './progress-messages';
 import { createServerContext, type ServerContext, type ServerLifecycleDeps } from './server-context';
 import { reconcileServers } from './server-reconcile';
 import { SERVER_START_JOB, START_ATTEMPTS, startJobHandler, type StartJobData } from './start-job';
@@ -148,7 +149,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
       if (row.state === 'pending' || row.state === 'running') {
         const updated = await transitionServer(db, row.id, row.generation, ['pending', 'running'], 'stopping');
         if (updated) {
-          await addServerEvent(db, row.id, row.generation, { progress: 100, message: 'Server stop requested', failed: true });
+          await addServerEvent(db, row.id, row.generation, { progress: PROGRESS.done, message: progressText.stopRequested(), failed: true });
           notifier.notify(row.id);
         }
       }

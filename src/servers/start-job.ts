@@ -9,6 +9,7 @@ import { beginServerStart, getServer, transitionServer, type ServerRow } from '.
 import { hostProcessEnv, isGone, portWasTaken, stopQuietly, UnrecoverableJobError, waitForAddress, type JobInfo } from '../jobs';
 import type { ServerContext } from './server-context';
 import { answersHttp, beforeDeadline, sleep, StartDeadlineError } from './server-readiness';
+import { backendStep, PROGRESS, progressText } from './progress-messages';
 import { buildServerSpec } from './server-spec';
 
 export const SERVER_START_JOB = 'server.start';
@@ -57,7 +58,7 @@ export function startJobHandler(ctx: ServerContext) {
   async function retryIfPortTaken(row: ServerRow, output: string[], attempt: number, why: string): Promise<void> {
     if (attempt >= START_ATTEMPTS || !portWasTaken(output)) return;
     await stopQuietly(backend, row.workload_name);
-    await ctx.event(row, 15, "the server's port was taken before it could listen; starting again on another port");
+    await ctx.event(row, PROGRESS.retrying, progressText.retryingPort());
     throw new TransientBackendError(`server port taken (${why})`);
   }
 
@@ -95,7 +96,7 @@ export function startJobHandler(ctx: ServerContext) {
     });
     // Progress writes are chained (kept in order) and not awaited before the backend call: they are
     // for the user's eyes and must not delay the start.
-    let progressWrites = ctx.event(row, 10, `Starting server on the ${backend.name} backend`).catch(() => undefined);
+    let progressWrites = ctx.event(row, PROGRESS.starting, progressText.starting(backend.name)).catch(() => undefined);
     const overheadMs = performance.timeOrigin + performance.now() - data.receivedAt;
     metrics.startOverhead.observe(overheadMs / 1000);
     log.debug('backend called', { overheadMs, server: row.id });
@@ -104,9 +105,9 @@ export function startJobHandler(ctx: ServerContext) {
     let state: WorkloadState;
     const ensuring = backend.ensure(spec, (e) => {
       if (e.type === 'progress' && e.message) {
-        const message = e.message;
-        lastProgress = message;
-        progressWrites = progressWrites.then(() => ctx.event(row, 40, message)).catch(() => undefined);
+        const message = backendStep(backend.name, e.message);
+        lastProgress = e.message;
+        progressWrites = progressWrites.then(() => ctx.event(row, PROGRESS.backendStep, message)).catch(() => undefined);
       }
     });
     try {
@@ -132,7 +133,7 @@ export function startJobHandler(ctx: ServerContext) {
         await stopQuietly(backend, row.workload_name);
         throw new UnrecoverableJobError(message);
       }
-      await ctx.event(row, 15, `backend busy, retrying: ${message}`);
+      await ctx.event(row, PROGRESS.retrying, progressText.retryingBusy(backend.name, message));
       throw err;
     }
     // A stop that raced the start: remove what we just made.
@@ -149,7 +150,7 @@ export function startJobHandler(ctx: ServerContext) {
       await failWithOutput(row, job.attempt, `server ${state.reason ?? 'never got an address'}`, state.exitCode);
       return;
     }
-    await ctx.event(row, 50, 'Server process started, waiting for it to answer');
+    await ctx.event(row, PROGRESS.answering, progressText.answering());
     const prefix = data.env.JUPYTERHUB_SERVICE_PREFIX ?? '/';
     const outcome = await awaitReady(row, url, prefix, deadline);
     if (outcome === 'superseded') return;
@@ -161,7 +162,7 @@ export function startJobHandler(ctx: ServerContext) {
     if (!ready) return;
     metrics.spawns.inc({ outcome: 'ready' });
     metrics.spawnDuration.observe({ outcome: 'ready' }, (Date.now() - row.requested_at.getTime()) / 1000);
-    await ctx.event(row, 100, `Server ready at ${url}`, { ready: true });
+    await ctx.event(row, PROGRESS.done, progressText.ready(url), { ready: true });
     log.info('server ready', { user: row.username, server: row.server_name, backend: backend.name });
   };
 }

@@ -125,5 +125,5 @@ test.each([
     'SELECT e.message FROM server_events e JOIN servers s ON s.id = e.server_id WHERE s.username = $1 ORDER BY e.id',
     [user],
   );
-  if (profile === 'badimage') expect(events.map((e) => e.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^Scheduled: Successfully assigned/), expect.stringMatching(/^Pulling: Pulling image/)]));
+  if (profile === 'badimage') expect(events.map((e) => e.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^Kubernetes backend: Scheduled: Successfully assigned/), expect.stringMatching(/^Kubernetes backend: Pulling: Pulling image/)]));
 });

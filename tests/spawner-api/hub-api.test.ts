@@ -9,6 +9,7 @@ import request from 'supertest';
 import { loadConfig } from '../../src/config';
 import { createService, type Service } from '../../src/compose';
 import { mintToken } from '../../src/db';
+import { progressText } from '../../src/servers';
 
 jest.setTimeout(60_000);
 
@@ -199,7 +200,7 @@ describe('lifecycle', () => {
     const progress = await service.db.query<{ message: string }>(
       `SELECT e.message FROM server_events e JOIN servers s ON s.id = e.server_id WHERE s.username = 'ivy' ORDER BY e.id`,
     );
-    expect(progress.map((p) => p.message)).toContain("the server's port was taken before it could listen; starting again on another port");
+    expect(progress.map((p) => p.message)).toContain(progressText.retryingPort());
     await request(service.app!).delete('/api/users/ivy/server?wait=true').set(auth);
   });
 
@@ -236,6 +237,13 @@ describe('lifecycle', () => {
     expect(events[0]).toEqual({ progress: 0, message: 'Server requested' });
     expect(events.at(-1)).toMatchObject({ progress: 100, ready: true });
     expect(events.map((e) => e.progress)).toEqual([...events.map((e) => e.progress)].sort((a, b) => a - b));
+    // One voice on the local backend: spawngate's stages, the backend's own step framed like them.
+    const messages = events.map((e) => e.message as string);
+    expect(messages[1]).toBe(progressText.starting('local'));
+    expect(messages).toContain(progressText.answering());
+    expect(messages.at(-1)).toBe(progressText.ready(events.at(-1).url));
+    for (const m of messages.slice(2, messages.indexOf(progressText.answering()))) expect(m).toMatch(/^Local backend: [A-Z]/);
+    for (const m of messages) expect(m).toMatch(/^[A-Z][^\n]*[^.]$/);
     await request(service.app!).delete('/api/users/erin/servers/lab?wait=true').set(auth);
   });
 

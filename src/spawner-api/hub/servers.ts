@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Router, type Request, type Response } from 'express';
 import type { Db, ServerRow } from '../../db';
 import { findServer, getServer, listServers, serverEventsAfter } from '../../db';
-import type { ServerLifecycle, ServerNotifier } from '../../servers';
+import { PROGRESS, progressText, type ServerLifecycle, type ServerNotifier } from '../../servers';
 import type { ProfileCatalog } from '../../profiles';
 import { NameError, validateServerName, validateUsername } from '../../profiles';
 import { refuseDeactivated } from '../auth/middleware';
@@ -165,8 +165,8 @@ export function createHubServerRouter(deps: HubServerRoutesDeps): Router {
       }
       if (current.generation !== row.generation || current.state !== 'pending') {
         // Finished without a final event in this generation (e.g. stopped): say so and end.
-        if (current.state === 'running') send({ progress: 100, message: 'Server ready', ready: true, url: current.url });
-        else send({ progress: 100, message: current.message ?? `server is ${current.state}`, failed: true });
+        if (current.state === 'running') send({ progress: PROGRESS.done, message: progressText.ready(current.url), ready: true, url: current.url });
+        else send({ progress: PROGRESS.done, message: current.message ?? progressText.ended(current.state), failed: true });
         return void res.end();
       }
       if (Date.now() - lastBeat > 15000) {
