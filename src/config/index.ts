@@ -14,3 +14,6 @@ export { kubernetesConfigSchema, kubernetesOverridesSchema, type KubernetesConfi
 export { oidcConfigSchema, ASYMMETRIC_JWS_ALGORITHMS, type OidcConfig } from './oidc-schema';
 export { fileConfigJsonSchema } from './json-schema';
 export { SECRET_SETTINGS } from './secret-files';
+export { MIN_CPU_CORES } from './schema';
+export * as k8sRules from './k8s-validation';
+export type { EnvNameRule } from './k8s-validation';
