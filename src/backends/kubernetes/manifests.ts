@@ -293,6 +293,9 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
 /** The Secret holding a kernel's connection file, owned by (and deleted with) its pod. */
 export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Secret {
   const meta = pod.metadata!;
+  if (Buffer.byteLength(connectionInfo) > k8sRules.MAX_SECRET_BYTES) {
+    throw new PermanentBackendError(`kubernetes backend: the connection file of ${meta.name} is larger than a Secret may be (1 MiB)`);
+  }
   return {
     apiVersion: 'v1',
     kind: 'Secret',
