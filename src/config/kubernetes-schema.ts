@@ -77,6 +77,38 @@ const gid = z.number().int().min(1, NEVER_ROOT_GROUP);
 const dnsSubdomain = (what: string) =>
   z.string().refine(isDns1123Subdomain, `${what} must be a DNS-1123 subdomain (lower-case a-z, 0-9, "-", ".", at most 253)`);
 
+/** Pod fields that place a pod and name what it may use: allowed for server and kernel pods alike. */
+const placementShape = {
+  image_pull_policy: pullPolicy.optional(),
+  imagePullPolicy: pullPolicy.optional(),
+  imagePullSecrets: z.array(z.union([dnsSubdomain('a Secret name'), z.object({ name: dnsSubdomain('a Secret name') }).strict()])).optional(),
+  nodeSelector: labelMap.optional(),
+  tolerations: z.array(z.unknown()).optional(),
+  affinity: z.record(z.string(), z.unknown()).optional(),
+  serviceAccountName: dnsSubdomain('serviceAccountName').optional(),
+  labels: labelMap.optional(),
+  annotations: labelMap.optional(),
+  priorityClassName: dnsSubdomain('priorityClassName').optional(),
+  extraResourceLimits: z.record(z.string(), z.string()).optional(),
+};
+
+type PodValues = { [K in keyof typeof placementShape]?: z.infer<(typeof placementShape)[K]> } & { volumes?: unknown[]; volumeMounts?: unknown[] };
+
+/** The values of a block by the API server's rules (zod checks the shapes; this the contents). */
+function checkPodValues(o: PodValues, ctx: z.RefinementCtx): void {
+  const report = (problems: string[]) => {
+    for (const message of problems) ctx.addIssue({ code: 'custom', message });
+  };
+  if (o.nodeSelector) report(labelsProblems('nodeSelector', o.nodeSelector));
+  if (o.labels) report(labelsProblems('labels', o.labels));
+  if (o.annotations) report(annotationsProblems('annotations', o.annotations));
+  o.tolerations?.forEach((t, i) => report(tolerationProblems(`tolerations[${i}]`, t)));
+  o.volumes?.forEach((v, i) => report(volumeProblems(`volumes[${i}]`, v)));
+  const names = new Set((o.volumes ?? []).map((v) => (v as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string'));
+  o.volumeMounts?.forEach((m, i) => report(volumeMountProblems(`volumeMounts[${i}]`, m, names)));
+  if (o.extraResourceLimits) report(extraResourcesProblems('extraResourceLimits', o.extraResourceLimits));
+}
+
 /**
  * A profile's `kubernetes:` block: KubeSpawner's options for server pods (pod-spec names). Checked when
  * the configuration loads — keys and values, by the API server's rules (k8s-validation.ts), so a typo
@@ -85,37 +117,26 @@ const dnsSubdomain = (what: string) =>
  */
 export const kubernetesOverridesSchema = z
   .object({
-    image_pull_policy: pullPolicy.optional(),
-    imagePullPolicy: pullPolicy.optional(),
-    imagePullSecrets: z.array(z.union([dnsSubdomain('a Secret name'), z.object({ name: dnsSubdomain('a Secret name') }).strict()])).optional(),
-    nodeSelector: labelMap.optional(),
-    tolerations: z.array(z.unknown()).optional(),
-    affinity: z.record(z.string(), z.unknown()).optional(),
+    ...placementShape,
     volumes: z.array(z.unknown()).optional(),
     volumeMounts: z.array(z.unknown()).optional(),
     runAsUser: z.number().int().min(1, 'runAsUser 0 (root) is refused; workloads never run as root').optional(),
     runAsGroup: gid.optional(),
     fsGroup: gid.optional(),
     supplementalGroups: z.array(gid).optional(),
-    serviceAccountName: dnsSubdomain('serviceAccountName').optional(),
     automountServiceAccountToken: z.boolean().optional(),
-    labels: labelMap.optional(),
-    annotations: labelMap.optional(),
-    priorityClassName: dnsSubdomain('priorityClassName').optional(),
-    extraResourceLimits: z.record(z.string(), z.string()).optional(),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    const report = (problems: string[]) => {
-      for (const message of problems) ctx.addIssue({ code: 'custom', message });
-    };
-    if (o.nodeSelector) report(labelsProblems('nodeSelector', o.nodeSelector));
-    if (o.labels) report(labelsProblems('labels', o.labels));
-    if (o.annotations) report(annotationsProblems('annotations', o.annotations));
-    o.tolerations?.forEach((t, i) => report(tolerationProblems(`tolerations[${i}]`, t)));
-    o.volumes?.forEach((v, i) => report(volumeProblems(`volumes[${i}]`, v)));
-    const names = new Set((o.volumes ?? []).map((v) => (v as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string'));
-    o.volumeMounts?.forEach((m, i) => report(volumeMountProblems(`volumeMounts[${i}]`, m, names)));
-    if (o.extraResourceLimits) report(extraResourcesProblems('extraResourceLimits', o.extraResourceLimits));
-  });
+  .superRefine(checkPodValues);
 export type KubernetesOverrides = z.infer<typeof kubernetesOverridesSchema>;
+
+/**
+ * Kernel pods' placement (`kernels.kubernetes`, `kernels.experiment_kubernetes.<experiment>`): where
+ * they may run and what they may pull. No identity fields: a kernel runs as the owner of its user's home.
+ */
+export const kernelPodSchema = z
+  .object(placementShape)
+  .strict()
+  .superRefine(checkPodValues)
+  .describe('pod placement of kernels: nodeSelector, tolerations, affinity, imagePullSecrets, priorityClassName, serviceAccountName, labels, annotations, extraResourceLimits, image_pull_policy');
+export type KernelPodOverrides = z.infer<typeof kernelPodSchema>;

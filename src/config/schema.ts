@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
-import { kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
+import { kernelPodSchema, kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
 import { oidcConfigSchema } from './oidc-schema';
 import { envProblems } from './k8s-validation';
 
@@ -151,6 +151,11 @@ export const fileConfigSchema = z
           .min(1)
           .default(['python3', '-m', 'spawngate.launcher'])
           .describe('command that starts a container kernel: it reads the connection file and execs the kernelspec argv'),
+        kubernetes: kernelPodSchema.optional().describe('kernel pods\' placement on the kubernetes backend: nodeSelector, tolerations, imagePullSecrets, … (see docs/kubernetes.md)'),
+        experiment_kubernetes: z
+          .record(z.string(), kernelPodSchema)
+          .default({})
+          .describe('per experiment (by name): kernel pod placement whose keys replace those of kernels.kubernetes, e.g. {genomics: {nodeSelector: {pool: gpu}}}'),
         shutdown_grace_seconds: z.number().min(0).max(300).default(5).describe('seconds between shutdown_request and kill'),
         cull_idle_timeout: z.number().min(0).default(0).describe('seconds of inactivity before a kernel is culled; 0 disables culling'),
         cull_interval: z.number().positive().default(300).describe('seconds between culling passes'),

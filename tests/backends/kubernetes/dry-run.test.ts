@@ -134,3 +134,30 @@ test('dry-run refuses a user whose home is missing or belongs to root, naming th
     await expect(renderDryRun(config, { user: 'rooty', profile: 'standard' })).resolves.toMatch(/would be refused: refusing to start a pod for rooty: their home .*rooty belongs to uid 0/);
   }
 });
+
+test("kernel pods take placement from kernels.kubernetes, an experiment's block replacing its keys", async () => {
+  const file = path.join(dir, 'placed.yaml');
+  const tolerations = [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }];
+  fs.writeFileSync(
+    file,
+    YAML.stringify({
+      kernels: {
+        image: 'registry.example/kernel:1',
+        kubernetes: { nodeSelector: { pool: 'cpu' }, imagePullSecrets: ['ecr-creds'], priorityClassName: 'notebooks' },
+        experiment_kubernetes: { Genomics: { nodeSelector: { pool: 'gpu' }, tolerations } },
+      },
+      kubernetes: { namespace: 'jupyter', home_volume: { claim_name: 'efs-homes' } },
+    }),
+  );
+  const placed = loadConfig({ SPAWNGATE_CONFIG: file, SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_DATA_DIR: path.join(dir, 'data') });
+  const kernel = docs(await renderDryRun(placed, { user: 'alice', profile: 'default', kernel: 'conda-env-tf-python3' }, db)).find((d) => d?.metadata?.labels?.component === 'kernel')!;
+  expect(kernel.spec).toMatchObject({ nodeSelector: { pool: 'gpu' }, tolerations, imagePullSecrets: [{ name: 'ecr-creds' }], priorityClassName: 'notebooks' });
+  expect(podCauses(kernel, { minor: 31 })).toEqual([]);
+  expect(restrictedViolations(kernel)).toEqual([]);
+
+  // Checked when the configuration loads, like a profile's block; identity fields are not kernels' to set.
+  fs.writeFileSync(file, YAML.stringify({ kernels: { kubernetes: { tolerations: [{ key: 'gpu', operator: 'Exists', value: 'x' }] } } }));
+  expect(() => loadConfig({ SPAWNGATE_CONFIG: file })).toThrow(/kernels\.kubernetes: tolerations\[0\]\.value: must be empty when operator is Exists/);
+  fs.writeFileSync(file, YAML.stringify({ kernels: { experiment_kubernetes: { Genomics: { runAsUser: 5 } } } }));
+  expect(() => loadConfig({ SPAWNGATE_CONFIG: file })).toThrow(/kernels\.experiment_kubernetes\.Genomics.*runAsUser/);
+});
