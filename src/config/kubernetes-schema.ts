@@ -75,7 +75,7 @@ const pullPolicy = z.enum(['Always', 'IfNotPresent', 'Never']);
 const NEVER_ROOT_GROUP = 'group 0 (root) is refused; workloads never run as root';
 const gid = z.number().int().min(1, NEVER_ROOT_GROUP);
 const dnsSubdomain = (what: string) =>
-  z.string().refine(isDns1123Subdomain, `${what} must be a DNS-1123 subdomain (lower-case a-z, 0-9, "-", ".", at most 253)`);
+  z.string().min(1).refine(isDns1123Subdomain, `${what} must be a DNS-1123 subdomain (lower-case a-z, 0-9, "-", ".", at most 253)`);
 
 /** Pod fields that place a pod and name what it may use: allowed for server and kernel pods alike. */
 const placementShape = {
