@@ -12,7 +12,10 @@ export interface KubernetesBackendOptions {
   kubeconfig?: KubeconfigSource;
   /** `app.kubernetes.io/instance` label value, to tell several installations in one namespace apart. Default none. */
   instance?: string;
-  /** uid for pods whose profile sets no `runAsUser` and whose home owner is unknown or root. Default 1000. */
+  /**
+   * A shared uid for pods whose profile sets no `runAsUser` (without `homeRoot`: when the home owner is
+   * unknown). Default none: a pod with no uid from the profile, the home or here is refused.
+   */
   defaultRunAsUser?: number;
   /** gid likewise. Default: the uid. */
   defaultRunAsGroup?: number;

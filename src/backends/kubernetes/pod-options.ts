@@ -43,7 +43,7 @@ export async function homeOwner(dir: string): Promise<{ uid: number; gid: number
 export async function podManifestOptions(spec: WorkloadSpec, s: PodSettings): Promise<PodManifestOptions> {
   const opts: PodManifestOptions = {
     namespace: s.namespace,
-    defaultRunAsUser: s.defaultRunAsUser ?? 1000,
+    ...(s.defaultRunAsUser !== undefined ? { defaultRunAsUser: s.defaultRunAsUser } : {}),
     ...(s.defaultRunAsGroup !== undefined ? { defaultRunAsGroup: s.defaultRunAsGroup } : {}),
     ...(s.instance ? { instance: s.instance } : {}),
     ...(s.envNameRule ? { envNameRule: s.envNameRule } : {}),
@@ -70,6 +70,12 @@ export async function podManifestOptions(spec: WorkloadSpec, s: PodSettings): Pr
       );
     }
     opts.homeOwner = { uid: id.uid, gid: id.gid };
+  }
+  // Never an invented uid (such as 1000) that does not own the user's files.
+  if (spec.overrides?.runAsUser === undefined && !opts.homeOwner && opts.defaultRunAsUser === undefined) {
+    throw new PermanentBackendError(
+      `kubernetes backend: no uid for pod ${spec.name}: pods run as the owner of the user's home (SPAWNGATE_HOME_ROOT/<user>), a profile's runAsUser, or kubernetes.run_as_user`,
+    );
   }
   return opts;
 }

@@ -439,3 +439,9 @@ describe('homes: the pod runs as the home owner, a missing or root-owned home is
     expect(shared.homeRoot).toBeUndefined();
   });
 });
+
+test('no uid from the profile, the home or kubernetes.run_as_user: refused, never an invented one', async () => {
+  await expect(podManifestOptions(spec(), { namespace: 'ns' })).rejects.toThrow(/no uid for pod .*: pods run as the owner of the user's home/);
+  await expect(podManifestOptions(spec({ overrides: { runAsUser: 4000 } }), { namespace: 'ns' })).resolves.toBeDefined();
+  await expect(podManifestOptions(spec(), { namespace: 'ns', defaultRunAsUser: 1500 })).resolves.toMatchObject({ defaultRunAsUser: 1500 });
+});

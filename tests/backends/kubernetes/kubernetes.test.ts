@@ -35,6 +35,7 @@ async function setup(extra: Partial<KubernetesBackendOptions> = {}, fakeOptions:
       kubeconfig: { from: 'file', path: kubeconfig },
       logger: silent,
       rewatchDelayMs: 50,
+      defaultRunAsUser: 1000, // the test's pods have no home: a shared uid, chosen explicitly
       ...extra,
     });
   const backend = make();
@@ -316,6 +317,7 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
       namespace: role.namespace,
       kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
       logger: silent,
+      defaultRunAsUser: 1000,
       experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 2, discover: async () => ['a'] },
     });
     try {
@@ -347,6 +349,7 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
       namespace: role.namespace,
       kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
       logger: silent,
+      defaultRunAsUser: 1000,
       experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 3 },
     });
     try {
