@@ -337,6 +337,28 @@ describe('environment variable names by cluster version', () => {
   });
 });
 
+test("a profile env name the cluster refuses (valid only from 1.32) is a 400 from the hub's start request; nothing is claimed or sent", async () => {
+  const fake = await startFake({ kubernetesMinor: 31 });
+  const root = fs.mkdtempSync(path.join(dir, 'svc-'));
+  fs.writeFileSync(path.join(root, 'config.yaml'), YAML.stringify({ profiles: [{ slug: 'odd', display_name: 'Odd', image: 'registry.example/nb:1', env: { 'MY VAR': '1' } }] }));
+  const backend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(root) }, logger: silent, defaultRunAsUser: 1000 });
+  const hub = 'hub-token-h18-rules-0123456789';
+  const service = await createService(
+    loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: root, SPAWNGATE_CONFIG: path.join(root, 'config.yaml'), SPAWNGATE_HUB_TOKEN: hub, SPAWNGATE_PORT: '0' }),
+    { backend },
+  );
+  try {
+    const res = await request(service.app!).post('/api/users/alice/server').set({ Authorization: `token ${hub}` }).send({ env: { JUPYTERHUB_USER: 'alice' } });
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/profile 'odd' env\."MY VAR": an environment variable name must consist of letters, digits/);
+    expect(fake.received).toEqual([]);
+    expect((await request(service.app!).get('/api/users/alice/server').set({ Authorization: `token ${hub}` })).status).toBe(404);
+  } finally {
+    await service.close();
+    await fake.close();
+  }
+});
+
 describe('requests when only limits are set, against node allocatable', () => {
   const gpuNode = { cpu: '7910m', memory: '29Gi' };
 
