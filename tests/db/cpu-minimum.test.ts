@@ -55,9 +55,9 @@ describe.each(engines)('experiments CPU at least 1m on %s', (_name, create) => {
     await migrate(db);
     await db.query(ADMIN_EXAMPLE);
     const insert = await rejectionOf(db.query(`INSERT INTO experiments (name, cpu_request, cpu_limit, memory_request_mib, memory_limit_mib) VALUES ('x', 0.0001, 1, 64, 64)`));
-    expect(insert.message).toMatch(/experiments_cpu_request_at_least_1m/);
+    expect(insert.message).toMatch(/experiments_cpu_request_representable/);
     const update = await rejectionOf(db.query(`UPDATE experiments SET cpu_limit = 0.0009, cpu_request = 0.0009 WHERE name = 'genomics'`));
-    expect(update.message).toMatch(/experiments_cpu_(request|limit)_at_least_1m/);
+    expect(update.message).toMatch(/experiments_cpu_(request|limit)_representable/);
     await db.query(`INSERT INTO experiments (name, cpu_request, cpu_limit, memory_request_mib, memory_limit_mib) VALUES ('smallest', 0.001, 0.001, 1, 1)`);
     expect(await db.query(`SELECT name FROM experiments ORDER BY name`)).toEqual([{ name: 'genomics' }, { name: 'smallest' }]);
   });

@@ -5,5 +5,5 @@
 -- row is checked from now on, and a launch under an old row is refused with a message naming the
 -- experiment (kernels/lifecycle/quota-check.ts) until an administrator raises it.
 ALTER TABLE experiments
-  ADD CONSTRAINT experiments_cpu_request_at_least_1m CHECK (cpu_request >= 0.001) NOT VALID,
-  ADD CONSTRAINT experiments_cpu_limit_at_least_1m CHECK (cpu_limit >= 0.001) NOT VALID;
+  ADD CONSTRAINT experiments_cpu_request_representable CHECK (cpu_request >= 0.001) NOT VALID,
+  ADD CONSTRAINT experiments_cpu_limit_representable CHECK (cpu_limit >= 0.001) NOT VALID;
