@@ -284,6 +284,12 @@ describe('environment variable names by cluster version', () => {
     }
   });
 
+  test('an unreachable API: the rule every version accepts (the launch itself reports the outage)', async () => {
+    const backend = createKubernetesBackend({ namespace: 'ns', kubeconfig: { from: 'file', path: '/nonexistent/kubeconfig' }, logger: silent });
+    await expect(backend.envNameRule()).resolves.toBe('c-identifier');
+    await backend.close();
+  });
+
   test('the backend reads the rule from /version and refuses what the cluster would, before sending', async () => {
     for (const [minor, rule] of [[31, 'c-identifier'], [32, 'relaxed'], [35, 'relaxed']] as const) {
       const fake = await startFake({ kubernetesMinor: minor });
@@ -399,6 +405,8 @@ describe('requests when only limits are set, against node allocatable', () => {
     expect(() => buildPod(spec({ resources: { cpuLimit: 0.0001 } }), { namespace: 'ns', defaultRunAsUser: 1000 })).toThrow(/cpu limit 0\.0001 cores is below 1m/);
     expect(() => buildPod(spec({ resources: { cpuRequest: 0.0001, cpuLimit: 1 } }), { namespace: 'ns', defaultRunAsUser: 1000 })).toThrow(/below 1m/);
     expect(buildPod(spec({ resources: { cpuLimit: 0.001 } }), { namespace: 'ns', defaultRunAsUser: 1000 }).pod.spec!.containers[0]!.resources!.limits).toEqual({ cpu: '1m' });
+    // Rounding keeps request <= limit: both are rounded the same way, never below 1m.
+    expect(buildPod(spec({ resources: { cpuRequest: 0.0014, cpuLimit: 0.0016 } }), { namespace: 'ns', defaultRunAsUser: 1000 }).pod.spec!.containers[0]!.resources).toEqual({ requests: { cpu: '1m' }, limits: { cpu: '2m' } });
     expect(loadWithProfile({ resources: { cpu_limit: 0.0001 } })).toThrow(/resources\.cpu_limit: at least 0\.001 cores/);
   });
 });
