@@ -212,6 +212,9 @@ export function extraResourcesProblems(field: string, limits: Record<string, str
       continue;
     }
     if (name === 'cpu' || name === 'memory') out.push(`${field}.${name}: set CPU and memory in the profile's resources, not here`);
+    else if (!name.includes('/') && !NATIVE_RESOURCES.has(name) && !name.startsWith('hugepages-')) {
+      out.push(`${field}.${name}: a resource name must be a standard one (ephemeral-storage, hugepages-…) or fully qualified (e.g. nvidia.com/gpu)`);
+    }
     else if (!isNativeResource(name) && !isIntegerQuantity(q)) out.push(`${field}.${name}: an extended resource must be a whole number, got ${JSON.stringify(q)}`);
   }
   return out;

@@ -125,6 +125,13 @@ const CASES: Case[] = [
     config: /extraResourceLimits\.example\.com\/fpga: an extended resource must be a whole number/,
   },
   {
+    rule: 'resource name: a non-standard name must be fully qualified',
+    overrides: { extraResourceLimits: { gpu: '1' } },
+    apply: (p) => (c(p).resources = { limits: { gpu: '1' } }),
+    field: /resources\.limits\[gpu\].*fully qualified/,
+    config: /extraResourceLimits\.gpu: a resource name must be a standard one .* or fully qualified/,
+  },
+  {
     rule: 'volume name',
     overrides: { volumes: [{ name: 'Scratch_Space', emptyDir: {} }] },
     apply: (p) => (p.spec.volumes = [{ name: 'Scratch_Space', emptyDir: {} }]),

@@ -114,6 +114,9 @@ function resourceCauses(r: Obj, field: string, out: Cause[]): void {
   for (const [kind, map] of [['requests', requests], ['limits', limits]] as const) {
     for (const [name, q] of Object.entries(map)) {
       if (!qualified(name)) out.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(name)}`, field: `${field}.${kind}` });
+      else if (!name.includes('/') && !['cpu', 'memory', 'ephemeral-storage'].includes(name) && !name.startsWith('hugepages-')) {
+        out.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(name)}: must be a standard resource type or fully qualified`, field: `${field}.${kind}[${name}]` });
+      }
       if (extended(name) && !Number.isInteger(quantityValue(q))) {
         out.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(q)}: must be an integer`, field: `${field}.${kind}[${name}]` });
       }
