@@ -1,66 +1,20 @@
 /**
  * What a real API server refuses, twice: the stand-in (apiserver-rules.ts) refuses each input the way
  * the real server would (422 with the field, or 403 from Pod Security), and spawngate refuses the same
- * input before sending anything — when the configuration loads (profiles' kubernetes blocks and env)
- * or when the launch is built (the backend, a kernel.json's env as a 400 from the gateway).
+ * input before sending anything — when the configuration loads (profiles' kubernetes blocks) or when
+ * the pod is built. Env names: env-names.test.ts; requests and homes: resources-homes.test.ts.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import request from 'supertest';
-import YAML from 'yaml';
-import {
-  buildConnectionSecret,
-  buildPod,
-  createKubernetesBackend,
-  podManifestOptions,
-  type KubernetesBackend,
-} from '../../../src/backends/kubernetes';
-import { PermanentBackendError, type WorkloadSpec } from '../../../src/backends/types';
-import { createService } from '../../../src/compose';
-import { ConfigError, loadConfig } from '../../../src/config';
-import { mintToken } from '../../../src/db';
-import { SLEEP_FOREVER } from '../contract';
-import { testLogger as silent } from '../../support/logger';
-import { pollUntil as waitFor } from '../../support/wait';
-import { FakeApiServer, readDocumentedRole, type FakeApiServerOptions } from './fake-apiserver';
+import { buildConnectionSecret, buildPod } from '../../../src/backends/kubernetes';
+import { ConfigError } from '../../../src/config';
+import { basePod, c, loadWithProfile as loadProfile, post, role, scratch, spec, startFake, type Obj } from './rules-helpers';
+import type { FakeApiServer } from './fake-apiserver';
 
 jest.setTimeout(60_000);
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const role = readDocumentedRole();
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-h18-rules-'));
-const asRoot = process.getuid?.() === 0;
+const dir = scratch();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function spec(over: Partial<WorkloadSpec> = {}): WorkloadSpec {
-  return { name: `sg-krn-r${Math.random().toString(36).slice(2, 10)}`, kind: 'kernel', labels: {}, command: ['/usr/bin/python3', '-c', SLEEP_FOREVER], env: {}, image: 'registry.example/kernel:1', ...over };
-}
-
-/** A pod as spawngate builds it with no overrides: valid, the base the cases break. */
-function basePod(): Obj {
-  return JSON.parse(JSON.stringify(buildPod(spec(), { namespace: role.namespace, defaultRunAsUser: 1000 }).pod)) as Obj;
-}
-
-async function startFake(opts: Partial<FakeApiServerOptions> = {}): Promise<FakeApiServer> {
-  return new FakeApiServer({ namespace: role.namespace, rules: role.rules, ...opts }).start();
-}
-
-/** POSTs an object straight to the stand-in, as a client without spawngate's checks would. */
-async function post(fake: FakeApiServer, resource: 'pods' | 'secrets', body: Obj): Promise<{ status: number; body: Obj }> {
-  const res = await fetch(`${fake.url}/api/v1/namespaces/${role.namespace}/${resource}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Obj };
-}
-
-function loadWithProfile(profile: Obj): () => unknown {
-  const file = path.join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-  fs.writeFileSync(file, YAML.stringify({ profiles: [{ slug: 'p', display_name: 'P', image: 'registry.example/nb:1', ...profile }] }));
-  return () => loadConfig({ SPAWNGATE_CONFIG: file, SPAWNGATE_DATA_DIR: path.join(dir, 'data') });
-}
+const loadWithProfile = (profile: Obj) => loadProfile(dir, profile);
 
 interface Case {
   rule: string;
@@ -74,7 +28,6 @@ interface Case {
   config: RegExp;
 }
 
-const c = (pod: Obj) => pod.spec.containers[0] as Obj;
 const CASES: Case[] = [
   { rule: 'annotation key', overrides: { annotations: { 'bad key': 'x' } }, apply: (p) => (p.metadata.annotations['bad key'] = 'x'), field: /metadata\.annotations/, config: /annotations key "bad key"/ },
   {
@@ -269,216 +222,3 @@ describe('each rule: the stand-in refuses it as the real server would, spawngate
   });
 });
 
-describe('environment variable names by cluster version', () => {
-  test('the stand-in refuses a non-C name before 1.32 and accepts it from 1.32, which still refuses "="', async () => {
-    const old = await startFake({ kubernetesMinor: 31 });
-    const relaxed = await startFake({ kubernetesMinor: 32 });
-    try {
-      const pod = basePod();
-      c(pod).env.push({ name: 'MY VAR', value: '1' });
-      const refused = await post(old, 'pods', pod);
-      expect(refused.status).toBe(422);
-      expect(refused.body.message).toMatch(/env\[\d+\]\.name: Invalid value: "MY VAR"/);
-      expect((await post(relaxed, 'pods', pod)).status).toBe(201);
-      const eq = basePod();
-      c(eq).env.push({ name: 'A=B', value: '1' });
-      expect((await post(relaxed, 'pods', eq)).status).toBe(422);
-      old.invalid.length = 0;
-      relaxed.invalid.length = 0;
-    } finally {
-      await old.close();
-      await relaxed.close();
-    }
-  });
-
-  test('an unreachable API: the rule every version accepts (the launch itself reports the outage)', async () => {
-    const backend = createKubernetesBackend({ namespace: 'ns', kubeconfig: { from: 'file', path: '/nonexistent/kubeconfig' }, logger: silent });
-    await expect(backend.envNameRule()).resolves.toBe('c-identifier');
-    await backend.close();
-  });
-
-  test('the backend reads the rule from /version and refuses what the cluster would, before sending', async () => {
-    for (const [minor, rule] of [[31, 'c-identifier'], [32, 'relaxed'], [35, 'relaxed']] as const) {
-      const fake = await startFake({ kubernetesMinor: minor });
-      const backend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(fs.mkdtempSync(path.join(dir, 'kc-'))) }, logger: silent, defaultRunAsUser: 1000 });
-      try {
-        expect(await backend.envNameRule()).toBe(rule);
-        const s = spec({ env: { 'MY VAR': '1' } });
-        if (rule === 'c-identifier') {
-          await expect(backend.ensure(s)).rejects.toThrow(/env\."MY VAR": an environment variable name must consist of letters/);
-          expect(fake.received).toEqual([]);
-        } else {
-          await expect(backend.ensure(s)).resolves.toMatchObject({ name: s.name });
-        }
-        expect(fake.invalid).toEqual([]);
-      } finally {
-        await backend.close({ stopAll: true });
-        await fake.close();
-      }
-    }
-  });
-
-  test('a profile env name no Kubernetes accepts stops the configuration from loading', () => {
-    expect(loadWithProfile({ env: { 'A=B': '1' } })).toThrow(/profiles\.0: env\."A=B": an environment variable name must consist of printable ASCII characters other than "="/);
-    expect(loadWithProfile({ env: { 'MY.VAR': '1', 'my-var': '2' } })).not.toThrow();
-  });
-
-  test("a kernel.json env name the cluster refuses is a 400 from POST /api/kernels naming the kernelspec and variable; nothing is sent", async () => {
-    const fake = await startFake({ kubernetesMinor: 31 });
-    const root = fs.mkdtempSync(path.join(dir, 'svc-'));
-    const homes = path.join(root, 'homes');
-    const kdir = path.join(homes, 'alice', '.local', 'share', 'jupyter', 'kernels', 'odd');
-    fs.mkdirSync(kdir, { recursive: true });
-    fs.writeFileSync(path.join(kdir, 'kernel.json'), JSON.stringify({ argv: ['python3', '-m', 'ipykernel_launcher', '-f', '{connection_file}'], display_name: 'Odd', language: 'python', env: { 'MY VAR': '1' } }));
-    fs.writeFileSync(path.join(root, 'config.yaml'), YAML.stringify({ profiles: [{ slug: 'small', display_name: 'Small' }], kernels: { unregistered_environments: { profile: 'small' }, image: 'registry.example/kernel:1' } }));
-    const backend: KubernetesBackend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(root) }, logger: silent, defaultRunAsUser: 1000 });
-    const service = await createService(
-      loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: path.join(root, 'config.yaml'), SPAWNGATE_PORT: '0' }),
-      { backend },
-    );
-    try {
-      const token = await mintToken(service.db, { username: 'alice', kind: 'cli' });
-      const res = await request(service.app!).post('/api/kernels').set({ Authorization: `token ${token}` }).send({ name: 'odd' });
-      expect(res.status).toBe(400);
-      expect(res.body.message).toMatch(/kernelspec 'odd' env\."MY VAR": an environment variable name must consist of letters, digits/);
-      expect(fake.received).toEqual([]);
-      expect(await service.kernels.list('alice')).toEqual([]);
-    } finally {
-      await service.close();
-      await fake.close();
-    }
-  });
-});
-
-test("a profile env name the cluster refuses (valid only from 1.32) is a 400 from the hub's start request; nothing is claimed or sent", async () => {
-  const fake = await startFake({ kubernetesMinor: 31 });
-  const root = fs.mkdtempSync(path.join(dir, 'svc-'));
-  fs.writeFileSync(path.join(root, 'config.yaml'), YAML.stringify({ profiles: [{ slug: 'odd', display_name: 'Odd', image: 'registry.example/nb:1', env: { 'MY VAR': '1' } }] }));
-  const backend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(root) }, logger: silent, defaultRunAsUser: 1000 });
-  const hub = 'hub-token-h18-rules-0123456789';
-  const service = await createService(
-    loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: root, SPAWNGATE_CONFIG: path.join(root, 'config.yaml'), SPAWNGATE_HUB_TOKEN: hub, SPAWNGATE_PORT: '0' }),
-    { backend },
-  );
-  try {
-    const res = await request(service.app!).post('/api/users/alice/server').set({ Authorization: `token ${hub}` }).send({ env: { JUPYTERHUB_USER: 'alice' } });
-    expect(res.status).toBe(400);
-    expect(res.body.message).toMatch(/profile 'odd' env\."MY VAR": an environment variable name must consist of letters, digits/);
-    expect(fake.received).toEqual([]);
-    expect((await request(service.app!).get('/api/users/alice/server').set({ Authorization: `token ${hub}` })).status).toBe(404);
-  } finally {
-    await service.close();
-    await fake.close();
-  }
-});
-
-describe('requests when only limits are set, against node allocatable', () => {
-  const gpuNode = { cpu: '7910m', memory: '29Gi' };
-
-  test('limits only (8 CPU / 32 GiB): the stand-in defaults requests to them and the pod never schedules', async () => {
-    const fake = await startFake({ nodeAllocatable: gpuNode });
-    try {
-      const pod = basePod();
-      c(pod).resources = { limits: { cpu: '8', memory: '32Gi' } };
-      expect((await post(fake, 'pods', pod)).status).toBe(201);
-      const stored = await waitFor(async () => fake.pods.get(pod.metadata.name), (p) => p?.status?.conditions?.[0]?.reason === 'Unschedulable');
-      expect(c(stored!).resources.requests).toEqual({ cpu: '8', memory: '32Gi' });
-      expect(stored!.status.conditions[0].message).toMatch(/^0\/3 nodes are available: 3 Insufficient cpu, 3 Insufficient memory\./);
-      expect(stored!.status.phase).toBe('Pending');
-    } finally {
-      await fake.close();
-    }
-  });
-
-  test('spawngate requests default_request_fraction of the limit, and the same pod schedules', async () => {
-    const fake = await startFake({ nodeAllocatable: gpuNode });
-    const backend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(fs.mkdtempSync(path.join(dir, 'kc-'))) }, logger: silent, defaultRunAsUser: 1000, defaultRequestFraction: 0.5 });
-    try {
-      const s = spec({ resources: { cpuLimit: 8, memoryLimitMiB: 32768 } });
-      await backend.ensure(s);
-      const pod = fake.received.find((o) => o.metadata.name === s.name)!;
-      expect(c(pod).resources).toEqual({ requests: { cpu: '4000m', memory: '16384Mi' }, limits: { cpu: '8000m', memory: '32768Mi' } });
-      await waitFor(async () => fake.pods.get(s.name), (p) => p?.spec?.nodeName === 'fake-node');
-      // An explicit request is kept as given.
-      const own = buildPod(spec({ resources: { cpuRequest: 7, cpuLimit: 8, memoryLimitMiB: 1000 } }), { namespace: 'ns', defaultRunAsUser: 1000, defaultRequestFraction: 0.5 }).pod;
-      expect(own.spec!.containers[0]!.resources).toEqual({ requests: { cpu: '7000m', memory: '500Mi' }, limits: { cpu: '8000m', memory: '1000Mi' } });
-    } finally {
-      await backend.close({ stopAll: true });
-      await fake.close();
-    }
-  });
-
-  test('a CPU amount below 1m is refused, never rendered as 0m (no limit); the config refuses it too', () => {
-    expect(() => buildPod(spec({ resources: { cpuLimit: 0.0001 } }), { namespace: 'ns', defaultRunAsUser: 1000 })).toThrow(/cpu limit 0\.0001 cores is below 1m/);
-    expect(() => buildPod(spec({ resources: { cpuRequest: 0.0001, cpuLimit: 1 } }), { namespace: 'ns', defaultRunAsUser: 1000 })).toThrow(/below 1m/);
-    expect(buildPod(spec({ resources: { cpuLimit: 0.001 } }), { namespace: 'ns', defaultRunAsUser: 1000 }).pod.spec!.containers[0]!.resources!.limits).toEqual({ cpu: '1m' });
-    // Rounding keeps request <= limit: both are rounded the same way, never below 1m.
-    expect(buildPod(spec({ resources: { cpuRequest: 0.0014, cpuLimit: 0.0016 } }), { namespace: 'ns', defaultRunAsUser: 1000 }).pod.spec!.containers[0]!.resources).toEqual({ requests: { cpu: '1m' }, limits: { cpu: '2m' } });
-    expect(loadWithProfile({ resources: { cpu_limit: 0.0001 } })).toThrow(/resources\.cpu_limit: at least 0\.001 cores/);
-  });
-});
-
-describe('homes: the pod runs as the home owner, a missing or root-owned home is refused before sending', () => {
-  test('the stand-in kubelet creates a missing subPath directory as root (what spawngate must prevent)', async () => {
-    const claim = fs.mkdtempSync(path.join(dir, 'claim-'));
-    fs.chmodSync(claim, 0o755);
-    const fake = await startFake({ runCommands: true, persistentVolumes: { efs: claim } });
-    try {
-      const pod = basePod();
-      pod.spec.volumes = [{ name: 'home', persistentVolumeClaim: { claimName: 'efs' } }];
-      c(pod).volumeMounts = [{ name: 'home', mountPath: path.join(claim, 'ghost'), subPath: 'ghost' }];
-      expect((await post(fake, 'pods', pod)).status).toBe(201);
-      await waitFor(async () => fs.existsSync(path.join(claim, 'ghost')), Boolean);
-      expect(fs.statSync(path.join(claim, 'ghost')).uid).toBe(process.getuid!());
-    } finally {
-      await fake.close();
-    }
-  });
-
-  test('spawngate stats the home: owner used, missing and root-owned refused with a message, nothing sent', async () => {
-    const homes = fs.mkdtempSync(path.join(dir, 'homes-'));
-    fs.mkdirSync(path.join(homes, 'h18r-carol'));
-    if (asRoot) fs.chownSync(path.join(homes, 'h18r-carol'), 4321, 4322);
-    const settings = { namespace: 'ns', homeRoot: homes, home: { claimName: 'efs', root: homes } };
-    const carol = buildPod(spec({ env: { KERNEL_USERNAME: 'h18r-carol' } }), await podManifestOptions(spec({ env: { KERNEL_USERNAME: 'h18r-carol' } }), settings)).pod;
-    expect(carol.spec!.securityContext).toMatchObject(asRoot ? { runAsUser: 4321, runAsGroup: 4322, fsGroup: 4322 } : { runAsUser: process.getuid!() });
-    await expect(podManifestOptions(spec({ env: { KERNEL_USERNAME: 'h18r-nobody' } }), settings)).rejects.toThrow(/home directory .*h18r-nobody of user h18r-nobody does not exist/);
-    // A profile's runAsUser is the admin's choice and needs no home owner.
-    await expect(podManifestOptions(spec({ env: { KERNEL_USERNAME: 'h18r-nobody' }, overrides: { runAsUser: 5000 } }), { namespace: 'ns', homeRoot: homes })).resolves.toBeDefined();
-    if (asRoot) {
-      fs.mkdirSync(path.join(homes, 'h18r-rooty'));
-      const err = await podManifestOptions(spec({ env: { KERNEL_USERNAME: 'h18r-rooty' } }), settings).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(PermanentBackendError);
-      expect((err as Error).message).toMatch(/refusing to start a pod for h18r-rooty: their home .* belongs to uid 0, gid 0 \(root\); give the home to the user/);
-    }
-
-    const fake = await startFake();
-    const backend = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(homes) }, logger: silent, homeRoot: homes });
-    try {
-      await expect(backend.ensure(spec({ env: { KERNEL_USERNAME: 'h18r-nobody' } }))).rejects.toThrow(/does not exist/);
-      expect(fake.received).toEqual([]);
-    } finally {
-      await backend.close();
-      await fake.close();
-    }
-  });
-
-  test('from the configuration: homes decide unless kubernetes.run_as_user names a shared uid', async () => {
-    const { kubernetesOptionsFromConfig } = await import('../../../src/backends/kubernetes');
-    const file = path.join(dir, 'k.yaml');
-    fs.writeFileSync(file, YAML.stringify({ kubernetes: { namespace: 'ns' } }));
-    const byHome = kubernetesOptionsFromConfig(loadConfig({ SPAWNGATE_CONFIG: file, SPAWNGATE_HOME_ROOT: '/srv/homes', SPAWNGATE_DATA_DIR: path.join(dir, 'd') }));
-    expect(byHome).toMatchObject({ homeRoot: '/srv/homes', defaultRequestFraction: 0.5 });
-    expect(byHome.defaultRunAsUser).toBeUndefined();
-    fs.writeFileSync(file, YAML.stringify({ kubernetes: { namespace: 'ns', run_as_user: 1500 } }));
-    const shared = kubernetesOptionsFromConfig(loadConfig({ SPAWNGATE_CONFIG: file, SPAWNGATE_HOME_ROOT: '/srv/homes', SPAWNGATE_DATA_DIR: path.join(dir, 'd') }));
-    expect(shared).toMatchObject({ defaultRunAsUser: 1500 });
-    expect(shared.homeRoot).toBeUndefined();
-  });
-});
-
-test('no uid from the profile, the home or kubernetes.run_as_user: refused, never an invented one', async () => {
-  await expect(podManifestOptions(spec(), { namespace: 'ns' })).rejects.toThrow(/no uid for pod .*: pods run as the owner of the user's home/);
-  await expect(podManifestOptions(spec({ overrides: { runAsUser: 4000 } }), { namespace: 'ns' })).resolves.toBeDefined();
-  await expect(podManifestOptions(spec(), { namespace: 'ns', defaultRunAsUser: 1500 })).resolves.toMatchObject({ defaultRunAsUser: 1500 });
-});
