@@ -207,8 +207,8 @@ export function extraResourcesProblems(field: string, limits: Record<string, str
   for (const [name, q] of Object.entries(limits)) {
     const np = qualifiedNameProblem(name);
     if (np) out.push(`${field} key ${JSON.stringify(name)}: ${np}`);
-    if (!QUANTITY.test(q)) {
-      out.push(`${field}.${name}: ${JSON.stringify(q)} is not a Kubernetes quantity`);
+    if (!QUANTITY.test(q) || q.startsWith('-')) {
+      out.push(`${field}.${name}: ${JSON.stringify(q)} is not a non-negative Kubernetes quantity`);
       continue;
     }
     if (name === 'cpu' || name === 'memory') out.push(`${field}.${name}: set CPU and memory in the profile's resources, not here`);

@@ -57,3 +57,10 @@ test('qualified names, label values, IANA service names and Secret keys at their
   expect(k8sRules.secretKeyProblem('connection.json')).toBeUndefined();
   expect(k8sRules.secretKeyProblem('..data')).toMatch(/must not start with '\.\.'/);
 });
+
+test('extraResourceLimits: quantities valid and not negative, extended ones whole, names standard or qualified', () => {
+  expect(k8sRules.extraResourcesProblems('x', { 'nvidia.com/gpu': '1', 'ephemeral-storage': '1.5Gi', 'hugepages-2Mi': '100Mi' })).toEqual([]);
+  expect(k8sRules.extraResourcesProblems('x', { 'nvidia.com/gpu': '-1' })).toEqual(['x.nvidia.com/gpu: "-1" is not a non-negative Kubernetes quantity']);
+  expect(k8sRules.extraResourcesProblems('x', { 'nvidia.com/gpu': 'lots' })[0]).toMatch(/not a non-negative Kubernetes quantity/);
+  expect(k8sRules.extraResourcesProblems('x', { cpu: '2' })[0]).toMatch(/set CPU and memory in the profile's resources/);
+});
