@@ -287,6 +287,9 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
     .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]).replaceAll(secretName, spec.name))
     .digest('hex')
     .slice(0, 32);
+  // The profile's annotations passed at load; spawngate's own (original labels, spec hash) count too.
+  const annotationProblems = k8sRules.annotationsProblems('annotations', annotations);
+  if (annotationProblems.length) throw new PermanentBackendError(`kubernetes backend: ${spec.name}: ${annotationProblems.join('; ')}`);
   return { pod, ...(connectionInfo !== undefined ? { connectionInfo } : {}) };
 }
 

@@ -209,6 +209,12 @@ describe('each rule: the stand-in refuses it as the real server would, spawngate
     expect(built.spec!.containers[0]!.resources).toEqual({ requests: { 'example.com/fpga': '1', 'nvidia.com/gpu': '2' }, limits: { 'example.com/fpga': '1', 'nvidia.com/gpu': '2' } });
   });
 
+  test("annotations near 256 KiB: spawngate's own annotations count, and the pod is refused before sending", () => {
+    const nearly = { 'example.com/big': 'x'.repeat(256 * 1024 - 40) };
+    expect(loadWithProfile({ kubernetes: { annotations: nearly } })).not.toThrow();
+    expect(() => buildPod(spec({ overrides: { annotations: nearly } }), { namespace: role.namespace, defaultRunAsUser: 1000 })).toThrow(/annotations: total size \d+ bytes exceeds 262144/);
+  });
+
   test('group 0 (runAsGroup, fsGroup, supplementalGroups) is refused at config load: never root', () => {
     for (const k of [{ runAsGroup: 0 }, { fsGroup: 0 }, { supplementalGroups: [100, 0] }]) {
       expect(loadWithProfile({ kubernetes: k })).toThrow(/group 0 \(root\) is refused/);
