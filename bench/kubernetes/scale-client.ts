@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   let launchOne: (i: number) => Promise<number>;
   let close: () => Promise<void>;
   if (args.mode === 'spawngate') {
-    const backend = createKubernetesBackend({ namespace: args.namespace, kubeconfig: { from: 'file', path: args.kubeconfig }, logger: silent });
+    const backend = createKubernetesBackend({ namespace: args.namespace, kubeconfig: { from: 'file', path: args.kubeconfig }, logger: silent, defaultRunAsUser: 1000 });
     await backend.state('warm-up'); // resolves once the informer has listed the namespace
     launchOne = async (i) => {
       const s = spec(i);

@@ -20,6 +20,8 @@ export const CONSTRAINT_MEANINGS: Record<string, { kind: AdminErrorKind; message
   experiments_name_key: { kind: 'conflict', message: 'an experiment with this name already exists' },
   experiments_cpu_request_positive: { kind: 'invalid', message: 'cpu_request must be greater than 0' },
   experiments_cpu_limit_positive: { kind: 'invalid', message: 'cpu_limit must be greater than 0' },
+  experiments_cpu_request_representable: { kind: 'invalid', message: 'cpu_request must be at least 0.001 cores (1m): less renders as 0m, which Kubernetes treats as no limit' },
+  experiments_cpu_limit_representable: { kind: 'invalid', message: 'cpu_limit must be at least 0.001 cores (1m): less renders as 0m, which Kubernetes treats as no limit' },
   experiments_memory_request_positive: { kind: 'invalid', message: 'memory_request_mib must be greater than 0' },
   experiments_memory_limit_positive: { kind: 'invalid', message: 'memory_limit_mib must be greater than 0' },
   experiments_gpu_limit_not_negative: { kind: 'invalid', message: 'gpu_limit must not be negative' },

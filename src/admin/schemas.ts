@@ -3,6 +3,7 @@
  * through them, and the OpenAPI document is generated from them. Types are derived from the schemas.
  */
 import { z } from 'zod';
+import { MIN_CPU_CORES } from '../config';
 import { NameError, validateUsername } from '../profiles';
 import { AdminError } from './errors';
 
@@ -25,7 +26,10 @@ export const usernameSchema = z.string().superRefine((v, ctx) => {
   }
 });
 
-const cores = z.number({ error: 'a number of cores' }).positive('must be greater than 0').max(4096, 'at most 4096 cores');
+const cores = z
+  .number({ error: 'a number of cores' })
+  .min(MIN_CPU_CORES, 'at least 0.001 cores (1m): less renders as 0m, which Kubernetes treats as no limit')
+  .max(4096, 'at most 4096 cores');
 const mib = z.number({ error: 'a whole number of MiB' }).int('a whole number of MiB').positive('must be greater than 0').max(2 ** 31 - 1);
 const gpus = z.number({ error: 'a whole number of GPUs' }).int('a whole number of GPUs').min(0, 'must not be negative').max(1024);
 

@@ -3,6 +3,7 @@
  * removes it; it knows nothing of HTTP, users' quotas or retries — the caller owns timeouts, retries
  * and polling (STYLE: "the core owns timeouts").
  */
+import type { EnvNameRule } from '../config';
 
 /** The `spawngate/user` label value for a user name: a valid label value (the real name is in KERNEL_USERNAME). */
 export function userLabelValue(username: string): string {
@@ -181,6 +182,13 @@ export interface Backend {
    * processes have it; it applies the same rule `ensure` does and throws what `ensure` would.
    */
   runAs?(username: string): Promise<{ uid: number; gid: number; home?: string }>;
+
+  /**
+   * Which environment variable names this backend's workloads may have (Kubernetes: by the API
+   * server's version, read once). Optional: a backend without it accepts any name a process can have.
+   * Launch paths check names with it first, so a refusal is a 400 naming the variable, not a failed launch.
+   */
+  envNameRule?(): Promise<EnvNameRule>;
 
   /**
    * Subscribes to state changes and progress of every managed workload. Returns an unsubscribe

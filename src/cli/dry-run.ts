@@ -70,6 +70,7 @@ async function kernelSpec(config: Config, db: Db, user: string, kernelName: stri
     env: resolved.spec.env,
     image,
     ports: CONTAINER_KERNEL_PORTS,
+    overridesKey: 'kubernetes',
     placement: {
       hostProcesses: false,
       launcher: config.file.kernels.launcher,

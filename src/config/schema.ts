@@ -5,8 +5,13 @@
  */
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
-import { kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
+import { kernelPodSchema, kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
 import { oidcConfigSchema } from './oidc-schema';
+import { envProblems } from './k8s-validation';
+
+/** The smallest CPU amount Kubernetes can express (1m); less would render as `0m`, which means no limit. */
+export const MIN_CPU_CORES = 0.001;
+const MIN_CPU_MESSAGE = 'at least 0.001 cores (1m): less renders as 0m, which Kubernetes treats as no limit';
 
 const boolFromEnv = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
@@ -14,8 +19,8 @@ const boolFromEnv = z
 
 export const resourcesSchema = z
   .object({
-    cpu_request: z.number().positive().optional().describe('CPU cores requested'),
-    cpu_limit: z.number().positive().optional().describe('CPU cores limit'),
+    cpu_request: z.number().min(MIN_CPU_CORES, MIN_CPU_MESSAGE).optional().describe('CPU cores requested (at least 0.001)'),
+    cpu_limit: z.number().min(MIN_CPU_CORES, MIN_CPU_MESSAGE).optional().describe('CPU cores limit (at least 0.001)'),
     memory_request_mib: z.number().int().positive().optional().describe('memory requested, MiB'),
     memory_limit_mib: z.number().int().positive().optional().describe('memory limit, MiB'),
     gpu_limit: z.number().int().min(0).optional().describe('GPUs (nvidia.com/gpu)'),
@@ -56,7 +61,11 @@ export const profileSchema = z
     kubernetes: kubernetesOverridesSchema.optional().describe('kubernetes pod overrides (see docs/kubernetes.md)'),
     docker: z.record(z.string(), z.unknown()).optional().describe('docker container overrides (see docs)'),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    // Names no Kubernetes version accepts; the stricter rule of clusters before 1.32 is applied at launch.
+    for (const message of envProblems('env', p.env, 'relaxed')) ctx.addIssue({ code: 'custom', message });
+  });
 export type Profile = z.infer<typeof profileSchema>;
 
 export const fileConfigSchema = z
@@ -142,6 +151,11 @@ export const fileConfigSchema = z
           .min(1)
           .default(['python3', '-m', 'spawngate.launcher'])
           .describe('command that starts a container kernel: it reads the connection file and execs the kernelspec argv'),
+        kubernetes: kernelPodSchema.optional().describe('kernel pods\' placement on the kubernetes backend: nodeSelector, tolerations, imagePullSecrets, … (see docs/kubernetes.md)'),
+        experiment_kubernetes: z
+          .record(z.string(), kernelPodSchema)
+          .default({})
+          .describe('per experiment (by name): kernel pod placement whose keys replace those of kernels.kubernetes, e.g. {genomics: {nodeSelector: {pool: gpu}}}'),
         shutdown_grace_seconds: z.number().min(0).max(300).default(5).describe('seconds between shutdown_request and kill'),
         cull_idle_timeout: z.number().min(0).default(0).describe('seconds of inactivity before a kernel is culled; 0 disables culling'),
         cull_interval: z.number().positive().default(300).describe('seconds between culling passes'),

@@ -6,7 +6,7 @@
  * starts in flight are counted in the database under a per-user lock before a start is queued.
  */
 import type { WorkloadState } from '../backends';
-import type { Profile } from '../config';
+import { k8sRules, type Profile } from '../config';
 import {
   addServerEvent,
   claimServerStart,
@@ -21,7 +21,7 @@ import {
   type ServerRow,
 } from '../db';
 import { stopQuietly, watchExits, type JobInfo } from '../jobs';
-import { LimitExceededError, SERVER_WORKLOAD_PREFIX, serverWorkloadName } from '../profiles';
+import { LimitExceededError, ProfileError, SERVER_WORKLOAD_PREFIX, serverWorkloadName } from '../profiles';
 import { PROGRESS, progressText } from './progress-messages';
 import { createServerContext, type ServerContext, type ServerLifecycleDeps } from './server-context';
 import { reconcileServers } from './server-reconcile';
@@ -102,6 +102,17 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
     log.warn('server exited on its own', { user: row.username, server: row.server_name, reason: state.reason });
   }
 
+  /**
+   * Env names the backend would refuse (Kubernetes before 1.32: C identifiers only) — the hub's or the
+   * profile's — are a 400 naming them, before anything is claimed or queued.
+   */
+  async function assertEnvNamesFit(req: StartRequest): Promise<void> {
+    const rule = await backend.envNameRule?.();
+    if (!rule) return;
+    const problems = [...k8sRules.envProblems('env', req.env, rule), ...k8sRules.envProblems(`profile '${req.profile.slug}' env`, req.profile.env, rule)];
+    if (problems.length) throw new ProfileError(`the server's environment has names the ${backend.name} backend refuses: ${problems.join('; ')}`);
+  }
+
   const lifecycle = {
     /**
      * Claims the server and queues its start. Idempotent: a server already pending or running is
@@ -109,6 +120,7 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
      * `LimitExceededError` (before anything is queued) when a new start would pass a fair-share limit.
      */
     async requestStart(req: StartRequest): Promise<{ row: ServerRow; created: boolean }> {
+      await assertEnvNamesFit(req);
       const claim = await db.tx(async (q) => {
         await lockUserServers(q, req.username);
         const existing = await findServer(q, req.username, req.serverName);

@@ -69,6 +69,7 @@ describe('experiments', () => {
     [{ ...genomics, name: 'y', cpu_request: 4 }, /cpu_request must not exceed cpu_limit/],
     [{ ...genomics, name: 'y', memory_limit_mib: 1.5 }, /memory_limit_mib: a whole number of MiB/],
     [{ ...genomics, name: 'y', gpu_limit: -1 }, /gpu_limit: must not be negative/],
+    [{ ...genomics, name: 'y', cpu_request: 0.0001 }, /cpu_request: at least 0\.001 cores \(1m\): less renders as 0m, which Kubernetes treats as no limit/],
     [{ ...genomics, name: ' padded' }, /name: must not start or end with spaces/],
     [{ ...genomics, name: 'y', colour: 'red' }, /colour/],
   ])('invalid input %j: 400 naming the field', async (body, message) => {

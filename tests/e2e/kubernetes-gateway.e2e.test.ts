@@ -200,10 +200,10 @@ test('reconciliation at start-up: unknown spawngate pods are removed, a kernel a
   world.fake.removePodSilently(serverPod);
   const orphan = `sg-krn-00000000-0000-4000-8000-${Date.now().toString().padStart(12, '0').slice(-12)}`;
   const orphanServer = 'sg-srv-mallory-0123456789';
-  const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent });
+  const other = createKubernetesBackend({ namespace: EXPERIMENT_NS, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent, defaultRunAsUser: 1000 });
   await other.ensure({ name: orphan, kind: 'kernel', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: 'registry.example/spawngate-kernel:test' });
   await other.close();
-  const defaultNs = createKubernetesBackend({ namespace: world.fake.namespace, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent });
+  const defaultNs = createKubernetesBackend({ namespace: world.fake.namespace, kubeconfig: { from: 'file', path: path.join(world.dir, 'kubeconfig.yaml') }, logger: silent, defaultRunAsUser: 1000 });
   await defaultNs.ensure({ name: orphanServer, kind: 'server', labels: {}, command: ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'], env: {}, image: SERVER_IMAGE });
   await defaultNs.close();
 

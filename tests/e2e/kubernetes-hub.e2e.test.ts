@@ -4,12 +4,13 @@
  * the hub's proxy reaches it at pod IP:port, and its notebook kernels are pods too. Failures a cluster
  * produces (unschedulable, image pull error) reach the hub API with their reason.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { renderDryRun } from '../../src/cli/dry-run';
 import { loadConfig } from '../../src/config';
 import { connectWs, execute } from '../support/jupyter-ws';
-import { createKubeWorld, MISSING_IMAGE, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
+import { ALICE_UID, createKubeWorld, MISSING_IMAGE, SERVER_IMAGE, type KubeWorld } from './kubernetes-setup';
 import { startHub, waitFor, type Hub, type Spawngate } from './harness';
 
 jest.setTimeout(180_000);
@@ -111,6 +112,9 @@ test.each([
   ['badimage', /ErrImagePull|ImagePullBackOff/],
 ])('a server whose pod cannot start (profile %s) fails with the reason', async (profile, reason) => {
   const user = `bob-${profile}`;
+  // Pods run as the home's owner and a missing home is refused: bob has one, so the pod itself fails.
+  fs.mkdirSync(path.join(world.homes, user), { recursive: true });
+  if (process.getuid?.() === 0) fs.chownSync(path.join(world.homes, user), ALICE_UID + 1, ALICE_UID + 1);
   const started = await hubApi('POST', `/users/${user}/server`, { env: {}, user_options: { profile } });
   expect(started.status).toBe(202);
   const done = await waitFor('server failed', async () => {

@@ -79,6 +79,17 @@ describe('kernel spec', () => {
     expect(spec.image).toBe('kernel:1');
   });
 
+  test('kernel pod placement reaches the kubernetes backend only, the experiment\'s keys replacing the general ones', () => {
+    const kernels = { ...config.file.kernels, kubernetes: { nodeSelector: { pool: 'cpu' }, priorityClassName: 'low' }, experiment_kubernetes: { genomics: { nodeSelector: { pool: 'gpu' } } } };
+    const placed = { ...config, file: { ...config.file, kernels } };
+    const info = connectionInfo('0.0.0.0', CONTAINER_KERNEL_PORTS, 'k3y', 'python3');
+    const container = { ...base, image: 'kernel:1', placement: { hostProcesses: false as const, launcher: ['python3'], connectionInfo: info } };
+    expect(buildKernelSpec(placed, { ...container, overridesKey: 'kubernetes' }).overrides).toEqual({ nodeSelector: { pool: 'gpu' }, priorityClassName: 'low' });
+    expect(buildKernelSpec(placed, { ...container, experimentName: 'other', overridesKey: 'kubernetes' }).overrides).toEqual({ nodeSelector: { pool: 'cpu' }, priorityClassName: 'low' });
+    expect(buildKernelSpec(placed, { ...container, overridesKey: 'docker' }).overrides).toBeUndefined();
+    expect(buildKernelSpec(config, { ...container, overridesKey: 'kubernetes' }).overrides).toBeUndefined();
+  });
+
   test("the image allow-list: a kernel.json's image_name must be allowed; otherwise kernels.image", () => {
     const kernels = { allowed_images: ['good:1'], image: 'default:1' };
     const named = (image: string) => ({ process_proxy: { config: { image_name: image } } });

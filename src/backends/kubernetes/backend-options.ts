@@ -1,5 +1,6 @@
 /** The kubernetes backend's options (one namespace; namespaces.ts routes several). */
 import type { Logger } from '../../logging';
+import type { EnvNameRule } from '../../config';
 import type { KubeconfigSource } from './client';
 
 export type KubernetesBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
@@ -11,7 +12,10 @@ export interface KubernetesBackendOptions {
   kubeconfig?: KubeconfigSource;
   /** `app.kubernetes.io/instance` label value, to tell several installations in one namespace apart. Default none. */
   instance?: string;
-  /** uid for pods whose profile sets no `runAsUser` and whose home owner is unknown or root. Default 1000. */
+  /**
+   * A shared uid for pods whose profile sets no `runAsUser` (without `homeRoot`: when the home owner is
+   * unknown). Default none: a pod with no uid from the profile, the home or here is refused.
+   */
   defaultRunAsUser?: number;
   /** gid likewise. Default: the uid. */
   defaultRunAsGroup?: number;
@@ -21,6 +25,22 @@ export interface KubernetesBackendOptions {
    * tree, read with one stat per launch). Default: no home volume.
    */
   home?: { claimName: string; root: string; readOnly?: boolean };
+  /**
+   * The home tree (`SPAWNGATE_HOME_ROOT` as spawngate sees it). When set, pods whose profile names no
+   * `runAsUser` run as the owner of `<homeRoot>/<user>`; a missing or root-owned home is refused
+   * (PermanentBackendError naming it), as on the other backends. Default: unset, `defaultRunAsUser`.
+   */
+  homeRoot?: string;
+  /**
+   * Fraction of a CPU/memory limit requested when only the limit is set (see docs/kubernetes.md,
+   * "Requests"). Default 1, as Kubernetes itself defaults requests.
+   */
+  defaultRequestFraction?: number;
+  /**
+   * Which environment variable names the cluster accepts. Default: from the API server's `/version`
+   * (relaxed from 1.32, C identifiers before), read once when the backend connects.
+   */
+  envNameRule?: EnvNameRule;
   /** How many names of deleted pods keep their last state (reason) for `state()`. Default 2000. */
   tombstones?: number;
   /**

@@ -47,6 +47,7 @@ import {
 } from './manifests';
 import { podManifestOptions } from './pod-options';
 import { podToState } from './pod-state';
+import { k8sRules, type EnvNameRule } from '../../config';
 
 export const KUBERNETES_BACKEND_NAME = 'kubernetes';
 
@@ -55,7 +56,7 @@ export const KUBERNETES_BACKEND_NAME = 'kubernetes';
  * no such verb, only pods/exec, deliberately not granted: interrupts go over ZMQ).
  */
 export type KubernetesBackend = Backend &
-  Required<Pick<Backend, 'logs' | 'watch' | 'signal'>> & {
+  Required<Pick<Backend, 'logs' | 'watch' | 'signal' | 'envNameRule'>> & {
     /** Whether the informer's cache holds a live pod of that name (no API call). */
     has(name: string): boolean;
   };
@@ -66,6 +67,7 @@ interface Ctx {
   core: K8s.CoreV1Api;
   informer: K8s.Informer<K8s.V1Pod>;
   events: PodEventsWatch;
+  envNameRule: EnvNameRule;
 }
 
 const isTerminal = (s: WorkloadState) => s.phase !== 'pending';
@@ -157,7 +159,26 @@ class KubernetesBackendImpl implements KubernetesBackend {
       throw backendError(`listing pods in namespace ${this.ns} at ${kc.getCurrentCluster()?.server ?? '?'}`, firstListError);
     }
     void events.start();
-    return { k8s, kc, core, informer, events };
+    return { k8s, kc, core, informer, events, envNameRule: this.options.envNameRule ?? (await this.clusterEnvNameRule(k8s, kc)) };
+  }
+
+  /** From `/version` (readable by every authenticated client); unknown → the rule every version accepts. */
+  private async clusterEnvNameRule(k8s: ClientNode, kc: K8s.KubeConfig): Promise<EnvNameRule> {
+    try {
+      const v = await kc.makeApiClient(k8s.VersionApi).getCode();
+      return k8sRules.envNameRuleFor(v.major, v.minor);
+    } catch (err) {
+      this.log.warn('kubernetes /version unreadable; environment variable names must be C identifiers', { error: apiMessage(err) });
+      return 'c-identifier';
+    }
+  }
+
+  /** The cluster's rule; while the API cannot be reached, the rule every version accepts (the launch reports the outage). */
+  async envNameRule(): Promise<EnvNameRule> {
+    return this.ready.then(
+      (ctx) => ctx.envNameRule,
+      () => 'c-identifier' as const,
+    );
   }
 
   private later(ms: number, fn: () => void): void {
@@ -183,10 +204,10 @@ class KubernetesBackendImpl implements KubernetesBackend {
 
   async ensure(spec: WorkloadSpec, onEvent?: (e: WorkloadEvent) => void): Promise<WorkloadState> {
     assertValidSpec(spec);
-    const options = await podManifestOptions(spec, { ...this.options, namespace: this.ns });
+    const { core, envNameRule } = await this.ready;
+    const options = await podManifestOptions(spec, { ...this.options, namespace: this.ns, envNameRule });
     if (options.home && !options.homeOwner) this.log.debug('home owner unknown or root; using the default uid', { pod: spec.name });
     const plan = buildPod(spec, options);
-    const { core } = await this.ready;
     if (onEvent) {
       let set = this.launchListeners.get(spec.name);
       if (!set) this.launchListeners.set(spec.name, (set = new Set()));

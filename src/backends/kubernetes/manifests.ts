@@ -14,7 +14,7 @@ import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kub
 import { PermanentBackendError, type WorkloadSpec } from '../types';
 import { substitutePorts } from '../port-placeholders';
 import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV } from '../connection-secret';
-import { kubernetesOverridesSchema, type KubernetesOverrides } from '../../config';
+import { k8sRules, kubernetesOverridesSchema, MIN_CPU_CORES, type EnvNameRule, type KubernetesOverrides } from '../../config';
 
 export type { KubernetesOverrides };
 
@@ -52,6 +52,14 @@ export interface PodManifestOptions {
   homeOwner?: { uid: number; gid: number };
   /** Suffix of the connection Secret's name (default: random), so each pod instance has its own Secret. */
   secretSuffix?: string;
+  /** Which environment variable names the cluster accepts (from its version). Default `c-identifier`, valid everywhere. */
+  envNameRule?: EnvNameRule;
+  /**
+   * Fraction of a CPU or memory limit requested when the spec sets the limit only (Kubernetes would
+   * otherwise request the whole limit, which a node's allocatable never fits when the limit is the
+   * node's size). Default 1: as Kubernetes does.
+   */
+  defaultRequestFraction?: number;
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -87,15 +95,25 @@ export function managedSelector(instance?: string): string {
   return instance ? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${INSTANCE_LABEL}=${instance}` : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 }
 
-function cpuQuantity(cores: number): string {
-  return `${Math.round(cores * 1000)}m`;
+/** Millicores, never `0m` (which Kubernetes reads as "no limit"): a smaller amount is refused. */
+function cpuQuantity(field: string, cores: number): string {
+  const milli = Math.round(cores * 1000);
+  if (!(cores >= MIN_CPU_CORES) || milli < 1) {
+    throw new PermanentBackendError(`kubernetes backend: ${field} ${cores} cores is below 1m (0.001); it would render as 0m, which means no limit`);
+  }
+  return `${milli}m`;
+}
+
+/** The request a limit-only resource gets: `fraction` of the limit, rounded down to whole units, at least 1. */
+function defaultedRequest(limit: number, fraction: number): number {
+  return Math.max(1, Math.floor(limit * fraction));
 }
 
 function checkOverrides(o: Record<string, unknown>): KubernetesOverrides {
   const parsed = kubernetesOverridesSchema.safeParse(o);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) =>
-      i.code === 'unrecognized_keys' ? `unknown profile override(s) ${i.keys.join(', ')}` : `override ${i.path.join('.')}: ${i.message}`,
+      i.code === 'unrecognized_keys' ? `unknown profile override(s) ${i.keys.join(', ')}` : i.path.length ? `override ${i.path.join('.')}: ${i.message}` : `override ${i.message}`,
     );
     throw new PermanentBackendError(`kubernetes backend: ${issues.join('; ')}`);
   }
@@ -162,6 +180,8 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   if (opts.instance) put(INSTANCE_LABEL, opts.instance);
 
   const { [CONNECTION_INFO_ENV]: connectionInfo, ...env } = spec.env;
+  const envProblems = k8sRules.envProblems('env', env, opts.envNameRule ?? 'c-identifier');
+  if (envProblems.length) throw new PermanentBackendError(`kubernetes backend: ${spec.name}: ${envProblems.join('; ')}`);
   const envList = Object.entries(env).map(([name, value]) => ({ name, value: substitutePorts(value, ports) }));
   if (spec.kind === 'kernel') {
     // Where Enterprise Gateway's kernel images expect to learn their pod and namespace.
@@ -192,12 +212,17 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
 
   const requests: Record<string, string> = {};
   const limits: Record<string, string> = { ...(o.extraResourceLimits ?? {}) };
+  // Extended resources (GPUs, devices) cannot be overcommitted: the API server wants request = limit.
+  for (const [name, q] of Object.entries(limits)) if (name.includes('/')) requests[name] = q;
   const r = spec.resources ?? {};
-  if (r.cpuRequest !== undefined) requests.cpu = cpuQuantity(r.cpuRequest);
-  if (r.cpuLimit !== undefined) limits.cpu = cpuQuantity(r.cpuLimit);
-  if (r.memoryRequestMiB !== undefined) requests.memory = `${r.memoryRequestMiB}Mi`;
+  const fraction = opts.defaultRequestFraction ?? 1;
+  const cpuRequest = r.cpuRequest ?? (r.cpuLimit !== undefined ? Math.max(MIN_CPU_CORES, r.cpuLimit * fraction) : undefined);
+  const memRequest = r.memoryRequestMiB ?? (r.memoryLimitMiB !== undefined ? defaultedRequest(r.memoryLimitMiB, fraction) : undefined);
+  if (cpuRequest !== undefined) requests.cpu = cpuQuantity('cpu request', cpuRequest);
+  if (r.cpuLimit !== undefined) limits.cpu = cpuQuantity('cpu limit', r.cpuLimit);
+  if (memRequest !== undefined) requests.memory = `${memRequest}Mi`;
   if (r.memoryLimitMiB !== undefined) limits.memory = `${r.memoryLimitMiB}Mi`;
-  if (r.gpuLimit) limits['nvidia.com/gpu'] = String(r.gpuLimit);
+  if (r.gpuLimit) limits['nvidia.com/gpu'] = requests['nvidia.com/gpu'] = String(r.gpuLimit);
 
   const container: V1Container = {
     name: spec.kind === 'server' ? 'notebook' : 'kernel',
@@ -209,7 +234,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
       ...(Object.keys(limits).length ? { limits } : {}),
     },
     ports: Object.entries(ports).map(([name, containerPort]) =>
-      /^[a-z0-9-]{1,15}$/.test(name) && /[a-z]/.test(name) ? { name, containerPort } : { containerPort },
+      k8sRules.isIanaSvcName(name) ? { name, containerPort } : { containerPort },
     ),
     securityContext: {
       runAsNonRoot: true,
@@ -262,12 +287,18 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
     .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]).replaceAll(secretName, spec.name))
     .digest('hex')
     .slice(0, 32);
+  // The profile's annotations passed at load; spawngate's own (original labels, spec hash) count too.
+  const annotationProblems = k8sRules.annotationsProblems('annotations', annotations);
+  if (annotationProblems.length) throw new PermanentBackendError(`kubernetes backend: ${spec.name}: ${annotationProblems.join('; ')}`);
   return { pod, ...(connectionInfo !== undefined ? { connectionInfo } : {}) };
 }
 
 /** The Secret holding a kernel's connection file, owned by (and deleted with) its pod. */
 export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Secret {
   const meta = pod.metadata!;
+  if (Buffer.byteLength(connectionInfo) > k8sRules.MAX_SECRET_BYTES) {
+    throw new PermanentBackendError(`kubernetes backend: the connection file of ${meta.name} is larger than a Secret may be (1 MiB)`);
+  }
   return {
     apiVersion: 'v1',
     kind: 'Secret',

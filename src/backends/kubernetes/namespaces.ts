@@ -147,6 +147,11 @@ class NamespacedBackend implements KubernetesBackend {
     return owner.logs(name, lines);
   }
 
+  /** One cluster behind every namespace: the default namespace's backend asked it. */
+  envNameRule(): ReturnType<KubernetesBackend['envNameRule']> {
+    return this.backendFor(this.opts.namespace).envNameRule();
+  }
+
   signal(name: string, sig: NodeJS.Signals): Promise<void> {
     return this.backendFor(this.opts.namespace).signal(name, sig);
   }

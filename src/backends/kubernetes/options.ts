@@ -41,8 +41,10 @@ export function kubernetesOptionsFromConfig(config: Config, extra: KubernetesFro
   return {
     namespace: kubernetesNamespace(config),
     kubeconfig,
-    defaultRunAsUser: k.run_as_user,
+    // An explicit run_as_user is a shared identity the admin chose; otherwise homes decide (DESIGN §3).
+    ...(k.run_as_user !== undefined ? { defaultRunAsUser: k.run_as_user } : { homeRoot: path.resolve(config.env.SPAWNGATE_HOME_ROOT) }),
     ...(k.run_as_group !== undefined ? { defaultRunAsGroup: k.run_as_group } : {}),
+    defaultRequestFraction: k.default_request_fraction,
     failUnschedulable: k.fail_unschedulable,
     ...(k.instance ? { instance: k.instance } : {}),
     ...(k.home_volume

@@ -6,6 +6,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
+import { workloadIdentity } from '../support/workload-identity';
+import type { EnvNameRule } from '../../config';
 import type { PodManifestOptions } from './manifests';
 
 export interface PodSettings {
@@ -14,7 +16,17 @@ export interface PodSettings {
   defaultRunAsUser?: number;
   defaultRunAsGroup?: number;
   home?: { claimName: string; root: string; readOnly?: boolean };
+  /**
+   * The home tree (`SPAWNGATE_HOME_ROOT`): when set, a pod whose profile names no `runAsUser` runs as
+   * the owner of `<homeRoot>/<user>` — the rule every backend follows (support/workload-identity.ts) —
+   * and a missing or root-owned home refuses the launch instead of falling back to a default uid.
+   */
+  homeRoot?: string;
+  envNameRule?: EnvNameRule;
+  defaultRequestFraction?: number;
 }
+
+
 
 /** uid/gid owning a home directory, or undefined when it cannot be read or is root's (never run as root). */
 export async function homeOwner(dir: string): Promise<{ uid: number; gid: number } | undefined> {
@@ -31,9 +43,11 @@ export async function homeOwner(dir: string): Promise<{ uid: number; gid: number
 export async function podManifestOptions(spec: WorkloadSpec, s: PodSettings): Promise<PodManifestOptions> {
   const opts: PodManifestOptions = {
     namespace: s.namespace,
-    defaultRunAsUser: s.defaultRunAsUser ?? 1000,
+    ...(s.defaultRunAsUser !== undefined ? { defaultRunAsUser: s.defaultRunAsUser } : {}),
     ...(s.defaultRunAsGroup !== undefined ? { defaultRunAsGroup: s.defaultRunAsGroup } : {}),
     ...(s.instance ? { instance: s.instance } : {}),
+    ...(s.envNameRule ? { envNameRule: s.envNameRule } : {}),
+    ...(s.defaultRequestFraction !== undefined ? { defaultRequestFraction: s.defaultRequestFraction } : {}),
   };
   const user = spec.env.KERNEL_USERNAME;
   if (s.home && user) {
@@ -44,6 +58,24 @@ export async function podManifestOptions(spec: WorkloadSpec, s: PodSettings): Pr
     opts.home = { claimName: s.home.claimName, mountPath, subPath: user, ...(s.home.readOnly ? { readOnly: true } : {}) };
     const owner = await homeOwner(mountPath);
     if (owner) opts.homeOwner = owner;
+  }
+  if (s.homeRoot && user && spec.overrides?.runAsUser === undefined) {
+    // A missing home is refused (PermanentBackendError from workloadIdentity); so is a root-owned one:
+    // the pod never runs as root, nor as some default uid that does not own the user's files.
+    const id = await workloadIdentity(s.homeRoot, user, { allowRoot: true });
+    if (id.uid === 0 || id.gid === 0) {
+      throw new PermanentBackendError(
+        `refusing to start a pod for ${user}: their home ${id.home} belongs to uid ${id.uid}, gid ${id.gid} (root); ` +
+          "give the home to the user (chown), or set runAsUser in the profile's kubernetes block, or kubernetes.run_as_user for a shared uid",
+      );
+    }
+    opts.homeOwner = { uid: id.uid, gid: id.gid };
+  }
+  // Never an invented uid (such as 1000) that does not own the user's files.
+  if (spec.overrides?.runAsUser === undefined && !opts.homeOwner && opts.defaultRunAsUser === undefined) {
+    throw new PermanentBackendError(
+      `kubernetes backend: no uid for pod ${spec.name}: pods run as the owner of the user's home (SPAWNGATE_HOME_ROOT/<user>), a profile's runAsUser, or kubernetes.run_as_user`,
+    );
   }
   return opts;
 }

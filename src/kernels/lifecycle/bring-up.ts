@@ -54,6 +54,7 @@ export async function bringUp(ctx: KernelContext, row: KernelRow, timeoutMs: num
       workingDir: row.launch.workingDir,
       image: row.launch.image,
       ports: row.ports,
+      overridesKey: backend.capabilities.overridesKey,
       placement: host
         ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
         : { hostProcesses: false, launcher: ctx.kcfg.launcher, connectionInfo: connectionInfo('0.0.0.0', row.ports, key, row.kernel_name) },

@@ -5,7 +5,7 @@
  * dry-run` passes placeholders, and both get the same spec.
  */
 import path from 'node:path';
-import { CONNECTION_INFO_ENV, userLabelValue, type WorkloadSpec } from '../../backends';
+import { CONNECTION_INFO_ENV, userLabelValue, type BackendCapabilities, type WorkloadSpec } from '../../backends';
 import type { Config } from '../../config';
 import type { KernelLimits, KernelPorts } from '../../db';
 import type { KernelConnectionInfo } from '../channels';
@@ -39,6 +39,8 @@ export interface KernelSpecInput {
   image?: string;
   /** Ports the kernel listens on (ipc kernels: the endpoint suffixes). */
   ports: KernelPorts;
+  /** Which block of `kernels:` holds this backend's pod placement (the backend's capability). */
+  overridesKey?: BackendCapabilities['overridesKey'];
   placement:
     | {
         /** Host processes read the connection file spawngate wrote (`{connection_file}` in argv). */
@@ -56,7 +58,21 @@ export interface KernelSpecInput {
       };
 }
 
-export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecInput): WorkloadSpec {
+/**
+ * Kernel pods' placement: `kernels.kubernetes`, with the keys of `kernels.experiment_kubernetes.<experiment>`
+ * replacing its own. Only the kubernetes backend takes such a block; others get none.
+ */
+export function kernelOverrides(
+  kernels: Pick<Config['file']['kernels'], 'kubernetes' | 'experiment_kubernetes'>,
+  overridesKey: BackendCapabilities['overridesKey'],
+  experimentName: string | null,
+): Record<string, unknown> | undefined {
+  if (overridesKey !== 'kubernetes') return undefined;
+  const merged = { ...(kernels.kubernetes ?? {}), ...(experimentName ? kernels.experiment_kubernetes[experimentName] : {}) };
+  return Object.keys(merged).length ? merged : undefined;
+}
+
+export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: KernelSpecInput): WorkloadSpec {
   const home = path.join(config.env.SPAWNGATE_HOME_ROOT, input.username);
   const env: Record<string, string> = { ...input.env, ...limitVariables(input.limits), KERNEL_ID: input.kernelId, KERNEL_USERNAME: input.username };
   let command: string[];
@@ -98,6 +114,7 @@ export function buildKernelSpec(config: Pick<Config, 'env'>, input: KernelSpecIn
       gpuLimit: l.gpu_limit,
     },
     ports: { shell: ports.shell_port, iopub: ports.iopub_port, stdin: ports.stdin_port, control: ports.control_port, hb: ports.hb_port },
+    overrides: kernelOverrides(config.file.kernels, input.overridesKey, input.experimentName),
   };
 }
 

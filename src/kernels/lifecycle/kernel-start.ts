@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { countLiveKernels, getKernel, insertKernel, livePorts, lockKernelLaunches, updateKernel, type KernelRow } from '../../db';
+import { k8sRules } from '../../config';
 import { LimitExceededError } from '../../profiles';
 import { assertProxyFitsBackend, processProxyOf } from '../kernelspec-process-proxy';
 import { portRangeArg, substituteArgv, usesResponseAddress } from './argv-placeholders';
@@ -53,6 +54,18 @@ async function checkLimits(ctx: KernelContext, q: Parameters<typeof countLiveKer
   }
 }
 
+/**
+ * A kernel.json's env names the backend would refuse (Kubernetes before 1.32: C identifiers only) are
+ * a 400 naming the kernelspec and the variable, before anything is recorded. The client's own env
+ * needs no check here: filterKernelEnv passes C identifiers only, which every backend accepts.
+ */
+async function assertEnvNamesFit(backend: KernelContext['backend'], kernelName: string, env: Record<string, string>): Promise<void> {
+  const rule = await backend.envNameRule?.();
+  if (!rule) return;
+  const problems = k8sRules.envProblems(`kernelspec '${kernelName}' env`, env, rule);
+  if (problems.length) throw new KernelRequestError(problems.join('; '));
+}
+
 /** Resolves with the running kernel's model (201), or throws a named error. */
 export async function startKernel(ctx: KernelContext, username: string, body: { name?: unknown; env?: unknown }): Promise<KernelModel> {
   const { db, queue, backend, config, kcfg, log } = ctx;
@@ -67,6 +80,7 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   }
   const { env, dropped } = filterKernelEnv(body.env, kcfg.env_allowlist);
   if (dropped.length) log.debug('kernel env variables dropped', { user: username, count: dropped.length });
+  await assertEnvNamesFit(backend, spec.name, spec.spec.env);
   const timeoutSeconds = launchTimeoutFrom(env, kcfg.max_launch_timeout_seconds) ?? kcfg.launch_timeout_seconds;
   const grant = await grantFor(db, config, username, spec.environment, spec.name);
   const id = randomUUID();

@@ -2,7 +2,7 @@
  * Environment → experiment → membership → limits, with messages a person can act on. Admin changes
  * apply at the next launch: every launch asks the database again.
  */
-import type { Config } from '../../config';
+import { MIN_CPU_CORES, type Config } from '../../config';
 import { resolveQuota, type KernelLimits, type Queryable } from '../../db';
 import { KernelQuotaError } from './errors';
 
@@ -18,6 +18,12 @@ export async function grantFor(q: Queryable, config: Config, username: string, e
   switch (result.kind) {
     case 'granted': {
       const e = result.experiment;
+      // Rows from before migration 018 may hold less than 1m, which a pod would get as 0m: no limit.
+      if (Number(e.cpu_request) < MIN_CPU_CORES || Number(e.cpu_limit) < MIN_CPU_CORES) {
+        throw new KernelQuotaError(
+          `experiment '${e.name}' (${envLabel}) has cpu_request ${e.cpu_request} / cpu_limit ${e.cpu_limit} cores; both must be at least ${MIN_CPU_CORES} (1m): ask an administrator to raise them`,
+        );
+      }
       return {
         experimentId: e.id,
         experimentName: e.name,

@@ -13,12 +13,16 @@ import { renderDryRun } from '../../../src/cli/dry-run';
 import { loadConfig } from '../../../src/config';
 import { migrate, type Db } from '../../../src/db';
 import { createTestPglite } from '../../db/helpers';
+import { podCauses, restrictedViolations } from './apiserver-rules';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-dry-run-'));
 const homes = path.join(dir, 'homes');
 const kdir = path.join(homes, 'alice', '.conda', 'envs', 'tf', 'share', 'jupyter', 'kernels', 'python3');
 fs.mkdirSync(kdir, { recursive: true });
 fs.writeFileSync(path.join(kdir, 'kernel.json'), JSON.stringify({ argv: ['python', '-m', 'ipykernel_launcher', '-f', '{connection_file}'], display_name: 'TF', language: 'python' }));
+// Pods run as the home's owner and a root-owned home is refused: as root, give alice's home to a uid.
+const ALICE_UID = process.getuid?.() === 0 ? 4100 : process.getuid!();
+if (process.getuid?.() === 0) fs.chownSync(path.join(homes, 'alice'), ALICE_UID, ALICE_UID);
 const configFile = path.join(dir, 'spawngate.yaml');
 fs.writeFileSync(
   configFile,
@@ -58,7 +62,9 @@ test('server of the default profile: a valid Pod in the default namespace with t
   new Pod(pod as ConstructorParameters<typeof Pod>[0]).validate();
   expect(pod!.metadata.namespace).toBe('jupyter');
   expect(pod!.spec.containers[0].image).toBe('registry.example/notebook:1');
-  expect(pod!.spec.containers[0].resources).toEqual({ limits: { cpu: '2000m', memory: '4096Mi' } });
+  // Limits only in the profile: requests default to kubernetes.default_request_fraction (0.5) of them.
+  expect(pod!.spec.containers[0].resources).toEqual({ requests: { cpu: '1000m', memory: '2048Mi' }, limits: { cpu: '2000m', memory: '4096Mi' } });
+  expect(pod!.spec.securityContext).toMatchObject({ runAsUser: ALICE_UID, runAsGroup: ALICE_UID });
   expect(pod!.spec.containers[0].volumeMounts).toEqual([{ name: 'spawngate-home', mountPath: path.join(homes, 'alice'), subPath: 'alice' }]);
   expect(pod!.spec.securityContext.runAsUser).toBeGreaterThan(0);
   expect(JSON.stringify(pod)).toContain('<minted at start>');
@@ -72,7 +78,10 @@ test('a profile and a kernel: pod options from the profile, the kernel in its ex
   new Pod(kernel as ConstructorParameters<typeof Pod>[0]).validate();
   expect(kernel!.metadata.namespace).toMatch(/^exp-genomics-[0-9a-f]{6}$/);
   expect(kernel!.spec.restartPolicy).toBe('Never');
-  expect(kernel!.spec.containers[0].resources).toEqual({ requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2000m', memory: '4096Mi', 'nvidia.com/gpu': '1' } });
+  expect(kernel!.spec.containers[0].resources).toEqual({
+    requests: { cpu: '500m', memory: '512Mi', 'nvidia.com/gpu': '1' },
+    limits: { cpu: '2000m', memory: '4096Mi', 'nvidia.com/gpu': '1' },
+  });
   expect(kernel!.spec.containers[0].env).toEqual(expect.arrayContaining([{ name: 'KERNEL_USERNAME', value: 'alice' }, { name: 'SPAWNGATE_CONNECTION_SOURCE', value: '/var/run/spawngate/connection.json' }]));
   expect(JSON.stringify(kernel)).not.toContain('SPAWNGATE_CONNECTION_INFO');
   new Secret(secret as ConstructorParameters<typeof Secret>[0]).validate();
@@ -98,4 +107,57 @@ test("a profile's kubernetes block is checked when the configuration loads", () 
   const badFile = path.join(dir, 'bad.yaml');
   fs.writeFileSync(badFile, YAML.stringify({ profiles: [{ slug: 'x', display_name: 'X', kubernetes: { privileged: true, runAsUser: 0 } }] }));
   expect(() => loadConfig({ SPAWNGATE_CONFIG: badFile })).toThrow(/profiles\.0\.kubernetes.*(privileged|root)/);
+});
+
+// Users whose names are awkward for Kubernetes: non-ASCII, upper case, @ and +, a leading "_", a long
+// one (spaces and apostrophes are refused by validateUsername today). Their pods must pass what a real API server checks, on a cluster before
+// 1.32 (strict env names) and under Pod Security "restricted".
+const AWKWARD = ['José', 'Ünal.Öz', 'x@y.example.org', 'a+b', '_under', `long-${'n'.repeat(70)}`];
+
+test.each(AWKWARD)('dry-run for %j: the pods pass the API server\'s rules and Pod Security "restricted"', async (user) => {
+  fs.mkdirSync(path.join(homes, user), { recursive: true });
+  if (process.getuid?.() === 0) fs.chownSync(path.join(homes, user), 4200, 4200);
+  const out = await renderDryRun(config, { user, profile: 'standard' });
+  expect(out).not.toMatch(/would be refused/);
+  const [pod] = docs(out);
+  new Pod(pod as ConstructorParameters<typeof Pod>[0]).validate();
+  expect(podCauses(pod!, { minor: 31 })).toEqual([]);
+  expect(restrictedViolations(pod!)).toEqual([]);
+  expect(pod!.spec.containers[0].volumeMounts).toEqual([{ name: 'spawngate-home', mountPath: path.join(homes, user), subPath: user }]);
+  expect(pod!.spec.containers[0].env).toEqual(expect.arrayContaining([{ name: 'KERNEL_USERNAME', value: user }]));
+});
+
+test('dry-run refuses a user whose home is missing or belongs to root, naming the home', async () => {
+  await expect(renderDryRun(config, { user: 'nohome', profile: 'standard' })).resolves.toMatch(/would be refused: home directory .*nohome of user nohome does not exist/);
+  if (process.getuid?.() === 0) {
+    fs.mkdirSync(path.join(homes, 'rooty'));
+    await expect(renderDryRun(config, { user: 'rooty', profile: 'standard' })).resolves.toMatch(/would be refused: refusing to start a pod for rooty: their home .*rooty belongs to uid 0/);
+  }
+});
+
+test("kernel pods take placement from kernels.kubernetes, an experiment's block replacing its keys", async () => {
+  const file = path.join(dir, 'placed.yaml');
+  const tolerations = [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }];
+  fs.writeFileSync(
+    file,
+    YAML.stringify({
+      kernels: {
+        image: 'registry.example/kernel:1',
+        kubernetes: { nodeSelector: { pool: 'cpu' }, imagePullSecrets: ['ecr-creds'], priorityClassName: 'notebooks' },
+        experiment_kubernetes: { Genomics: { nodeSelector: { pool: 'gpu' }, tolerations } },
+      },
+      kubernetes: { namespace: 'jupyter', home_volume: { claim_name: 'efs-homes' } },
+    }),
+  );
+  const placed = loadConfig({ SPAWNGATE_CONFIG: file, SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_DATA_DIR: path.join(dir, 'data') });
+  const kernel = docs(await renderDryRun(placed, { user: 'alice', profile: 'default', kernel: 'conda-env-tf-python3' }, db)).find((d) => d?.metadata?.labels?.component === 'kernel')!;
+  expect(kernel.spec).toMatchObject({ nodeSelector: { pool: 'gpu' }, tolerations, imagePullSecrets: [{ name: 'ecr-creds' }], priorityClassName: 'notebooks' });
+  expect(podCauses(kernel, { minor: 31 })).toEqual([]);
+  expect(restrictedViolations(kernel)).toEqual([]);
+
+  // Checked when the configuration loads, like a profile's block; identity fields are not kernels' to set.
+  fs.writeFileSync(file, YAML.stringify({ kernels: { kubernetes: { tolerations: [{ key: 'gpu', operator: 'Exists', value: 'x' }] } } }));
+  expect(() => loadConfig({ SPAWNGATE_CONFIG: file })).toThrow(/kernels\.kubernetes: tolerations\[0\]\.value: must be empty when operator is Exists/);
+  fs.writeFileSync(file, YAML.stringify({ kernels: { experiment_kubernetes: { Genomics: { runAsUser: 5 } } } }));
+  expect(() => loadConfig({ SPAWNGATE_CONFIG: file })).toThrow(/kernels\.experiment_kubernetes\.Genomics.*runAsUser/);
 });

@@ -2,8 +2,11 @@
  * A stand-in for the Kubernetes API server (and a kubelet) that the real @kubernetes/client-node talks to
  * over HTTP with a bearer token. It implements only the paths the kubernetes backend calls: pods
  * create/get/list/watch/delete, pods/log, secrets create, events list/watch. Every object received is
- * validated against the official schemas (`kubernetes-models`) plus the name/label syntax the API server
- * checks, and refused with 422 and causes like the API server; every request is authorized against the
+ * validated against the official schemas (`kubernetes-models`) plus the field rules the API server
+ * checks beyond them (apiserver-rules.ts: names, labels, annotations, env names by `kubernetesMinor`,
+ * ports, tolerations, extended resources, volumes, sub-paths, Secret keys and size), refused with 422
+ * and causes like the API server; Pod Security `restricted` by namespace label (403); requests defaulted
+ * from limits and checked against `nodeAllocatable` by the scheduler; every request is authorized against the
  * Role rules in docs/kubernetes-rbac.md (403, recorded in `denied`, which tests assert empty).
  *
  * Watches: resourceVersion resume, bookmarks, `compact()` to make old versions expire (410 Gone) and
@@ -30,13 +33,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import { Pod, Secret } from 'kubernetes-models/v1';
+import { defaultRequestsFromLimits, insufficientResources, podCauses, restrictedViolations, secretCauses, type NodeAllocatable } from './apiserver-rules';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 export interface PolicyRule {
@@ -102,12 +106,17 @@ export interface FakeApiServerOptions {
   gcDelayMs?: number;
   /** What an image contributes to the process: its environment (merged under the pod's env). */
   images?: Record<string, { env?: Record<string, string> }>;
+  /** Kubernetes 1.<minor> served on /version; decides the env-name rule (relaxed from 32). Default 31. */
+  kubernetesMinor?: number;
+  /** Each of the three nodes' allocatable (requests beyond it stay Pending/Unschedulable). Default 64 cores, 256Gi. */
+  nodeAllocatable?: { cpu: string; memory: string };
+  /** Labels of the namespaces (e.g. `pod-security.kubernetes.io/enforce: restricted`). */
+  namespaceLabels?: Record<string, Record<string, string>>;
 }
 
 const clone = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
 const now = () => new Date().toISOString();
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 function status(code: number, reason: string, message: string, details?: Obj): Obj {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code, ...(details ? { details } : {}) };
@@ -315,6 +324,8 @@ export class FakeApiServer {
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       return this.send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     }
+    // Readable by every authenticated client (system:discovery), outside any Role.
+    if (url.pathname === '/version' && req.method === 'GET') return this.send(res, 200, this.version());
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/([a-z]+))?$/.exec(url.pathname);
     if (!m) return this.send(res, 404, status(404, 'NotFound', `no route ${req.method} ${url.pathname}`));
     const [, ns, resource, name, sub] = m as unknown as [string, string, string, string | undefined, string | undefined];
@@ -355,6 +366,11 @@ export class FakeApiServer {
     return this.send(res, 405, status(405, 'MethodNotAllowed', `${verb} ${fullResource} not implemented by the stand-in`));
   }
 
+  private version(): Obj {
+    const minor = String(this.opts.kubernetesMinor ?? 31);
+    return { major: '1', minor, gitVersion: `v1.${minor}.0`, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: 'gc', platform: 'linux/amd64' };
+  }
+
   /** 422 like the API server, or undefined when valid. */
   private validate(kind: string, obj: Obj, ns: string, validateSchema: () => void): Obj | undefined {
     const causes: { reason: string; message: string; field: string }[] = [];
@@ -369,11 +385,7 @@ export class FakeApiServer {
     if (typeof name !== 'string' || name.length > 63 || !DNS_LABEL.test(name)) {
       causes.push({ reason: 'FieldValueInvalid', message: 'a lowercase RFC 1123 label must consist of…', field: 'metadata.name' });
     }
-    for (const [k, v] of Object.entries((obj.metadata?.labels ?? {}) as Record<string, unknown>)) {
-      if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v)) {
-        causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(v)}`, field: `metadata.labels.${k}` });
-      }
-    }
+    causes.push(...(kind === 'Pod' ? podCauses(obj, { minor: this.opts.kubernetesMinor ?? 31 }) : secretCauses(obj)));
     if (obj.metadata?.namespace && obj.metadata.namespace !== ns) {
       causes.push({ reason: 'FieldValueInvalid', message: 'the namespace of the provided object does not match the namespace sent on the request', field: 'metadata.namespace' });
     }
@@ -447,6 +459,14 @@ export class FakeApiServer {
     const invalid = this.validate('Pod', obj, ns, () => new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate());
     if (invalid) return this.send(res, 422, invalid);
     const name = obj.metadata.name as string;
+    const psa = this.opts.namespaceLabels?.[ns]?.['pod-security.kubernetes.io/enforce'];
+    const violations = psa === 'restricted' ? restrictedViolations(obj) : [];
+    if (violations.length) {
+      const message = `pods "${name}" is forbidden: violates PodSecurity "restricted:latest": ${violations.join(', ')}`;
+      this.invalid.push({ kind: 'Pod', message });
+      return this.send(res, 403, status(403, 'Forbidden', message, { name, kind: 'pods' }));
+    }
+    defaultRequestsFromLimits(obj);
     if (this.pods.has(name)) return this.send(res, 409, status(409, 'AlreadyExists', `pods "${name}" already exists`, { name, kind: 'pods' }));
     this.stamp(obj, ns);
     obj.status = { phase: 'Pending', qosClass: 'Burstable' };
@@ -573,7 +593,7 @@ export class FakeApiServer {
       ? "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
       : gpus > (this.opts.nodeGpus ?? 0)
         ? '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.'
-        : undefined;
+        : insufficientResources(pod, this.allocatable(), 3);
     if (unschedulable) {
       const message = unschedulable;
       pod.status.conditions = [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now() }];
@@ -586,6 +606,10 @@ export class FakeApiServer {
     this.modified('pods', pod);
     this.emitEvent(name, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${name} to fake-node`);
     this.later(() => this.pull(name, uid));
+  }
+
+  private allocatable(): NodeAllocatable {
+    return { cpu: '64', memory: '256Gi', ...this.opts.nodeAllocatable, 'nvidia.com/gpu': String(this.opts.nodeGpus ?? 0) };
   }
 
   private pull(name: string, uid: string): void {
@@ -740,6 +764,8 @@ export class FakeApiServer {
         const root = this.opts.persistentVolumes?.[v.persistentVolumeClaim.claimName];
         if (!root) return `persistentvolumeclaim "${v.persistentVolumeClaim.claimName}" not found`;
         const hostDir = m.subPath ? path.join(root, m.subPath) : root;
+        // The kubelet creates a missing subPath directory itself, as root, with the volume root's mode.
+        if (m.subPath && !existsSync(hostDir)) mkdirSync(hostDir, { recursive: true, mode: statSync(root).mode & 0o7777 });
         if (hostDir !== m.mountPath) out.push([m.mountPath, hostDir]);
       }
     }

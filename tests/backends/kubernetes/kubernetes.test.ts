@@ -35,6 +35,7 @@ async function setup(extra: Partial<KubernetesBackendOptions> = {}, fakeOptions:
       kubeconfig: { from: 'file', path: kubeconfig },
       logger: silent,
       rewatchDelayMs: 50,
+      defaultRunAsUser: 1000, // the test's pods have no home: a shared uid, chosen explicitly
       ...extra,
     });
   const backend = make();
@@ -136,7 +137,7 @@ describe('kubernetes backend', () => {
     expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1234, runAsGroup: 100, fsGroup: 100 });
     expect(pod.spec.containers[0].securityContext).toEqual({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(pod.spec.containers[0].resources).toEqual({
-      requests: { cpu: '500m', memory: '512Mi' },
+      requests: { cpu: '500m', memory: '512Mi', 'nvidia.com/gpu': '1' },
       limits: { cpu: '2000m', memory: '4096Mi', 'nvidia.com/gpu': '1' },
     });
     expect(pod.spec.nodeSelector).toEqual({ pool: 'gpu' });
@@ -241,11 +242,21 @@ describe('kubernetes backend', () => {
   });
 
   test('an invalid object is refused by the API (422) and surfaces as PermanentBackendError', async () => {
+    // affinity is the one structure spawngate passes through unchecked: the API server's schema decides.
+    const spec = makeSpec({ name: name(), overrides: { affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: {} }] } } } });
+    const err = await backend.ensure(spec).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentBackendError);
+    expect((err as Error).message).toMatch(/422.*affinity/);
+    fake.invalid.length = 0; // expected here
+  });
+
+  test('a toleration the API server would refuse is refused before anything is sent, naming the field', async () => {
+    const before = fake.requests.length;
     const spec = makeSpec({ name: name(), overrides: { tolerations: [{ effect: 42 }] } });
     const err = await backend.ensure(spec).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentBackendError);
-    expect((err as Error).message).toMatch(/422.*tolerations/);
-    fake.invalid.length = 0; // expected here
+    expect((err as Error).message).toMatch(/tolerations\[0\]\.effect: must be a string/);
+    expect(fake.requests.slice(before).filter((r) => r.verb === 'create')).toEqual([]);
   });
 
   test('bad specs are refused before any API call', async () => {
@@ -306,6 +317,7 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
       namespace: role.namespace,
       kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
       logger: silent,
+      defaultRunAsUser: 1000,
       experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 2, discover: async () => ['a'] },
     });
     try {
@@ -337,6 +349,7 @@ describe('kubernetes backend: reads from the cache, namespaces per experiment', 
       namespace: role.namespace,
       kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
       logger: silent,
+      defaultRunAsUser: 1000,
       experimentNamespaces: { template: 'sg-exp-{experiment}', maxNamespaces: 3 },
     });
     try {
