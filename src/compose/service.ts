@@ -7,13 +7,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
-import { createSecretBox, loadSecretKey, migrate, openDatabase, type Db } from '../db';
+import { createSecretBox, loadSecretKey, migrate, openDatabase, selectExperimentQuotas, selectLiveUsage, type Db } from '../db';
 import { createOidcIdentity, resolveOidcSettings } from '../identity';
 import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
 import { openJobQueue, QueueUnavailableError, type JobQueue } from '../jobs';
 import { createServerLifecycle, ServerNotifier, type ServerLifecycle } from '../servers';
 import { logger as rootLogger, registerSecret, type Logger } from '../logging';
-import { createMetrics, type Metrics } from '../metrics';
+import { createMetrics, registerUsageMetrics, type Metrics } from '../metrics';
 import { createProfileCatalog } from '../profiles';
 import {
   createAdminRouter,
@@ -92,12 +92,21 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     throw err;
   }
   const metrics = createMetrics({ defaultMetrics: true });
+  registerUsageMetrics(
+    metrics.registry,
+    { live: (o) => selectLiveUsage(db, o), quotas: () => selectExperimentQuotas(db) },
+    {
+      perUser: config.file.metrics.per_user,
+      maxKernelsPerExperiment: config.file.kernels.max_kernels_per_experiment,
+      onError: (err) => logger.warn('usage metrics: the database could not be read', { error: err }),
+    },
+  );
   const notifier = new ServerNotifier();
   const catalog = createProfileCatalog(config.file.profiles);
   const lifecycle = createServerLifecycle({ db, queue, backend, config, catalog, notifier, metrics, logger });
   const secrets = createSecretBox(loadSecretKey({ configured: config.env.SPAWNGATE_SECRET_KEY, dataDir: config.dataDir }));
   const kernelspecs = createKernelspecCatalog(config, { logger });
-  const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger });
+  const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger, metrics });
   const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
   // One resolver for HTTP and websocket upgrades: the same token gets the same answer on both.
   const resolveIdentity = createIdentityResolver({ db, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });

@@ -168,6 +168,16 @@ export const fileConfigSchema = z
       .strict()
       .prefault({})
       .describe('single-user server limits'),
+    metrics: z
+      .object({
+        per_user: z
+          .boolean()
+          .default(false)
+          .describe('also export per-user usage series (spawngate_user_*): one series per user with live kernels or servers, times 2 for CPU and memory bounds; leave off where users number in the thousands (default false; see docs/metrics.md)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Prometheus metrics at /metrics'),
     docker: dockerConfigSchema.prefault({}).describe('docker backend settings'),
     kubernetes: kubernetesConfigSchema.prefault({}).describe('kubernetes backend settings'),
     oidc: oidcConfigSchema.prefault({}).describe('OpenID Connect bearer tokens and group → experiment mapping'),

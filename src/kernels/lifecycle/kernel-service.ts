@@ -11,6 +11,7 @@ import { kernelOperations } from './kernel-operations';
 import { KERNEL_WORKLOAD_PREFIX } from './kernel-spec';
 import { startKernel } from './kernel-start';
 import { KERNEL_LAUNCH_JOB, launchJobHandler, type LaunchJobData } from './launch-job';
+import { kernelRefusalOf } from './refusal';
 import { prepareRuntimeRoot } from './runtime-dir';
 
 export { KERNEL_LAUNCH_JOB } from './launch-job';
@@ -39,7 +40,13 @@ export function createKernelService(deps: KernelServiceDeps) {
     /** POST /api/kernels. Resolves with the running kernel's model (201), or throws a named error. */
     async start(username: string, body: { name?: unknown; env?: unknown }) {
       if (ctx.ipc) await ensureRuntimeRoot();
-      return startKernel(ctx, username, body);
+      try {
+        return await startKernel(ctx, username, body);
+      } catch (err) {
+        const refusal = kernelRefusalOf(err);
+        if (refusal) deps.metrics.launchesRefused.inc({ kind: 'kernel', ...refusal });
+        throw err;
+      }
     },
 
     /** Registers the launch and cull jobs and the exit watch in this process. */
