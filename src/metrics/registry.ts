@@ -15,7 +15,7 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   /** Launches refused before anything was queued, by what refused them (docs/metrics.md lists the reasons). */
   launchesRefused: Counter<'kind' | 'reason' | 'limit'>;
-  /** Kernel launch job: queued → kernel answering (`started`) or given up (`failed`), by backend. */
+  /** POST /api/kernels on the API replica: request → kernel answering (`started`) or launch failed (`failed`), by backend. */
   kernelStartDuration: Histogram<'backend' | 'outcome'>;
 }
 
@@ -71,7 +71,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     }),
     kernelStartDuration: new Histogram({
       name: 'spawngate_kernel_start_duration_seconds',
-      help: 'Seconds from a kernel launch being queued to the kernel answering (started) or the launch failing, by backend',
+      help: 'Seconds from a kernel start request to the kernel answering (started) or the launch failing (failed), by backend; refusals are not timed',
       labelNames: ['backend', 'outcome'],
       buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300],
       registers: [registry],

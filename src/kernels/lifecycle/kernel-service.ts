@@ -11,6 +11,7 @@ import { kernelOperations } from './kernel-operations';
 import { KERNEL_WORKLOAD_PREFIX } from './kernel-spec';
 import { startKernel } from './kernel-start';
 import { KERNEL_LAUNCH_JOB, launchJobHandler, type LaunchJobData } from './launch-job';
+import { KernelLaunchError } from './errors';
 import { kernelRefusalOf } from './refusal';
 import { prepareRuntimeRoot } from './runtime-dir';
 
@@ -40,11 +41,19 @@ export function createKernelService(deps: KernelServiceDeps) {
     /** POST /api/kernels. Resolves with the running kernel's model (201), or throws a named error. */
     async start(username: string, body: { name?: unknown; env?: unknown }) {
       if (ctx.ipc) await ensureRuntimeRoot();
+      // Timed here, on the API replica that answers the client (workers in their own pods serve no
+      // /metrics): request received → kernel answering, or the launch failing.
+      const began = performance.now();
+      const observe = (outcome: 'started' | 'failed'): void =>
+        deps.metrics.kernelStartDuration.observe({ backend: backend.name, outcome }, (performance.now() - began) / 1000);
       try {
-        return await startKernel(ctx, username, body);
+        const model = await startKernel(ctx, username, body);
+        observe('started');
+        return model;
       } catch (err) {
         const refusal = kernelRefusalOf(err);
         if (refusal) deps.metrics.launchesRefused.inc({ kind: 'kernel', ...refusal });
+        else if (err instanceof KernelLaunchError) observe('failed');
         throw err;
       }
     },

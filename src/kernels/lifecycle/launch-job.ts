@@ -22,13 +22,10 @@ function launchRecord(row: KernelRow) {
 }
 
 export function launchJobHandler(ctx: KernelContext) {
-  const { db, backend, log, metrics } = ctx;
+  const { db, backend, log } = ctx;
   return async function handleLaunch(job: JobInfo<LaunchJobData>): Promise<void> {
     let row = await getKernel(db, job.data.kernelId);
     if (!row || row.state !== 'starting') return;
-    // From the moment the launch was queued: includes queue wait, which users feel as start time too.
-    const observe = (outcome: 'started' | 'failed'): void =>
-      metrics.kernelStartDuration.observe({ backend: backend.name, outcome }, Math.max(0, Date.now() - job.addedAt) / 1000);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -53,7 +50,6 @@ export function launchJobHandler(ctx: KernelContext) {
       await stopQuietly(backend, row.workload_name);
       await removeHostConnection(ctx, row.id);
       await recordLaunch(db, { ...launchRecord(row), outcome: 'failed', message });
-      observe('failed');
       log.warn('kernel launch failed', { kernel_id: row.id, user: row.username, kernel: row.kernel_name, reason: message.split('\n')[0] });
       if (err instanceof KernelLaunchError || err instanceof PermanentBackendError) throw new UnrecoverableJobError(message);
       throw err;
@@ -65,7 +61,6 @@ export function launchJobHandler(ctx: KernelContext) {
       return;
     }
     await recordLaunch(db, { ...launchRecord(row), outcome: 'started' });
-    observe('started');
     log.info('kernel started', { kernel_id: row.id, user: row.username, kernel: row.kernel_name, experiment: row.experiment_name });
   };
 }
