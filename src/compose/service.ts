@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
+import { startUsageSampler } from '../admin';
 import { createSecretBox, loadSecretKey, migrate, openDatabase, selectExperimentQuotas, selectLiveUsage, type Db } from '../db';
 import { createOidcIdentity, resolveOidcSettings } from '../identity';
 import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
@@ -114,7 +115,13 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   let stopWorkers: (() => void) | undefined;
   let stopKernelWorkers: (() => void) | undefined;
   let reconcileTimer: NodeJS.Timeout | undefined;
+  let stopSampler: (() => void) | undefined;
   if (opts.workers !== false) {
+    stopSampler = startUsageSampler(db, {
+      intervalSeconds: config.file.usage.sample_interval_seconds,
+      retentionDays: config.file.usage.retention_days,
+      logger,
+    });
     await lifecycle.reconcile({ startup: true });
     await kernels.reconcile({ startup: true });
     stopWorkers = lifecycle.startWorkers(config.env.SPAWNGATE_WORKER_CONCURRENCY);
@@ -175,6 +182,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     },
     async close(closeOpts = {}) {
       if (reconcileTimer) clearInterval(reconcileTimer);
+      stopSampler?.();
       // Websocket clients get a 1001 "going away" and reconnect (to another replica): kernels keep running.
       await kernels.close();
       channels.close();
