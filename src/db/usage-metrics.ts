@@ -64,6 +64,9 @@ SELECT kind, experiment, profile, state,
   FROM live
  GROUP BY kind, experiment, profile, state, CASE WHEN $1::boolean THEN username END`;
 
+/** The statements themselves, for bench/usage/usage.ts (EXPLAIN ANALYZE of exactly what a scrape runs). */
+export const LIVE_USAGE_SQL_FOR_BENCH = LIVE_USAGE_SQL;
+
 /**
  * Live kernels and servers grouped by kind, experiment, profile and state (and user when `perUser`),
  * with the resources kernels reserved at launch summed. One statement.
@@ -99,14 +102,16 @@ export interface ExperimentQuotaRow {
   gpu_limit: number;
 }
 
+const QUOTAS_SQL = `
+SELECT e.name, e.active, e.cpu_request, e.cpu_limit, e.memory_request_mib, e.memory_limit_mib, e.gpu_limit,
+       (SELECT count(*) FROM experiment_members m WHERE m.experiment_id = e.id) AS members
+  FROM experiments e
+ ORDER BY e.name`;
+export const QUOTAS_SQL_FOR_BENCH = QUOTAS_SQL;
+
 /** Every experiment's per-kernel quota, active flag and member count. One statement. */
 export async function selectExperimentQuotas(q: Queryable): Promise<ExperimentQuotaRow[]> {
-  const rows = await q.query<{ name: string; active: boolean; members: Numeric; cpu_request: Numeric; cpu_limit: Numeric; memory_request_mib: Numeric; memory_limit_mib: Numeric; gpu_limit: Numeric }>(
-    `SELECT e.name, e.active, e.cpu_request, e.cpu_limit, e.memory_request_mib, e.memory_limit_mib, e.gpu_limit,
-            (SELECT count(*) FROM experiment_members m WHERE m.experiment_id = e.id) AS members
-       FROM experiments e
-      ORDER BY e.name`,
-  );
+  const rows = await q.query<{ name: string; active: boolean; members: Numeric; cpu_request: Numeric; cpu_limit: Numeric; memory_request_mib: Numeric; memory_limit_mib: Numeric; gpu_limit: Numeric }>(QUOTAS_SQL);
   return rows.map((r) => ({
     experiment: r.name,
     active: r.active,

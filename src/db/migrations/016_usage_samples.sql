@@ -15,3 +15,7 @@ CREATE TABLE usage_samples (
   PRIMARY KEY (sampled_at, experiment)
 );
 CREATE INDEX usage_samples_experiment_idx ON usage_samples (experiment, sampled_at);
+
+-- Each /metrics scrape reads the live kernels; ended ones pile up in the table, so the scrape finds the
+-- live ones through this small partial index instead of scanning every kernel ever started.
+CREATE INDEX kernels_live_idx ON kernels (experiment_id) WHERE state IN ('starting', 'running', 'restarting', 'dead');
