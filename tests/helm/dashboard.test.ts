@@ -6,7 +6,8 @@
  * Grafana's schema sources, turned into a JSON Schema here) and every PromQL query in it parses and
  * names only metrics spawngate registers.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { parser as promqlParser } from '@prometheus-io/lezer-promql';
@@ -80,6 +81,29 @@ describe('chart', () => {
     expect(ajv.errorsText(validate.errors)).toMatch(/additional properties/);
     expect(validate(mergeValues(defaults, { metrics: { serviceMonitor: { interval: 'often' } } }))).toBe(false);
   });
+});
+
+test('.Files.Get reads chart files only: nothing outside the chart, no template source, "" when missing (as Helm)', () => {
+  const chart = path.join(mkdtempSync(path.join(os.tmpdir(), 'sg-h16-files-')), 'spawngate');
+  cpSync(CHART, chart, { recursive: true });
+  writeFileSync(path.join(path.dirname(chart), 'outside.txt'), 'SECRET-OUTSIDE');
+  writeFileSync(
+    path.join(chart, 'templates', 'zz-files-probe.yaml'),
+    `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: files-probe
+data:
+  inside: {{ .Files.Get "dashboards/spawngate-usage.json" | len | quote }}
+  outside: {{ .Files.Get "../outside.txt" | quote }}
+  template: {{ .Files.Get "templates/service.yaml" | quote }}
+  missing: {{ .Files.Get "no/such/file" | quote }}
+`,
+  );
+  const probe = render({ chart }).find((d) => d.metadata.name === 'files-probe')!;
+  expect(Number(probe.data.inside)).toBe(readFileSync(DASHBOARD_FILE).length);
+  // Helm's documented rule: files under templates/ cannot be read through .Files.
+  expect(probe.data).toEqual(expect.objectContaining({ outside: '', missing: '', template: '' }));
 });
 
 describe('dashboard JSON', () => {
