@@ -21,3 +21,4 @@ export {
   tokenSchema,
   type TokenModel,
 } from './tokens';
+export { listUsageHistory, startUsageSampler, usageHistoryQuerySchema, usageSampleSchema, type UsageSamplerOptions } from './usage-history';

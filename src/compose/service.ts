@@ -7,13 +7,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
-import { createSecretBox, loadSecretKey, migrate, openDatabase, type Db } from '../db';
+import { startUsageSampler } from '../admin';
+import { createSecretBox, loadSecretKey, migrate, openDatabase, selectExperimentQuotas, selectLiveUsage, type Db } from '../db';
 import { createOidcIdentity, resolveOidcSettings } from '../identity';
 import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
 import { openJobQueue, QueueUnavailableError, type JobQueue } from '../jobs';
 import { createServerLifecycle, ServerNotifier, type ServerLifecycle } from '../servers';
 import { logger as rootLogger, registerSecret, type Logger } from '../logging';
-import { createMetrics, type Metrics } from '../metrics';
+import { createMetrics, registerUsageMetrics, type Metrics } from '../metrics';
 import { createProfileCatalog } from '../profiles';
 import {
   createAdminRouter,
@@ -92,12 +93,21 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     throw err;
   }
   const metrics = createMetrics({ defaultMetrics: true });
+  registerUsageMetrics(
+    metrics.registry,
+    { live: (o) => selectLiveUsage(db, o), quotas: () => selectExperimentQuotas(db) },
+    {
+      perUser: config.file.metrics.per_user,
+      maxKernelsPerExperiment: config.file.kernels.max_kernels_per_experiment,
+      onError: (err) => logger.warn('usage metrics: the database could not be read', { error: err }),
+    },
+  );
   const notifier = new ServerNotifier();
   const catalog = createProfileCatalog(config.file.profiles);
   const lifecycle = createServerLifecycle({ db, queue, backend, config, catalog, notifier, metrics, logger });
   const secrets = createSecretBox(loadSecretKey({ configured: config.env.SPAWNGATE_SECRET_KEY, dataDir: config.dataDir }));
   const kernelspecs = createKernelspecCatalog(config, { logger });
-  const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger });
+  const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger, metrics });
   const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
   // One resolver for HTTP and websocket upgrades: the same token gets the same answer on both.
   const resolveIdentity = createIdentityResolver({ db, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });
@@ -105,7 +115,13 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   let stopWorkers: (() => void) | undefined;
   let stopKernelWorkers: (() => void) | undefined;
   let reconcileTimer: NodeJS.Timeout | undefined;
+  let stopSampler: (() => void) | undefined;
   if (opts.workers !== false) {
+    stopSampler = startUsageSampler(db, {
+      intervalSeconds: config.file.usage.sample_interval_seconds,
+      retentionDays: config.file.usage.retention_days,
+      logger,
+    });
     await lifecycle.reconcile({ startup: true });
     await kernels.reconcile({ startup: true });
     stopWorkers = lifecycle.startWorkers(config.env.SPAWNGATE_WORKER_CONCURRENCY);
@@ -166,6 +182,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     },
     async close(closeOpts = {}) {
       if (reconcileTimer) clearInterval(reconcileTimer);
+      stopSampler?.();
       // Websocket clients get a 1001 "going away" and reconnect (to another replica): kernels keep running.
       await kernels.close();
       channels.close();

@@ -182,6 +182,30 @@ export const fileConfigSchema = z
       .strict()
       .prefault({})
       .describe('single-user server limits'),
+    metrics: z
+      .object({
+        per_user: z
+          .boolean()
+          .default(false)
+          .describe('also export per-user usage series (spawngate_user_*): one series per user with live kernels or servers, times 2 for CPU and memory bounds; leave off where users number in the thousands (default false; see docs/metrics.md)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Prometheus metrics at /metrics'),
+    usage: z
+      .object({
+        sample_interval_seconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(3600)
+          .default(300)
+          .describe('seconds between usage samples kept for the admin page (default 300: 288 rows per experiment and day)'),
+        retention_days: z.number().int().min(1).max(3650).default(30).describe('days usage samples are kept (default 30)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('usage history shown on the admin page (/admin/)'),
     docker: dockerConfigSchema.prefault({}).describe('docker backend settings'),
     kubernetes: kubernetesConfigSchema.prefault({}).describe('kubernetes backend settings'),
     oidc: oidcConfigSchema.prefault({}).describe('OpenID Connect bearer tokens and group → experiment mapping'),

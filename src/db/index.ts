@@ -70,3 +70,5 @@ export {
 } from './kernels';
 export { createSecretBox, loadSecretKey, SecretBoxError, type SecretBox } from './secret-box';
 export * from './admin';
+export { selectLiveUsage, selectExperimentQuotas, LIVE_SERVER_STATES, type LiveUsageRow, type ExperimentQuotaRow } from './usage-metrics';
+export { recordUsageSample, selectUsageSamples, type UsageSample } from './usage-samples';

@@ -13,6 +13,10 @@ export interface Metrics {
   queueWait: Histogram<'job'>;
   queueJobs: Gauge<'state'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Launches refused before anything was queued, by what refused them (docs/metrics.md lists the reasons). */
+  launchesRefused: Counter<'kind' | 'reason' | 'limit'>;
+  /** POST /api/kernels on the API replica: request → kernel answering (`started`) or launch failed (`failed`), by backend. */
+  kernelStartDuration: Histogram<'backend' | 'outcome'>;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -57,6 +61,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       help: 'HTTP request latency by method, route and status',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    launchesRefused: new Counter({
+      name: 'spawngate_launches_refused_total',
+      help: 'Kernel and server launches refused by this replica, by kind, reason and (for fair_share) the limit that was hit',
+      labelNames: ['kind', 'reason', 'limit'],
+      registers: [registry],
+    }),
+    kernelStartDuration: new Histogram({
+      name: 'spawngate_kernel_start_duration_seconds',
+      help: 'Seconds from a kernel start request to the kernel answering (started) or the launch failing (failed), by backend; refusals are not timed',
+      labelNames: ['backend', 'outcome'],
+      buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300],
       registers: [registry],
     }),
   };

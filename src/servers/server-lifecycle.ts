@@ -121,20 +121,25 @@ export function createServerLifecycle(deps: ServerLifecycleDeps) {
      */
     async requestStart(req: StartRequest): Promise<{ row: ServerRow; created: boolean }> {
       await assertEnvNamesFit(req);
-      const claim = await db.tx(async (q) => {
-        await lockUserServers(q, req.username);
-        const existing = await findServer(q, req.username, req.serverName);
-        const live = existing && ['pending', 'running', 'stopping'].includes(existing.state);
-        if (!live) checkServerLimits(ctx, req.username, await countUserServers(q, req.username));
-        return claimServerStart(q, {
-          username: req.username,
-          serverName: req.serverName,
-          workloadName: serverWorkloadName(req.username, req.serverName),
-          backend: backend.name,
-          profile: req.profile.slug,
-          userOptions: req.userOptions,
+      const claim = await db
+        .tx(async (q) => {
+          await lockUserServers(q, req.username);
+          const existing = await findServer(q, req.username, req.serverName);
+          const live = existing && ['pending', 'running', 'stopping'].includes(existing.state);
+          if (!live) checkServerLimits(ctx, req.username, await countUserServers(q, req.username));
+          return claimServerStart(q, {
+            username: req.username,
+            serverName: req.serverName,
+            workloadName: serverWorkloadName(req.username, req.serverName),
+            backend: backend.name,
+            profile: req.profile.slug,
+            userOptions: req.userOptions,
+          });
+        })
+        .catch((err: unknown) => {
+          if (err instanceof LimitExceededError) ctx.metrics.launchesRefused.inc({ kind: 'server', reason: 'fair_share', limit: err.limit });
+          throw err;
         });
-      });
       if (!claim.created) return claim;
       const data: StartJobData = {
         serverId: claim.row.id,

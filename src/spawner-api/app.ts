@@ -15,6 +15,7 @@ import { errorBody, toHttpAnswer } from './error-mapper';
 import { HttpError } from './errors';
 import { requestContext, routeMount } from './request-context';
 import { buildOpenApiDocument } from './openapi';
+import { createAdminPageRouter } from './admin-page';
 
 export interface AppDeps {
   db: Db;
@@ -87,6 +88,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('html').send(landingPage(deps.version));
   });
 
+  // The admin page's static files (no data in them); its data comes from /api/admin with a token.
+  app.use(createAdminPageRouter());
+
   // Authentication first, then the body: an unauthenticated request is refused without reading it.
   app.use(authenticate(deps.resolveIdentity));
   app.use(parseJsonBodyOfAuthenticated('1mb'));
@@ -103,7 +107,7 @@ function landingPage(version: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>spawngate</title></head><body>
 <h1>spawngate ${version.replace(/[^0-9A-Za-z.+-]/g, '')}</h1>
 <p>This is the spawner service behind JupyterHub; users sign in at the hub, not here.</p>
-<ul>${link('/api/docs/', 'API reference')}${link('/healthz', 'liveness')}${link('/readyz', 'readiness (database, queue)')}${link('/metrics', 'Prometheus metrics')}</ul>
+<ul>${link('/api/docs/', 'API reference')}${link('/healthz', 'liveness')}${link('/readyz', 'readiness (database, queue)')}${link('/metrics', 'Prometheus metrics')}${link('/admin/', 'usage page for administrators')}</ul>
 </body></html>
 `;
 }

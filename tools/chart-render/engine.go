@@ -89,15 +89,32 @@ func loadChart(dir string) (*engine, error) {
 	return e, nil
 }
 
+// chartFiles is .Files: the chart's files outside templates/, read on demand. Get answers "" for a
+// missing file (as Helm does) and for any name that would leave the chart or read a template.
+type chartFiles struct{ dir string }
+
+func (f chartFiles) Get(name string) string {
+	clean := filepath.ToSlash(filepath.Clean(filepath.FromSlash(name)))
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "templates/") {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(clean)))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
 type rendered struct {
 	source string
 	text   string
 }
 
-// render executes every manifest template; top holds .Values, .Release, .Chart and .Capabilities,
+// render executes every manifest template; top holds .Values, .Release, .Chart, .Files and .Capabilities,
 // and each template also sees its own .Template.
 func (e *engine) render(top map[string]interface{}) ([]rendered, error) {
 	top["Chart"] = e.meta
+	top["Files"] = chartFiles{dir: e.dir}
 	var out []rendered
 	for _, name := range e.names {
 		data := make(map[string]interface{}, len(top)+1)

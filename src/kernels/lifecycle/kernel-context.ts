@@ -10,6 +10,7 @@ import type { Config } from '../../config';
 import { updateKernel, type Db, type KernelRow, type SecretBox } from '../../db';
 import type { JobQueue } from '../../jobs';
 import type { Logger } from '../../logging';
+import type { Metrics } from '../../metrics';
 import type { KernelspecCatalog } from '../catalog';
 import { BridgeRegistry } from './bridge-registry';
 import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
@@ -24,6 +25,8 @@ export interface KernelServiceDeps {
   config: Config;
   secrets: SecretBox;
   logger: Logger;
+  /** Refusals and launch durations are counted here. */
+  metrics: Metrics;
 }
 
 export interface KernelContext extends KernelServiceDeps {

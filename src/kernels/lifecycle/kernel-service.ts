@@ -11,6 +11,8 @@ import { kernelOperations } from './kernel-operations';
 import { KERNEL_WORKLOAD_PREFIX } from './kernel-spec';
 import { startKernel } from './kernel-start';
 import { KERNEL_LAUNCH_JOB, launchJobHandler, type LaunchJobData } from './launch-job';
+import { KernelLaunchError } from './errors';
+import { kernelRefusalOf } from './refusal';
 import { prepareRuntimeRoot } from './runtime-dir';
 
 export { KERNEL_LAUNCH_JOB } from './launch-job';
@@ -39,7 +41,21 @@ export function createKernelService(deps: KernelServiceDeps) {
     /** POST /api/kernels. Resolves with the running kernel's model (201), or throws a named error. */
     async start(username: string, body: { name?: unknown; env?: unknown }) {
       if (ctx.ipc) await ensureRuntimeRoot();
-      return startKernel(ctx, username, body);
+      // Timed here, on the API replica that answers the client (workers in their own pods serve no
+      // /metrics): request received → kernel answering, or the launch failing.
+      const began = performance.now();
+      const observe = (outcome: 'started' | 'failed'): void =>
+        deps.metrics.kernelStartDuration.observe({ backend: backend.name, outcome }, (performance.now() - began) / 1000);
+      try {
+        const model = await startKernel(ctx, username, body);
+        observe('started');
+        return model;
+      } catch (err) {
+        const refusal = kernelRefusalOf(err);
+        if (refusal) deps.metrics.launchesRefused.inc({ kind: 'kernel', ...refusal });
+        else if (err instanceof KernelLaunchError) observe('failed');
+        throw err;
+      }
     },
 
     /** Registers the launch and cull jobs and the exit watch in this process. */

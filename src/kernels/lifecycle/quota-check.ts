@@ -39,18 +39,18 @@ export async function grantFor(q: Queryable, config: Config, username: string, e
     case 'unregistered': {
       const policy = config.file.kernels.unregistered_environments;
       if (policy === 'deny') {
-        throw new KernelQuotaError(`${envLabel} is not registered to any experiment; ask an administrator to add it (environments table)`);
+        throw new KernelQuotaError(`${envLabel} is not registered to any experiment; ask an administrator to add it (environments table)`, 'unregistered_environment');
       }
       const profile = config.file.profiles.find((p) => p.slug === policy.profile);
-      if (!profile) throw new KernelQuotaError(`${envLabel} is not registered and the default profile '${policy.profile}' does not exist`);
+      if (!profile) throw new KernelQuotaError(`${envLabel} is not registered and the default profile '${policy.profile}' does not exist`, 'unregistered_environment');
       return { experimentId: null, experimentName: null, limits: { ...profile.resources } };
     }
     case 'inactive-experiment':
-      throw new KernelQuotaError(`${envLabel} belongs to experiment '${result.experiment.name}', which is not active`);
+      throw new KernelQuotaError(`${envLabel} belongs to experiment '${result.experiment.name}', which is not active`, 'inactive_experiment');
     case 'not-member':
-      throw new KernelQuotaError(`user '${username}' is not a member of experiment '${result.experiment.name}', which ${envLabel} belongs to`);
+      throw new KernelQuotaError(`user '${username}' is not a member of experiment '${result.experiment.name}', which ${envLabel} belongs to`, 'not_member');
     case 'inactive-user':
-      throw new KernelQuotaError(`user '${username}' is deactivated; experiment '${result.experiment.name}' (${envLabel}) cannot be used`);
+      throw new KernelQuotaError(`user '${username}' is deactivated; experiment '${result.experiment.name}' (${envLabel}) cannot be used`, 'inactive_user');
   }
 }
 

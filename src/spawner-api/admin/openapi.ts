@@ -11,6 +11,7 @@ import {
   memberAddSchema,
   memberSchema,
   tokenSchema,
+  usageSampleSchema,
   usageSchema,
   userCreateSchema,
   userSchema,
@@ -34,6 +35,7 @@ export function adminSchemas(): Record<string, object> {
     AdminMember: json(memberSchema),
     AdminMemberAdd: json(memberAddSchema, 'input'),
     AdminUsage: json(usageSchema),
+    AdminUsageSample: json(usageSampleSchema),
     AdminAuditEntry: json(auditEntrySchema),
     AdminToken: json(tokenSchema),
   };
@@ -78,6 +80,17 @@ export function adminPaths(): Record<string, object> {
     '/api/admin/experiments/{name}/members/{username}': { delete: { tags: ['admin'], summary: 'Remove a member', parameters: [exp, usr], responses: { '204': { description: 'removed' }, ...missing, ...errors } } },
     '/api/admin/experiments/{name}/usage': { get: { tags: ['admin'], summary: "Resources held by the experiment's live kernels", parameters: [exp], responses: { '200': ok('usage', ref('AdminUsage')), ...missing, ...errors } } },
     '/api/admin/usage': { get: { tags: ['admin'], summary: 'Usage of every experiment', responses: { '200': ok('usage', list('usage', 'AdminUsage')), ...errors } } },
+    '/api/admin/usage/history': {
+      get: {
+        tags: ['admin'],
+        summary: 'Usage samples over time (usage.sample_interval_seconds apart), oldest first',
+        parameters: [
+          { name: 'hours', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 2160, default: 24 } },
+          { name: 'experiment', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': ok('samples', list('samples', 'AdminUsageSample')), ...invalid, ...errors },
+      },
+    },
     '/api/admin/environments': {
       get: { tags: ['admin'], summary: 'Registered environments', parameters: [{ name: 'experiment', in: 'query', schema: { type: 'string' } }], responses: { '200': ok('environments', list('environments', 'AdminEnvironment')), ...errors } },
       post: { tags: ['admin'], summary: 'Register an environment in an experiment', requestBody: body('AdminEnvironmentCreate'), responses: { '201': ok('registered', ref('AdminEnvironment')), ...invalid, ...missing, ...conflict, ...errors } },

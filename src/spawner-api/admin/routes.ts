@@ -19,6 +19,7 @@ import {
   listExperiments,
   listMembers,
   listUsage,
+  listUsageHistory,
   listUsers,
   removeMember,
   setExperimentActive,
@@ -58,6 +59,7 @@ export function createAdminRouter(deps: { db: Db }): Router {
   );
   r.get('/experiments/:name/usage', async (req: Request, res: Response) => void res.json(await getUsage(db, param(req, 'name'))));
   r.get('/usage', async (_req: Request, res: Response) => void res.json({ usage: await listUsage(db) }));
+  r.get('/usage/history', async (req: Request, res: Response) => void res.json({ samples: await listUsageHistory(db, req.query) }));
 
   r.get('/environments', async (req: Request, res: Response) => void res.json({ environments: await listEnvironments(db, { experiment: typeof req.query.experiment === 'string' ? req.query.experiment : undefined }) }));
   r.post('/environments', async (req: Request, res: Response) => void res.status(201).json(await createEnvironment(db, actorOf(res), req.body)));
