@@ -13,6 +13,9 @@
  * `response` event and the percentiles are computed here. It runs in this process on the same machine
  * as both servers, so it competes with them for CPU — state the machine's load with the figures.
  *
+ * At 2,000 users a second row uses the admin token (naming the user): the same answer without the
+ * token's database query, which shows what that query costs.
+ *
  * For each N (homes user0…user<N-1>, 5 conda envs each, plus 20 shared kernelspecs: 25 per user) a
  * fresh server process: 300 first requests for users never seen (one at a time), every user once
  * (memory of the index after GC), then the load with a random user per request, the index revalidating
@@ -62,6 +65,8 @@ function get(url: string, headers: Record<string, string>): Promise<{ status: nu
 interface Row {
   what: string;
   users?: number;
+  /** Server CPU (user + system, all threads) per request during the load, µs. */
+  cpuUs?: number;
   p50: number;
   p90: number;
   p99: number;
@@ -73,14 +78,27 @@ interface Row {
   errors: number;
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc; NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), counted from after the command name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Load: `connections` connections, each request built by `pick` (path and headers), exact latencies. */
 async function load(
   url: string,
+  pid: number | undefined,
   duration: number,
   connections: number,
   pick: () => { path: string; headers: Record<string, string> },
-): Promise<Pick<Row, 'p50' | 'p90' | 'p99' | 'rps' | 'errors'>> {
+): Promise<Pick<Row, 'p50' | 'p90' | 'p99' | 'rps' | 'errors' | 'cpuUs'>> {
   const samples: number[] = [];
+  const cpu0 = cpuSeconds(pid);
   const started = performance.now();
   const inst = autocannon({
     url,
@@ -93,6 +111,7 @@ async function load(
   });
   const r = await inst;
   const seconds = (performance.now() - started) / 1000;
+  const cpuUs = ((cpuSeconds(pid) - cpu0) / Math.max(1, samples.length)) * 1e6;
   samples.sort((a, b) => a - b);
   return {
     p50: percentile(samples, 50),
@@ -100,6 +119,7 @@ async function load(
     p99: percentile(samples, 99),
     rps: samples.length / seconds,
     errors: r.non2xx + r.errors + r.timeouts,
+    cpuUs,
   };
 }
 
@@ -126,10 +146,11 @@ async function benchSpawngate(
   tree: { homes: string; shared: string },
   dbUrl: string,
   tokens: string[],
-  opts: { duration: number; connections: number },
+  opts: { duration: number; connections: number; adminToken?: boolean },
 ): Promise<Row> {
   const { url, child } = await startSpawngate(tree.homes, tree.shared, dbUrl);
-  const headersOf = (u: number): Record<string, string> => ({ Authorization: `token ${tokens[u]}` });
+  // The admin token naming the user gets the same listing without the per-request token query.
+  const headersOf = (u: number): Record<string, string> => ({ Authorization: `token ${opts.adminToken ? ADMIN : tokens[u]}` });
   try {
     const check = (u: number, r: { status: number; body: string }): void => {
       if (r.status !== 200 || Object.keys(JSON.parse(r.body).kernelspecs).length !== PER_USER)
@@ -164,13 +185,13 @@ async function benchSpawngate(
     );
     const after = JSON.parse((await get(`${url}/__bench/memory`, {})).body);
     if (after.users !== users) throw new Error(`index holds ${after.users} users, expected ${users}`);
-    const result = await load(url, opts.duration, opts.connections, () => {
+    const result = await load(url, child.pid, opts.duration, opts.connections, () => {
       const u = Math.floor(Math.random() * users);
       return { path: `/api/kernelspecs?user=user${u}`, headers: headersOf(u) };
     });
     return {
-      what: `spawngate, ${users.toLocaleString('en')} users`,
-      users,
+      what: `spawngate, ${users.toLocaleString('en')} users${opts.adminToken ? ', admin token (no token query)' : ''}`,
+      users: opts.adminToken ? undefined : users,
       ...result,
       first50: percentile(cold, 50),
       first99: percentile(cold, 99),
@@ -231,26 +252,37 @@ async function main(): Promise<void> {
     if (peer) {
       try {
         const headers = { Authorization: `token ${peer.token}` };
-        js = { what: `jupyter_server 1.23, its own ${PER_USER} specs`, ...(await load(peer.url, duration, connections, () => ({ path: '/api/kernelspecs', headers }))) };
+        js = { what: `jupyter_server 1.23, its own ${PER_USER} specs`, ...(await load(peer.url, peer.pid, duration, connections, () => ({ path: '/api/kernelspecs', headers }))) };
       } finally {
         peer.stop();
       }
     } else {
       console.warn('jupyter_server not installed (apt-get install -y python3-jupyter-server python3-ipykernel): peer skipped');
     }
-    for (const n of sizes) rows.push(await benchSpawngate(n, tree, database.url, database.tokens, { duration, connections }));
+    if (js) console.log(`${js.what}: p50 ${f(js.p50, 2)} ms, p99 ${f(js.p99, 2)} ms, ${f(js.rps, 0)} req/s`);
+    for (const n of sizes) {
+      const row = await benchSpawngate(n, tree, database.url, database.tokens, { duration, connections });
+      console.log(`${row.what}: p50 ${f(row.p50, 2)} ms, p99 ${f(row.p99, 2)} ms, ${f(row.rps, 0)} req/s (load average ${os.loadavg()[0]!.toFixed(1)})`);
+      rows.push(row);
+    }
+    if (sizes.includes(2000)) {
+      const row = await benchSpawngate(2000, tree, database.url, database.tokens, { duration, connections, adminToken: true });
+      console.log(`${row.what}: p50 ${f(row.p50, 2)} ms, p99 ${f(row.p99, 2)} ms, ${f(row.rps, 0)} req/s`);
+      rows.push(row);
+    }
   } finally {
     await database.drop();
   }
   if (js) rows.push(js);
 
-  const header = ['', 'p50 ms', 'p90 ms', 'p99 ms', 'req/s', 'first req p50/p99 ms', 'index heap MB', 'RSS MB', 'errors'];
+  const header = ['', 'p50 ms', 'p90 ms', 'p99 ms', 'req/s', 'server CPU µs/req', 'first req p50/p99 ms', 'index heap MB', 'RSS MB', 'errors'];
   const lines = rows.map((r) => [
     r.what,
     f(r.p50, 2),
     f(r.p90, 2),
     f(r.p99, 2),
     f(r.rps, 0),
+    f(r.cpuUs, 0),
     r.first50 === undefined ? '—' : `${f(r.first50, 2)} / ${f(r.first99, 2)}`,
     f(r.heapMB),
     f(r.rssMB, 0),

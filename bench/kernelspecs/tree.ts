@@ -85,7 +85,7 @@ export async function startJupyterServer(
   root: string,
   homes: string,
   shared: string,
-): Promise<{ url: string; token: string; stop: () => void } | undefined> {
+): Promise<{ url: string; token: string; pid: number | undefined; stop: () => void } | undefined> {
   const py = '/usr/bin/python3';
   if (spawnSync(py, ['-c', 'import jupyter_server'], { stdio: 'ignore' }).status !== 0) return undefined;
   const jp = path.join(root, 'jupyter-path');
@@ -135,7 +135,7 @@ export async function startJupyterServer(
     try {
       const r = await getStatus(`${url}/api/kernelspecs`, { Authorization: `token ${token}` });
       const listed = r.status === 200 ? Object.keys(JSON.parse(r.body).kernelspecs).length : -1;
-      if (listed === PER_USER) return { url, token, stop };
+      if (listed === PER_USER) return { url, token, pid: child.pid, stop };
       throw new Error(`jupyter_server answered ${r.status} with ${listed} kernelspecs, expected ${PER_USER}`);
     } catch (err) {
       if (i > 300 || !(err as NodeJS.ErrnoException).code) {
