@@ -231,6 +231,32 @@ test('only what changed is read again', async () => {
   expect(Object.keys(kb?.resources ?? {})).toContain('kernel.js');
 });
 
+test('a known kernel.json or kernel directory swapped for a symlink out of the home is hidden at the next pass, the target never opened', async () => {
+  const root = tmpTree();
+  const outside = tmpTree('sg-outside');
+  writeKernel(outside, 'evil', { json: kernelJson('outside') });
+  condaEnv(root, 'alice', 'tf');
+  condaEnv(root, 'alice', 'torch');
+  condaEnv(root, 'bob', 'secret');
+  const fsl = countingFs();
+  const clock = manualClock();
+  const index = new KernelspecIndex({ homeRoot: root, fs: fsl, now: clock.now, ttlMs: 1000 });
+  expect(await index.userKernels('alice')).toHaveLength(2);
+  // kernel.json replaced by rename with a link to a file outside the home.
+  const tfDir = path.join(condaKernelsDir(root, 'alice', 'tf'), 'python3');
+  fs.symlinkSync(path.join(outside, 'evil', 'kernel.json'), path.join(tfDir, 'link.tmp'));
+  fs.renameSync(path.join(tfDir, 'link.tmp'), path.join(tfDir, 'kernel.json'));
+  // A whole kernel directory replaced with a link into another user's home.
+  const torchDir = path.join(condaKernelsDir(root, 'alice', 'torch'), 'python3');
+  fs.rmSync(torchDir, { recursive: true });
+  fs.symlinkSync(path.join(condaKernelsDir(root, 'bob', 'secret'), 'python3'), torchDir);
+  fsl.reset();
+  clock.advance(1500);
+  expect(await index.userKernels('alice')).toEqual([]);
+  const opened = fsl.paths.filter((p) => p.startsWith('open'));
+  expect(opened.filter((p) => p.includes(outside) || p.includes(`${path.sep}bob${path.sep}`))).toEqual([]);
+});
+
 test('cost of a request does not depend on the number of users', async () => {
   const measure = async (
     users: number,
