@@ -2,18 +2,24 @@
  * The kernelspec index: per-user state of the home tree plus the shared (admin) kernelspecs, kept
  * fresh by signature checks instead of rescans.
  *
- * Freshness (NFS/EFS deliver no reliable inotify): a user's state is revalidated at most once per
- * `ttlMs` (default 1 s), and only when that user asks. Revalidation is one round of parallel `stat`s
- * of the directories that matter — `.conda/envs`, each env's `share/jupyter/kernels`, each kernel
- * directory, `~/.local/share/jupyter/kernels` (12 for a user with 5 environments) — plus each
- * kernel.json every `fileTtlMs` (30 s) for edits made in place; it lists again only a directory whose
- * signature changed and reads again only a kernelspec that changed. A new environment, a removed one,
- * `jupyter kernelspec install`, an editor saving by rename: listed at most `ttlMs` plus one pass
- * later (≈1 s); an in-place edit of an existing kernel.json within `fileTtlMs`. That holds if the
- * NFS client's attribute cache is not older: mount with `actimeo=1` (or `acdirmax=1`). Cost per
- * request depends on the requesting user's own kernels only, never on the number of users; users
- * are evicted least-recently-used beyond `maxUsers`. On NFS, raise `UV_THREADPOOL_SIZE` (e.g. 64):
- * every `stat` occupies a libuv thread for a network round trip.
+ * Freshness (NFS/EFS deliver no reliable inotify): a request finding its user's state older than
+ * `ttlMs` (default 1 s) starts a revalidation pass; while the state is younger than `maxStaleMs`
+ * (default 1.5 × `ttlMs`) the request is answered from memory at once and the pass runs behind it
+ * (stale-while-revalidate), only an older state makes the request wait for the pass. Whatever a
+ * request is answered with therefore reflects the tree as it was less than `maxStaleMs` ago: a new,
+ * removed or edited kernelspec is listed within `maxStaleMs` plus one pass (< 2 s by default).
+ *
+ * A pass over an unchanged home is one round of parallel `stat`s and nothing else: one per directory
+ * level — `.conda/envs`, each env's `share/jupyter/kernels`, each kernel directory,
+ * `~/.local/share/jupyter/kernels` — plus each kernel.json (17 for a user with 5 environments). The
+ * directory stats see entries added, removed or renamed (a new environment, `jupyter kernelspec
+ * install`, a logo added, an editor saving kernel.json by rename); kernel.json's own stat sees an edit
+ * made in place, which changes no directory's mtime. Only a directory whose signature changed is
+ * listed again and only a kernelspec that changed is read again. That holds if the NFS client's
+ * attribute cache is not older: mount with `actimeo=1` (or `acdirmax=1`). Cost per request depends on
+ * the requesting user's own kernels only, never on the number of users; users are evicted
+ * least-recently-used beyond `maxUsers`. On NFS, raise `UV_THREADPOOL_SIZE` (e.g. 64): every `stat`
+ * occupies a libuv thread for a network round trip.
  *
  * Security: a user's home must resolve to exactly `realpath(homeRoot)/<user>`; every directory and
  * file read for a user must resolve (symlinks followed) inside that home, so a link to `/etc` or to
@@ -42,7 +48,13 @@ export interface KernelspecIndexOptions {
   sharedDirs?: readonly string[];
   /** Milliseconds a validated state is served without touching the file system. Default 1000. */
   ttlMs?: number;
-  /** Users kept in memory (least recently used evicted). Default 20,000. */
+  /**
+   * Milliseconds a state may age before a request waits for its revalidation; younger than this (and
+   * older than `ttlMs`) it is served at once while the pass runs in the background. The freshness
+   * bound. Default 1.5 × `ttlMs` (0 with `ttlMs: 0`: every request waits for a pass).
+   */
+  maxStaleMs?: number;
+  /** Users kept in memory (least recently used evicted). Default 10,000. */
   maxUsers?: number;
   /** Largest kernel.json, bytes. Default 1 MiB. */
   maxKernelJsonBytes?: number;
@@ -52,11 +64,6 @@ export interface KernelspecIndexOptions {
   maxKernelsPerDir?: number;
   /** File-system calls in flight per directory level of a pass. Default 16. */
   concurrency?: number;
-  /**
-   * Milliseconds between `stat`s of an unchanged kernel directory's kernel.json, which catch edits
-   * made in place (no rename). Default 30,000.
-   */
-  fileTtlMs?: number;
   /** File-system layer (tests inject failures). */
   fs?: KernelFs;
   logger?: KernelLogger;
@@ -103,6 +110,7 @@ export class KernelspecIndex {
   readonly homeRoot: string;
   readonly sharedDirs: readonly string[];
   private readonly ttlMs: number;
+  private readonly maxStaleMs: number;
   private readonly maxUsers: number;
   private readonly maxEnvironments: number;
   private readonly ctx: ScanContext;
@@ -115,7 +123,8 @@ export class KernelspecIndex {
     this.homeRoot = path.resolve(opts.homeRoot);
     this.sharedDirs = (opts.sharedDirs ?? []).map((d) => path.resolve(d));
     this.ttlMs = opts.ttlMs ?? 1000;
-    this.maxUsers = opts.maxUsers ?? 20_000;
+    this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 1.5 * this.ttlMs);
+    this.maxUsers = opts.maxUsers ?? 10_000;
     this.maxEnvironments = opts.maxEnvironments ?? 50_000;
     this.now = opts.now ?? (() => performance.now());
     this.ctx = {
@@ -124,15 +133,13 @@ export class KernelspecIndex {
       maxKernelJsonBytes: opts.maxKernelJsonBytes ?? 1024 * 1024,
       maxKernelsPerDir: opts.maxKernelsPerDir ?? 1000,
       concurrency: opts.concurrency ?? 16,
-      fileTtlMs: opts.fileTtlMs ?? 30_000,
-      now: this.now,
     };
   }
 
   /**
    * The kernelspecs in `user`'s home (conda environments and `~/.local`), without the shared ones and
    * without authorization filtering. A missing home is an empty list. Throws `InvalidUsernameError`
-   * for an unusable name. Fresh to within `ttlMs`.
+   * for an unusable name. Reflects the home as it was less than `maxStaleMs` ago (see the header).
    */
   async userKernels(user: string): Promise<readonly DiscoveredKernelspec[]> {
     assertValidUsername(user);
@@ -157,42 +164,58 @@ export class KernelspecIndex {
       }
     }
     const s = state;
-    if (this.now() - s.checkedAt >= this.ttlMs) {
-      s.pending ??= (async () => {
-        const started = this.now();
-        try {
-          await this.refreshUser(user, s);
-        } catch (err) {
-          this.ctx.logger.warn('kernelspec discovery failed for user', {
-            user,
-            reason: describeFailure(err),
-          });
-        } finally {
-          s.checkedAt = started;
-          s.pending = undefined;
-        }
-      })();
-      await s.pending;
+    const age = this.now() - s.checkedAt;
+    if (age >= this.ttlMs) {
+      s.pending ??= this.revalidateUser(user, s);
+      if (age >= this.maxStaleMs) await s.pending;
     }
     return s.kernels;
   }
 
-  /** The shared (admin) kernelspecs, first directory winning on a name clash. Fresh to within `ttlMs`. */
+  /** One pass for `user`, never rejecting (a failure is logged and keeps the state it left). */
+  private async revalidateUser(user: string, s: UserState): Promise<void> {
+    const started = this.now();
+    try {
+      await this.refreshUser(user, s);
+    } catch (err) {
+      this.ctx.logger.warn('kernelspec discovery failed for user', { user, reason: describeFailure(err) });
+    } finally {
+      s.checkedAt = started;
+      s.pending = undefined;
+    }
+  }
+
+  /** The shared (admin) kernelspecs, first directory winning on a name clash. Fresh as `userKernels`. */
   async sharedKernels(): Promise<readonly DiscoveredKernelspec[]> {
     const s = this.shared;
-    if (this.now() - s.checkedAt >= this.ttlMs) {
-      s.pending ??= (async () => {
-        const started = this.now();
-        try {
-          await this.refreshShared();
-        } finally {
-          s.checkedAt = started;
-          s.pending = undefined;
-        }
-      })();
-      await s.pending;
+    const age = this.now() - s.checkedAt;
+    if (age >= this.ttlMs) {
+      s.pending ??= this.revalidateShared();
+      if (age >= this.maxStaleMs) await s.pending;
     }
     return s.kernels;
+  }
+
+  /**
+   * Resolves once no revalidation pass started so far is still running (passes may run behind
+   * answered requests). For tests and orderly shutdown.
+   */
+  async settled(): Promise<void> {
+    const pending = [this.shared.pending, ...[...this.users.values()].map((u) => u.pending)];
+    await Promise.all(pending);
+  }
+
+  private async revalidateShared(): Promise<void> {
+    const s = this.shared;
+    const started = this.now();
+    try {
+      await this.refreshShared();
+    } catch (err) {
+      this.ctx.logger.warn('shared kernelspec discovery failed', { reason: describeFailure(err) });
+    } finally {
+      s.checkedAt = started;
+      s.pending = undefined;
+    }
   }
 
   /** Forgets a user's state (the next request reads the home afresh). */

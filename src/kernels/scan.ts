@@ -3,10 +3,11 @@
  * layout). State from the previous pass is reused unless a stat signature changed.
  *
  * A pass over a directory it has seen before is one round of parallel `stat`s: the kernels directory
- * itself and each known kernel directory, all at once (a kernel directory's mtime moves when an entry
- * is created, removed or renamed in it — `jupyter kernelspec install`, a logo added, an editor saving
- * by rename). Each kernel.json is also `stat`ed, but only every `fileTtlMs`, to catch edits made in
- * place. Only a changed kernels directory is listed again; only a changed kernel is read again.
+ * itself, each known kernel directory and each known kernel.json, all at once. A directory's mtime
+ * moves when an entry is created, removed or renamed in it (`jupyter kernelspec install`, a logo
+ * added, an editor saving by rename) but not when a file in it is rewritten in place, so kernel.json
+ * needs its own stat to see such an edit. Only a changed kernels directory is listed again; only a
+ * changed kernel is read again.
  */
 import {
   ConfinementError,
@@ -44,9 +45,6 @@ export interface ScanContext {
   maxKernelsPerDir: number;
   /** File-system calls in flight per directory level. */
   concurrency: number;
-  /** Milliseconds between `stat`s of an unchanged kernel directory's kernel.json. */
-  fileTtlMs: number;
-  now: () => number;
 }
 
 /** Names and places a parsed kernel.json: exposed name, source, environment; null skips it (e.g. a name too long). */
@@ -60,8 +58,6 @@ export interface KernelDirState {
   dirSig: string;
   /** Signature of its kernel.json (`!CODE` when stat failed). */
   jsonSig: string;
-  /** Clock value when kernel.json was last `stat`ed. */
-  jsonCheckedAt: number;
   /** The kernelspec, or null when broken / refused (already logged). */
   kernel: DiscoveredKernelspec | null;
 }
@@ -217,32 +213,14 @@ async function refreshKernelDir(
   describe: Describe,
 ): Promise<KernelDirState | undefined> {
   const logical = `${parentReal}/${name}`;
-  const now = ctx.now();
-  const jsonDue = prev === undefined || now - prev.jsonCheckedAt >= ctx.fileTtlMs;
-  const [dirSt, jsonSt] = await Promise.all([
-    tryStat(ctx.fs, logical),
-    jsonDue ? tryStat(ctx.fs, `${logical}/kernel.json`) : Promise.resolve(undefined),
-  ]);
+  const [dirSt, jsonSt] = await Promise.all([tryStat(ctx.fs, logical), tryStat(ctx.fs, `${logical}/kernel.json`)]);
   if (!dirSt.ok && dirSt.missing) return undefined; // removed
   if (dirSt.ok && !dirSt.stat.isDirectory()) return undefined; // a plain file among the kernel dirs
   const dirSig = dirSt.ok ? signature(dirSt.stat) : `!${dirSt.code}`;
-  const jsonSig =
-    jsonSt === undefined
-      ? (prev as KernelDirState).jsonSig
-      : jsonSt.ok
-        ? signature(jsonSt.stat)
-        : `!${jsonSt.code}`;
-  const jsonCheckedAt = jsonSt === undefined ? (prev as KernelDirState).jsonCheckedAt : now;
-  if (prev && prev.dirSig === dirSig && prev.jsonSig === jsonSig) {
-    if (prev.jsonCheckedAt !== jsonCheckedAt) prev.jsonCheckedAt = jsonCheckedAt;
-    return prev;
-  }
-  if (prev && prev.dirSig !== dirSig && jsonSt === undefined) {
-    // The directory changed but kernel.json was not due: look at it now.
-    return refreshKernelDir(ctx, { ...prev, jsonCheckedAt: -Infinity }, parentReal, name, confine, describe);
-  }
-  const state = { dirSig, jsonSig, jsonCheckedAt, kernel: null as DiscoveredKernelspec | null };
-  if (jsonSt && !jsonSt.ok && jsonSt.missing && dirSt.ok) {
+  const jsonSig = jsonSt.ok ? signature(jsonSt.stat) : `!${jsonSt.code}`;
+  if (prev && prev.dirSig === dirSig && prev.jsonSig === jsonSig) return prev;
+  const state = { dirSig, jsonSig, kernel: null as DiscoveredKernelspec | null };
+  if (!jsonSt.ok && jsonSt.missing && dirSt.ok) {
     ctx.logger.debug('kernel directory without kernel.json; skipped', { path: logical });
     return state;
   }
