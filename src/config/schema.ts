@@ -137,6 +137,11 @@ export const fileConfigSchema = z
           .array(z.string().min(1))
           .default([])
           .describe("images a kernel.json may name in metadata.process_proxy.config.image_name (Enterprise Gateway's convention); others are refused"),
+        response_address: z
+          .string()
+          .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'a host name or IP address, without a port')
+          .optional()
+          .describe("host (IP or DNS name, no port) that Enterprise Gateway launchers in containers send their kernel's connection info to; spawngate listens on an ephemeral port there for each launch. Default: the docker backend's gateway of the user's network; on kubernetes this host's first non-loopback IPv4 (the worker pod's IP). Local kernels always use 127.0.0.1"),
         launcher: z
           .array(z.string().min(1))
           .min(1)

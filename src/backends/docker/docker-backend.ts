@@ -169,6 +169,18 @@ class DockerContainerBackend implements DockerBackend {
     });
   }
 
+  async hostAddressFor(username: string): Promise<string | undefined> {
+    // The network a container of this user joins (see ensure); the engine's default bridge otherwise.
+    const network = this.networks ? await this.networks.ensure(username) : (this.options.network ?? 'bridge');
+    try {
+      const info = (await this.docker.getNetwork(network).inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
+      return info.IPAM?.Config?.find((c) => c.Gateway)?.Gateway;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw toBackendError(err, `inspect network ${network}`, this.endpoint);
+    }
+  }
+
   async state(name: string): Promise<WorkloadState> {
     if (!isValidName(name)) return { name: String(name), phase: 'missing', reason: 'invalid workload name' };
     const info = await this.inspect(name);
