@@ -3,6 +3,7 @@
  * Every field carries `.describe()` help with its unit and default; the README's configuration
  * table is rendered from these descriptions (`spawngate config-doc`).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
 import { kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
@@ -139,7 +140,10 @@ export const fileConfigSchema = z
           .describe("images a kernel.json may name in metadata.process_proxy.config.image_name (Enterprise Gateway's convention); others are refused"),
         response_address: z
           .string()
-          .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'a host name or IP address, without a port')
+          .max(253)
+          .refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v), {
+            message: 'a host name or IP address, without a port',
+          })
           .optional()
           .describe("host (IP or DNS name, no port) that Enterprise Gateway launchers in containers send their kernel's connection info to; spawngate listens on an ephemeral port there for each launch. Default: the docker backend's gateway of the user's network; on kubernetes this host's first non-loopback IPv4 (the worker pod's IP). Local kernels always use 127.0.0.1"),
         launcher: z

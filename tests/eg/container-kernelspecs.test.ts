@@ -106,3 +106,13 @@ test("a response-address launcher is the container's command, with EG's variable
 test('placeholders: every occurrence replaced, unknown names left as written', () => {
   expect(substituteArgv(['{kernel_id}-{kernel_id}', '{unknown}', '{kernel_username}', 'x{port_range}y'], { kernel_id: 'k', port_range: '1..2' })).toEqual(['k-k', '{unknown}', '{kernel_username}', 'x1..2y']);
 });
+
+test('kernels.response_address is a host without a port; anything else stops start-up naming the setting', () => {
+  const file = path.join(root, 'bad-response.yaml');
+  for (const bad of ['10.0.0.5:8877', 'http://spawngate', 'a b']) {
+    fs.writeFileSync(file, `kernels:\n  response_address: ${JSON.stringify(bad)}\n`);
+    expect(() => loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: file })).toThrow(/kernels\.response_address.*without a port/s);
+  }
+  fs.writeFileSync(file, 'kernels:\n  response_address: spawngate-workers.jupyter.svc\n');
+  expect(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: file }).file.kernels.response_address).toBe('spawngate-workers.jupyter.svc');
+});
