@@ -135,7 +135,7 @@ describe('docker backend (podman)', () => {
   const as = () => ({ Authorization: `token ${token}` });
   const launch = (name: string) => request(service.app!).post('/api/kernels').set(as()).send({ name });
 
-  test('the launcher reports from its container; the kernel runs as the home owner with the limits; interrupt and shutdown go to its communication port', async () => {
+  test('the launcher reports from its container; the kernel runs as the home owner with the limits; interrupt, restart and shutdown go through its communication port', async () => {
     const res = await launch('eg_docker');
     expect(res.status).toBe(201);
     const id = res.body.id as string;
@@ -163,6 +163,14 @@ describe('docker backend (podman)', () => {
     expect((await sleeping).reply.content.ename).toBe('KeyboardInterrupt');
     expect((await execute(ws, "import sys; print(sys.modules['sg_eg_launcher_log'].requests)")).stdout.trim()).toBe("[{'signum': 2}]");
     ws.close();
+
+    // A restart: a new container, a new handshake, reached at its new address.
+    expect((await request(service.app!).post(`/api/kernels/${id}/restart`).set(as())).status).toBe(200);
+    const [c2] = await ours(id);
+    expect(c2!.Id).not.toBe(c!.Id);
+    const again = await connectWs(`ws://127.0.0.1:${port}/api/kernels/${id}/channels`, as());
+    expect((await execute(again, "import sys; print(sys.modules['sg_eg_launcher_log'].requests)")).stdout.trim()).toBe('[]');
+    again.close();
     expect((await request(service.app!).delete(`/api/kernels/${id}`).set(as())).status).toBe(204);
     expect(await ours(id)).toEqual([]);
   });
