@@ -192,7 +192,9 @@ export interface Backend {
    * An address of spawngate's host that workloads of hub user `username` can open connections to
    * (an Enterprise Gateway launcher sends its kernel's connection info there), or undefined when the
    * backend cannot tell. Optional: docker answers with the gateway of the network the user's
-   * containers join (creating the user's network if needed); callers fall back to configuration.
+   * containers join (creating the user's network if needed), or, when spawngate runs in a container
+   * attached to that network (`attachContainers`), that container's address there; callers fall back
+   * to configuration.
    * @throws TransientBackendError
    */
   hostAddressFor?(username: string): Promise<string | undefined>;

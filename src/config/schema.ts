@@ -145,7 +145,7 @@ export const fileConfigSchema = z
             message: 'a host name or IP address, without a port',
           })
           .optional()
-          .describe("host (IP or DNS name, no port) that Enterprise Gateway launchers in containers send their kernel's connection info to; spawngate listens on an ephemeral port there for each launch. Default: the docker backend's gateway of the user's network; on kubernetes this host's first non-loopback IPv4 (the worker pod's IP). Local kernels always use 127.0.0.1"),
+          .describe("host (IP or DNS name, no port) that Enterprise Gateway launchers in containers send their kernel's connection info to; spawngate listens on an ephemeral port there for each launch. Default: on docker the gateway of the user's network (or spawngate's own container there, with docker.attach_containers); on kubernetes this host's first non-loopback IPv4 (the worker pod's IP). Local kernels always use 127.0.0.1"),
         launcher: z
           .array(z.string().min(1))
           .min(1)

@@ -18,11 +18,13 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import request from 'supertest';
 import YAML from 'yaml';
+import { createDockerBackend } from '../../src/backends/docker';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
 import { createTestPostgres, type TestPostgres } from '../db/helpers';
 import { connectWs, execute } from '../support/jupyter-ws';
+import { testLogger } from '../support/logger';
 import { HOST_BINDS, TEST_IMAGE, TEST_UID, prepareEngine, skipLoudly } from '../support/podman';
 
 jest.setTimeout(180_000);
@@ -127,6 +129,8 @@ describe('docker backend (podman)', () => {
     await service?.close();
     await pg?.drop();
     await Promise.all((await ours()).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    const networks = (await docker.listNetworks({ filters: { label: [`${prefix}.managed=true`] } })) as { Name: string }[];
+    await Promise.all(networks.map((n) => docker.getNetwork(n.Name).remove().catch(() => undefined)));
     fs.rmSync(root, { recursive: true, force: true });
     if (dockerHost === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = dockerHost;
@@ -207,6 +211,29 @@ describe('docker backend (podman)', () => {
     ws.close();
     await impostor.remove({ force: true });
     expect((await request(service.app!).delete(`/api/kernels/${res.body.id}`).set(as())).status).toBe(204);
+  });
+
+  test("the backend's response host: the gateway of the user's network, or spawngate's own container there when it is attached", async () => {
+    const networkOf = async (user: string): Promise<{ Name: string; Gateway: string }> => {
+      const all = (await docker.listNetworks({ filters: { label: [`${prefix}.managed=true`, `${prefix}.user=${user}`] } })) as { Name: string; IPAM: { Config: { Gateway: string }[] } }[];
+      expect(all).toHaveLength(1);
+      return { Name: all[0]!.Name, Gateway: all[0]!.IPAM.Config[0]!.Gateway };
+    };
+    const onHost = createDockerBackend({ connection: { socketPath }, labelPrefix: prefix, logger: testLogger });
+    expect(await onHost.hostAddressFor!('eg-host-a')).toBe((await networkOf('eg-host-a')).Gateway);
+    await onHost.close();
+
+    // spawngate in a container (here a stand-in that sleeps), attached to every user's network.
+    const self = await docker.createContainer({ name: `${prefix}-self`, Image: TEST_IMAGE, Cmd: ['/bin/sleep', '300'], Labels: { [`${prefix}.managed`]: 'true' }, HostConfig: { Binds: HOST_BINDS } });
+    await self.start();
+    const attached = createDockerBackend({ connection: { socketPath }, labelPrefix: prefix, attachContainers: [`${prefix}-self`], logger: testLogger });
+    const address = await attached.hostAddressFor!('eg-host-b');
+    const net = await networkOf('eg-host-b');
+    const own = ((await self.inspect()).NetworkSettings.Networks as Record<string, { IPAddress: string }>)[net.Name]!.IPAddress;
+    expect(address).toBe(own);
+    expect(address).not.toBe(net.Gateway);
+    await attached.close();
+    await self.remove({ force: true });
   });
 
   test('a version-0 payload from a container fails the launch at once, saying why', async () => {
