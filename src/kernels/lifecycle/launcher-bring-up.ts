@@ -39,14 +39,17 @@ async function listenerOptions(ctx: KernelContext, row: KernelRow): Promise<Resp
   }
   const advertised = ctx.kcfg.response_address ?? (await ctx.backend.hostAddressFor?.(row.username)) ?? firstExternalIPv4();
   if (!advertised) throw new KernelLaunchError('no address for Enterprise Gateway launchers to report to: set kernels.response_address');
+  // Learnt once per launch (a flood of connections costs no backend calls after the first answer).
+  let known: string | undefined;
   const workloadAddress = async (): Promise<string | undefined> => {
     // The payload can arrive before a watch-fed cache (kubernetes) has seen the pod running.
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 50 && known === undefined; i++) {
       const s = await ctx.backend.state(row.workload_name);
-      if (s.address || isGone(s)) return s.address;
-      await sleep(100);
+      if (s.address) known = s.address;
+      else if (isGone(s)) return undefined;
+      else await sleep(100);
     }
-    return undefined;
+    return known;
   };
   return {
     bind: advertised,
