@@ -3,7 +3,10 @@
  * placeholder is substituted, a launcher of our own (tests/eg/eg_launcher.py, written from EG's
  * response-address protocol) reports its connection info encrypted to spawngate's public key, and
  * interrupts and shutdown go through the launcher's communication port. Process proxy classes of
- * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`.
+ * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`. A retried
+ * launch job adopts a kernel whose launcher reported and replaces one whose launcher had not;
+ * version-0 payloads are decoded and accepted from local kernels only; the listener believes the
+ * peer (uid, or a container's address), not the payload.
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -54,6 +57,7 @@ const EG_ARGV = [
 ];
 
 const egDir = userKernel('carol', 'python_eg', { argv: EG_ARGV, metadata: { process_proxy: { class_name: LOCAL, config: { port_range: '33000..34999' } } } });
+userKernel('carol', 'python_eg_v0', { argv: EG_ARGV, env: { KERNEL_ENV_EXP: 'eg-env', SG_TEST_PAYLOAD_VERSION: '0' }, metadata: { process_proxy: { class_name: LOCAL } } });
 userKernel('carol', 'python_k8s', { argv: EG_ARGV, metadata: { process_proxy: { class_name: K8S, config: { image_name: 'elyra/kernel-py:3.2.3' } } } });
 userKernel('carol', 'python_yarn', { argv: EG_ARGV, metadata: { process_proxy: { class_name: 'enterprise_gateway.services.processproxies.yarn.YarnClusterProcessProxy' } } });
 
@@ -207,6 +211,15 @@ test('a retried launch job whose launcher had reported adopts the kernel; one wh
   }
   expect(oldGone).toBe(true); // replaced, not doubled
   expect((await request(service.app!).delete(`/api/kernels/${id}`).set(as(carol))).status).toBe(204);
+});
+
+test("a version-0 (EG 1.x) launcher is accepted on the local backend, where its readable payload never leaves loopback", async () => {
+  const res = await request(service.app!).post('/api/kernels').set(as(carol)).send({ name: 'python_eg_v0' });
+  expect(res.status).toBe(201);
+  const ws = await connect(res.body.id as string);
+  expect(await lines(ws, 'import os; print(os.environ["SG_TEST_PAYLOAD_VERSION"], 6 * 7)')).toBe('0 42');
+  ws.close();
+  expect((await request(service.app!).delete(`/api/kernels/${res.body.id}`).set(as(carol))).status).toBe(204);
 });
 
 test('a process proxy of another backend is refused naming its class; an unknown class too', async () => {
