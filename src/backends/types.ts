@@ -53,6 +53,12 @@ export interface WorkloadState {
   phase: WorkloadPhase;
   /** Host/IP the workload is reachable at, once running. */
   host?: string;
+  /**
+   * The workload's own address on its network (its container's or pod's IP), once running: where its
+   * connections to spawngate come from, and where ports it chose itself (not published) are reached.
+   * Container backends report it; host processes have none.
+   */
+  address?: string;
   /** Resolved ports by name (`default` for the single port). */
   ports?: Record<string, number>;
   /** Exit status when `exited`. */
@@ -189,6 +195,17 @@ export interface Backend {
    * Launch paths check names with it first, so a refusal is a 400 naming the variable, not a failed launch.
    */
   envNameRule?(): Promise<EnvNameRule>;
+
+  /**
+   * An address of spawngate's host that workloads of hub user `username` can open connections to
+   * (an Enterprise Gateway launcher sends its kernel's connection info there), or undefined when the
+   * backend cannot tell. Optional: docker answers with the gateway of the network the user's
+   * containers join (creating the user's network if needed), or, when spawngate runs in a container
+   * attached to that network (`attachContainers`), that container's address there; callers fall back
+   * to configuration.
+   * @throws TransientBackendError
+   */
+  hostAddressFor?(username: string): Promise<string | undefined>;
 
   /**
    * Subscribes to state changes and progress of every managed workload. Returns an unsubscribe

@@ -24,7 +24,7 @@ import {
 } from '../backends';
 import type { Config, Profile } from '../config';
 import type { Db } from '../db';
-import { buildKernelSpec, connectionInfo, CONTAINER_KERNEL_PORTS, createKernelspecCatalog, grantFor, kernelImage } from '../kernels';
+import { buildKernelSpec, connectionInfo, CONTAINER_KERNEL_PORTS, createKernelspecCatalog, grantFor, kernelImage, usesResponseAddress } from '../kernels';
 import { createProfileCatalog, serverWorkloadName, validateUsername } from '../profiles';
 import { buildServerSpec } from '../servers';
 
@@ -71,11 +71,14 @@ async function kernelSpec(config: Config, db: Db, user: string, kernelName: stri
     image,
     ports: CONTAINER_KERNEL_PORTS,
     overridesKey: 'kubernetes',
-    placement: {
-      hostProcesses: false,
-      launcher: config.file.kernels.launcher,
-      connectionInfo: connectionInfo('0.0.0.0', CONTAINER_KERNEL_PORTS, PLACEHOLDER('generated at launch'), resolved.name),
-    },
+    // An EG launcher is the pod's own command and reports its connection info itself.
+    placement: usesResponseAddress(resolved.spec.argv)
+      ? { hostProcesses: false, responseAddress: PLACEHOLDER('response address, opened at launch'), publicKey: PLACEHOLDER("the service's public key") }
+      : {
+          hostProcesses: false,
+          launcher: config.file.kernels.launcher,
+          connectionInfo: connectionInfo('0.0.0.0', CONTAINER_KERNEL_PORTS, PLACEHOLDER('generated at launch'), resolved.name),
+        },
   });
 }
 

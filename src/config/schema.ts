@@ -3,6 +3,7 @@
  * Every field carries `.describe()` help with its unit and default; the README's configuration
  * table is rendered from these descriptions (`spawngate config-doc`).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { dockerConfigSchema } from './docker-schema';
 import { kernelPodSchema, kubernetesConfigSchema, kubernetesOverridesSchema } from './kubernetes-schema';
@@ -146,6 +147,14 @@ export const fileConfigSchema = z
           .array(z.string().min(1))
           .default([])
           .describe("images a kernel.json may name in metadata.process_proxy.config.image_name (Enterprise Gateway's convention); others are refused"),
+        response_address: z
+          .string()
+          .max(253)
+          .refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v), {
+            message: 'a host name or IP address, without a port',
+          })
+          .optional()
+          .describe("host (IP or DNS name, no port) that Enterprise Gateway launchers in containers send their kernel's connection info to; spawngate listens on an ephemeral port there for each launch. Default: on docker the gateway of the user's network (or spawngate's own container there, with docker.attach_containers); on kubernetes this host's first non-loopback IPv4 (the worker pod's IP). Local kernels always use 127.0.0.1"),
         launcher: z
           .array(z.string().min(1))
           .min(1)

@@ -2,8 +2,9 @@
  * EG kernelspecs on a container backend, seen from the backend's side (a recording backend named
  * `docker` whose workloads never get an address): `image_name` and `executor_image_name` reach the
  * workload, EG's `{kernel_id}`/`{port_range}` are substituted in the argv the container launcher
- * execs (`{connection_file}` is the launcher's to fill), process proxies of another backend and
- * response-address launchers (local only for now) are refused before anything is launched.
+ * execs (`{connection_file}` is the launcher's to fill), process proxies of another backend are
+ * refused before anything is launched, and a response-address launcher is the container's own
+ * command with EG's variables (real launches: tests/eg/container-launchers.test.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
 import { substituteArgv } from '../../src/kernels/lifecycle/argv-placeholders';
 import { pendingBackend } from '../support/pending-backend';
+import { hostAddress } from '../support/podman';
 
 jest.setTimeout(60_000);
 
@@ -31,7 +33,7 @@ const plainArgv = ['python', '-m', 'ipykernel_launcher', '--id', '{kernel_id}', 
 kernelspec('py_docker', plainArgv, { class_name: `${PROXIES}docker_swarm.DockerProcessProxy`, config: { image_name: 'elyra/kernel-py:3.2.3', executor_image_name: 'elyra/kernel-spark-py:3.2.3', port_range: '40000..41999' } });
 kernelspec('py_swarm', plainArgv, { class_name: `${PROXIES}docker_swarm.DockerSwarmProcessProxy`, config: { image_name: 'elyra/kernel-py:3.2.3' } });
 kernelspec('py_k8s', plainArgv, { class_name: `${PROXIES}k8s.KubernetesProcessProxy`, config: { image_name: 'elyra/kernel-py:3.2.3' } });
-kernelspec('py_eg_launcher', ['python', 'launch_docker.py', '--RemoteProcessProxy.response-address', '{response_address}', '--RemoteProcessProxy.public-key', '{public_key}'], {
+kernelspec('py_eg_launcher', ['python', 'launch_ipykernel.py', '--kernel-id', '{kernel_id}', '--port-range', '{port_range}', '--response-address', '{response_address}', '--public-key', '{public_key}'], {
   class_name: `${PROXIES}docker_swarm.DockerProcessProxy`,
   config: { image_name: 'elyra/kernel-py:3.2.3' },
 });
@@ -76,18 +78,41 @@ test('DockerSwarmProcessProxy runs on the docker backend too; the default port r
   expect(spec.env.KERNEL_EXECUTOR_IMAGE).toBeUndefined();
 });
 
-test('KubernetesProcessProxy on the docker backend, and a response-address launcher in a container, are refused before launch', async () => {
+test('KubernetesProcessProxy on the docker backend is refused before launch', async () => {
   const before = handed.length;
   const k8s = await launch('py_k8s');
   expect(k8s.status).toBe(400);
   expect(k8s.body.message).toContain(`${PROXIES}k8s.KubernetesProcessProxy`);
   expect(k8s.body.message).toContain('docker backend');
-  const eg = await launch('py_eg_launcher');
-  expect(eg.status).toBe(400);
-  expect(eg.body.message).toContain('local backend only');
   expect(handed.length).toBe(before);
+});
+
+test("a response-address launcher is the container's command, with EG's variables and nothing to publish", async () => {
+  expect((await launch('py_eg_launcher')).status).toBe(500); // the recording backend never runs it
+  const spec = handed.at(-1)!;
+  const id = spec.env.KERNEL_ID!;
+  const address = spec.env.RESPONSE_ADDRESS!;
+  // No backend address and no kernels.response_address here: this host's first non-loopback IPv4.
+  expect(address).toMatch(new RegExp(`^${hostAddress().replaceAll('.', '\\.')}:\\d+$`));
+  expect(spec.command).toEqual(['python', 'launch_ipykernel.py', '--kernel-id', id, '--port-range', '20000..32767', '--response-address', address, '--public-key', spec.env.PUBLIC_KEY]);
+  expect(Buffer.from(spec.env.PUBLIC_KEY!, 'base64').length).toBeGreaterThan(200);
+  expect(spec.env).toMatchObject({ PORT_RANGE: '20000..32767', KERNEL_LANGUAGE: 'python', KERNEL_USERNAME: 'erin' });
+  expect(spec.env.SPAWNGATE_CONNECTION_INFO).toBeUndefined();
+  expect(spec.env.SPAWNGATE_KERNEL_ARGV).toBeUndefined();
+  expect(spec.ports).toBeUndefined();
+  expect(spec.image).toBe('elyra/kernel-py:3.2.3');
 });
 
 test('placeholders: every occurrence replaced, unknown names left as written', () => {
   expect(substituteArgv(['{kernel_id}-{kernel_id}', '{unknown}', '{kernel_username}', 'x{port_range}y'], { kernel_id: 'k', port_range: '1..2' })).toEqual(['k-k', '{unknown}', '{kernel_username}', 'x1..2y']);
+});
+
+test('kernels.response_address is a host without a port; anything else stops start-up naming the setting', () => {
+  const file = path.join(root, 'bad-response.yaml');
+  for (const bad of ['10.0.0.5:8877', 'http://spawngate', 'a b']) {
+    fs.writeFileSync(file, `kernels:\n  response_address: ${JSON.stringify(bad)}\n`);
+    expect(() => loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: file })).toThrow(/kernels\.response_address.*without a port/s);
+  }
+  fs.writeFileSync(file, 'kernels:\n  response_address: spawngate-workers.jupyter.svc\n');
+  expect(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_CONFIG: file }).file.kernels.response_address).toBe('spawngate-workers.jupyter.svc');
 });

@@ -3,7 +3,10 @@
  * placeholder is substituted, a launcher of our own (tests/eg/eg_launcher.py, written from EG's
  * response-address protocol) reports its connection info encrypted to spawngate's public key, and
  * interrupts and shutdown go through the launcher's communication port. Process proxy classes of
- * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`.
+ * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`. A retried
+ * launch job adopts a kernel whose launcher reported and replaces one whose launcher had not;
+ * version-0 payloads are decoded and accepted from local kernels only; the listener believes the
+ * peer (uid, or a container's address), not the payload.
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,8 +17,9 @@ import type WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
+import { KERNEL_LAUNCH_JOB } from '../../src/kernels';
 import net from 'node:net';
-import { decodeLauncherPayload, generateResponseKeys, ResponseListener, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
+import { decodeLauncherPayload, generateResponseKeys, loopbackUidCheck, ResponseListener, type PeerCheck, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
 import { connectWs, execute, type Msg } from '../support/jupyter-ws';
 
 jest.setTimeout(120_000);
@@ -53,6 +57,7 @@ const EG_ARGV = [
 ];
 
 const egDir = userKernel('carol', 'python_eg', { argv: EG_ARGV, metadata: { process_proxy: { class_name: LOCAL, config: { port_range: '33000..34999' } } } });
+userKernel('carol', 'python_eg_v0', { argv: EG_ARGV, env: { KERNEL_ENV_EXP: 'eg-env', SG_TEST_PAYLOAD_VERSION: '0' }, metadata: { process_proxy: { class_name: LOCAL } } });
 userKernel('carol', 'python_k8s', { argv: EG_ARGV, metadata: { process_proxy: { class_name: K8S, config: { image_name: 'elyra/kernel-py:3.2.3' } } } });
 userKernel('carol', 'python_yarn', { argv: EG_ARGV, metadata: { process_proxy: { class_name: 'enterprise_gateway.services.processproxies.yarn.YarnClusterProcessProxy' } } });
 
@@ -160,6 +165,63 @@ test('an EG kernelspec: placeholders substituted, connection info by response ad
   expect(await gone()).toBe(true);
 });
 
+/** Runs the launch job again for a kernel put back in `starting`, as BullMQ does after a worker crashed. */
+async function rerunLaunch(id: string, tag: string): Promise<void> {
+  const jobId = `kernel-launch-${id}-${tag}`;
+  await service.queue.add(KERNEL_LAUNCH_JOB, { kernelId: id, launchTimeoutMs: 30_000 }, { jobId, attempts: 1 });
+  await service.queue.waitFor(jobId, 60_000);
+}
+const kernelPid = async (id: string): Promise<number> => {
+  const ws = await connect(id);
+  try {
+    return Number(await lines(ws, 'import os; print(os.getpid())'));
+  } finally {
+    ws.close();
+  }
+};
+
+test('a retried launch job whose launcher had reported adopts the kernel; one whose launcher had not replaces it', async () => {
+  const res = await request(service.app!).post('/api/kernels').set(as(carol)).send({ name: 'python_eg' });
+  expect(res.status).toBe(201);
+  const id = res.body.id as string;
+  const first = await kernelPid(id);
+
+  // The job crashed after the payload arrived (the report is recorded) and is run again.
+  await service.db.query(`UPDATE kernels SET state = 'starting' WHERE id = $1`, [id]);
+  const t0 = Date.now();
+  await rerunLaunch(id, 'after-report');
+  expect((await service.db.query<{ state: string }>('SELECT state FROM kernels WHERE id = $1', [id]))[0]!.state).toBe('running');
+  expect(await kernelPid(id)).toBe(first); // the same kernel: no second launcher, no new handshake
+  expect(Date.now() - t0).toBeLessThan(15_000);
+
+  // The job crashed before the payload arrived: the launcher reports to a listener that is gone.
+  await service.db.query(`UPDATE kernels SET state = 'starting', backend_ref = backend_ref - 'launcher_reported' WHERE id = $1`, [id]);
+  await rerunLaunch(id, 'before-report');
+  expect((await service.db.query<{ state: string }>('SELECT state FROM kernels WHERE id = $1', [id]))[0]!.state).toBe('running');
+  const second = await kernelPid(id);
+  expect(second).not.toBe(first);
+  let oldGone = false;
+  for (let i = 0; i < 50 && !oldGone; i++) {
+    try {
+      process.kill(first, 0);
+      await new Promise((r) => setTimeout(r, 100));
+    } catch {
+      oldGone = true;
+    }
+  }
+  expect(oldGone).toBe(true); // replaced, not doubled
+  expect((await request(service.app!).delete(`/api/kernels/${id}`).set(as(carol))).status).toBe(204);
+});
+
+test("a version-0 (EG 1.x) launcher is accepted on the local backend, where its readable payload never leaves loopback", async () => {
+  const res = await request(service.app!).post('/api/kernels').set(as(carol)).send({ name: 'python_eg_v0' });
+  expect(res.status).toBe(201);
+  const ws = await connect(res.body.id as string);
+  expect(await lines(ws, 'import os; print(os.environ["SG_TEST_PAYLOAD_VERSION"], 6 * 7)')).toBe('0 42');
+  ws.close();
+  expect((await request(service.app!).delete(`/api/kernels/${res.body.id}`).set(as(carol))).status).toBe(204);
+});
+
 test('a process proxy of another backend is refused naming its class; an unknown class too', async () => {
   const k8s = await request(service.app!).post('/api/kernels').set(as(carol)).send({ name: 'python_k8s' });
   expect(k8s.status).toBe(400);
@@ -186,33 +248,85 @@ test('payloads: decrypted and validated; another kernel id, another key or tampe
   const keys = await generateResponseKeys();
   const seal = sealFor(keys);
   const info = { kernel_id: 'k1', ip: '0.0.0.0', key: 'abc', transport: 'tcp', signature_scheme: 'hmac-sha256', shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005, comm_port: 1006, pid: 5 };
-  expect(decodeLauncherPayload(keys, seal(info), 'k1')).toEqual({ ip: '0.0.0.0', key: 'abc', ports: { shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005 }, commPort: 1006 });
+  expect(decodeLauncherPayload(keys, seal(info), 'k1')).toEqual({ ip: '0.0.0.0', key: 'abc', ports: { shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005 }, commPort: 1006, version: 1 });
   expect(() => decodeLauncherPayload(keys, seal(info), 'k2')).toThrow('names another kernel');
   const other = await generateResponseKeys();
   expect(() => decodeLauncherPayload(keys, seal(info, other.publicKey), 'k1')).toThrow('does not decrypt');
   expect(() => decodeLauncherPayload(keys, seal({ ...info, shell_port: 70000 }), 'k1')).toThrow('shell_port');
-  expect(() => decodeLauncherPayload(keys, 'not base64 json', 'k1')).toThrow('base64 JSON');
+  expect(() => decodeLauncherPayload(keys, 'not base64 json', 'k1')).toThrow('neither a version 1 launcher payload nor a version 0 one');
 });
+
+/** A version-0 payload as EG 1.x launchers made it: AES-128-ECB under the kernel id's first 16 characters, '%'-padded. */
+function legacyPayload(info: object, kernelId: string): string {
+  const text = JSON.stringify(info);
+  const padded = text + '%'.repeat(16 - (Buffer.byteLength(text) % 16));
+  const c = createCipheriv('aes-128-ecb', Buffer.from(kernelId.slice(0, 16)), null);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(padded), c.final()]).toString('base64');
+}
+
+const KID = '6f1c2a9e-0b7d-4c55-9a10-3e2f8d7c6b5a';
+
+test('version-0 payloads: decoded with the kernel id as their key; another kernel id does not decode them', async () => {
+  const keys = await generateResponseKeys();
+  const { kernel_id: _unused, ...legacy } = sample; // version 0 does not name the kernel
+  expect(decodeLauncherPayload(keys, legacyPayload(legacy, KID), KID)).toEqual({ ip: '0.0.0.0', key: 'abc', ports: { shell_port: 1001, iopub_port: 1002, stdin_port: 1003, control_port: 1004, hb_port: 1005 }, commPort: 1006, version: 0 });
+  expect(() => decodeLauncherPayload(keys, legacyPayload(legacy, KID), 'a-different-kernel-id-0000')).toThrow('nor a version 0 one');
+  expect(() => decodeLauncherPayload(keys, legacyPayload({ ...legacy, hb_port: 0 }, KID), KID)).toThrow('hb_port');
+});
+
+/** Sends `payload` to a listener from `from` (a loopback address of its own, as a pod's would be). */
+async function sendTo(l: ResponseListener, payload: string, from?: string): Promise<void> {
+  const [host, p] = l.address.split(':');
+  await new Promise<void>((resolve, reject) => {
+    const sock = net.connect({ host, port: Number(p), ...(from ? { localAddress: from } : {}) }, () => sock.end(payload));
+    sock.on('error', reject);
+    sock.on('close', () => resolve());
+  });
+}
+const settledWithin = (l: ResponseListener, ms: number): Promise<string> =>
+  Promise.race([l.report.then(() => 'accepted', (e: Error) => `failed: ${e.message}`), new Promise<string>((r) => setTimeout(() => r('pending'), ms))]);
 
 test('a response address takes payloads only from processes of the expected uid', async () => {
   const keys = await generateResponseKeys();
-  const send = async (l: ResponseListener): Promise<void> => {
-    const [host, p] = l.address.split(':');
-    await new Promise<void>((resolve, reject) => {
-      const sock = net.connect({ host, port: Number(p) }, () => sock.end(sealFor(keys)(sample)));
-      sock.on('error', reject);
-      sock.on('close', () => resolve());
-    });
-  };
-  const mine = await ResponseListener.open(keys, 'k1', '127.0.0.1', { peerUid: process.getuid!() });
-  await send(mine);
+  const opts = (uid: number) => ({ bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(uid) });
+  const mine = await ResponseListener.open(keys, 'k1', opts(process.getuid!()));
+  await sendTo(mine, sealFor(keys)(sample));
   expect((await mine.report).commPort).toBe(1006);
   await mine.close();
 
-  const other = await ResponseListener.open(keys, 'k1', '127.0.0.1', { peerUid: process.getuid!() + 4242 });
-  await send(other);
-  const outcome = await Promise.race([other.report.then(() => 'accepted'), new Promise((r) => setTimeout(() => r('refused'), 1000))]);
-  expect(outcome).toBe('refused');
+  const other = await ResponseListener.open(keys, 'k1', opts(process.getuid!() + 4242));
+  await sendTo(other, sealFor(keys)(sample));
+  expect(await settledWithin(other, 1000)).toBe('pending');
   expect(other.rejection).toBe('a payload came from a process of another user');
   await other.close();
+});
+
+test("in containers: only the workload's own address is believed; its bad payload fails the launch at once; version 0 is refused from there", async () => {
+  const keys = await generateResponseKeys();
+  // The kernel's pod is 127.0.0.2 here; a colleague's (or the user's other) pod is 127.0.0.3.
+  const byAddress: PeerCheck = async (peer) => (peer.address === '127.0.0.2' ? undefined : `a payload came from ${peer.address}, not from the kernel's workload (127.0.0.2)`);
+  const open = () => ResponseListener.open(keys, KID, { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: byAddress, refuseVersion0: 'version 0 refused here' });
+  const info = { ...sample, kernel_id: KID };
+
+  const l1 = await open();
+  await sendTo(l1, sealFor(keys)({ ...info, key: 'impostor' }), '127.0.0.3');
+  expect(await settledWithin(l1, 500)).toBe('pending');
+  expect(l1.rejection).toContain('127.0.0.3');
+  await sendTo(l1, sealFor(keys)(info), '127.0.0.2');
+  expect((await l1.report).key).toBe('abc');
+  await l1.close();
+
+  const l2 = await open();
+  await sendTo(l2, 'garbage that is no payload', '127.0.0.3');
+  expect(await settledWithin(l2, 500)).toBe('pending');
+  await sendTo(l2, sealFor(keys)({ ...info, kernel_id: 'someone-else' }), '127.0.0.2');
+  expect(await settledWithin(l2, 2000)).toBe('failed: connection info names another kernel');
+  await l2.close();
+
+  const { kernel_id: _unused, ...legacy } = sample;
+  const l3 = await open();
+  await sendTo(l3, legacyPayload(legacy, KID), '127.0.0.2');
+  expect(await settledWithin(l3, 2000)).toBe('failed: version 0 refused here');
+  await l3.close();
 });

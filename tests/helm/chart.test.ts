@@ -296,6 +296,29 @@ describe('NetworkPolicies select the right pods', () => {
     const k = docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name.endsWith('-kernels'))!;
     expect(k.spec.egress.some((r: { to?: { ipBlock?: { cidr: string } }[] }) => r.to?.[0]?.ipBlock?.cidr === '10.1.0.0/16')).toBe(true);
   });
+
+  test('EG launchers: kernels may reach the workers (and the workers take it) only when enabled, on unprivileged TCP ports', () => {
+    const docs = render({ values: [{ networkPolicy: { kernels: { egLaunchers: true } } }] });
+    const ns = docs.find((d) => d.kind === 'Deployment')!.metadata.namespace!;
+    const workerLabels = one(docs, 'Deployment', '-worker').spec.template.metadata.labels;
+    const apiLabels = one(docs, 'Deployment', '-api').spec.template.metadata.labels;
+    const kernelLabels = kernelPod.metadata!.labels!;
+    const range = [{ port: 1024, endPort: 65535, protocol: 'TCP' }];
+    const workerPol = withNs(docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name.endsWith('-worker'))!);
+    expect(workerPol.ingress).toHaveLength(1);
+    expect(workerPol.ingress[0].ports).toEqual(range);
+    expect(admits(workerPol.ingress, 'from', ns, kernelLabels)).toBe(true);
+    expect(admits(workerPol.ingress, 'from', ns, serverPod.metadata!.labels!)).toBe(false);
+    expect(admits(workerPol.ingress, 'from', 'elsewhere', kernelLabels)).toBe(false);
+    const kernelPol = docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name.endsWith('-kernels'))!;
+    const toWorkers = withNs(kernelPol).egress.filter((r) => r.to);
+    expect(toWorkers).toHaveLength(1);
+    expect(toWorkers[0].ports).toEqual(range);
+    expect(admits(toWorkers, 'to', ns, workerLabels)).toBe(true);
+    expect(admits(toWorkers, 'to', ns, apiLabels)).toBe(false);
+    expect(admits(toWorkers, 'to', ns, kernelLabels)).toBe(false);
+    for (const d of docs.filter((x) => x.kind === 'NetworkPolicy')) expect(() => model(d).validate()).not.toThrow();
+  });
 });
 
 describe('values and secrets', () => {

@@ -95,6 +95,16 @@ function whereReached(
   return { host: reach.publishHost, ports: out };
 }
 
+/**
+ * The container's own IP: on the network our label names (a user's network), else on the only or
+ * first network it joined (published containers sit on the engine's bridge or the user's network).
+ */
+function ownAddress(info: Docker.ContainerInspectInfo, recordedNetwork: string | undefined): string | undefined {
+  const networks = (info.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
+  const named = recordedNetwork ? networks[recordedNetwork]?.IPAddress : undefined;
+  return named || Object.values(networks).find((n) => n.IPAddress)?.IPAddress || undefined;
+}
+
 /** The state an inspect describes. */
 export function stateFromInspect(
   name: string,
@@ -110,7 +120,11 @@ export function stateFromInspect(
     labels,
     ref: { id: info.Id, image: info.Config?.Image, createdAt: info.Created },
   };
-  if (phase === 'running') Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach, labels[keys.network], labels[keys.published] === 'true'));
+  if (phase === 'running') {
+    Object.assign(state, whereReached(info, containerPortsOf(labels, keys), reach, labels[keys.network], labels[keys.published] === 'true'));
+    const address = ownAddress(info, labels[keys.network]);
+    if (address) state.address = address;
+  }
   if (phase === 'exited') {
     const code = info.State?.ExitCode ?? -1;
     state.exitCode = code;

@@ -169,6 +169,27 @@ class DockerContainerBackend implements DockerBackend {
     });
   }
 
+  async hostAddressFor(username: string): Promise<string | undefined> {
+    // The network a container of this user joins (see ensure); the engine's default bridge otherwise.
+    const network = this.networks ? await this.networks.ensure(username) : (this.options.network ?? 'bridge');
+    try {
+      const info = (await this.docker.getNetwork(network).inspect()) as {
+        IPAM?: { Config?: { Gateway?: string }[] };
+        Containers?: Record<string, { Name?: string; IPv4Address?: string }>;
+      };
+      // spawngate in a container of its own (attach_containers): its address on that network, not the host's.
+      const own = this.options.attachContainers?.[0];
+      if (own !== undefined) {
+        const entry = Object.entries(info.Containers ?? {}).find(([id, c]) => c.Name === own || id.startsWith(own));
+        return entry?.[1].IPv4Address?.replace(/\/\d+$/, '') || undefined;
+      }
+      return info.IPAM?.Config?.find((c) => c.Gateway)?.Gateway;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw toBackendError(err, `inspect network ${network}`, this.endpoint);
+    }
+  }
+
   async state(name: string): Promise<WorkloadState> {
     if (!isValidName(name)) return { name: String(name), phase: 'missing', reason: 'invalid workload name' };
     const info = await this.inspect(name);

@@ -73,7 +73,7 @@ export function podToState(pod: V1Pod, opts: PodStateOptions): WorkloadState {
       ports[i === 0 ? 'default' : (p.name ?? `port${i}`)] = p.containerPort;
       if (p.name) ports[p.name] = p.containerPort;
     });
-    return { ...base, phase: 'running', host: status.podIP, ports };
+    return { ...base, phase: 'running', host: status.podIP, address: status.podIP, ports };
   }
   return base;
 }

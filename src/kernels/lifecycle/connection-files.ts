@@ -102,6 +102,13 @@ export const REACHED_PORTS_KEY = 'reached_ports';
 /** Key under which an ipc kernel's transport is kept in the kernel row's `backend_ref` (absent: tcp). */
 export const TRANSPORT_KEY = 'transport';
 
+/**
+ * Key under which `backend_ref` records that the kernel's EG-style launcher reported (its ports, key
+ * and communication address are then in the row), so a retried launch adopts instead of waiting for
+ * a report that will not come again.
+ */
+export const LAUNCHER_REPORTED_KEY = 'launcher_reported';
+
 /** Key under which an EG-style launcher's communication address is kept in `backend_ref`. */
 export const LAUNCHER_COMM_KEY = 'launcher_comm';
 

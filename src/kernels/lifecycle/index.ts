@@ -6,3 +6,4 @@ export { filterKernelEnv, launchTimeoutFrom, MAX_VALUE_BYTES, MAX_VARIABLES } fr
 export { grantFor, limitVariables } from './quota-check';
 export { CONTAINER_KERNEL_PORTS, connectionInfo } from './connection-files';
 export { kernelRuntimeDir, runtimeRootOf, MAX_SOCKET_PATH_BYTES } from './runtime-dir';
+export { usesResponseAddress } from './argv-placeholders';

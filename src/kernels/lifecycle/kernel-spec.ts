@@ -55,6 +55,15 @@ export interface KernelSpecInput {
         launcher: readonly string[];
         /** What the launcher writes; backends lift it out of the env into a Secret or a copied file. */
         connectionInfo: KernelConnectionInfo;
+      }
+    | {
+        /**
+         * An Enterprise Gateway launcher in a container: the argv (placeholders resolved) is the
+         * container's command; it picks its own ports and key and reports them to the response address.
+         */
+        hostProcesses: false;
+        responseAddress: string;
+        publicKey: string;
       };
 }
 
@@ -81,12 +90,17 @@ export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: Ker
     for (const [k, v] of Object.entries(p.hostEnv)) if (env[k] === undefined) env[k] = v;
     env.HOME = home;
     command = substituteArgv(input.argv, { connection_file: p.connectionFile });
-  } else {
+  } else if ('launcher' in p) {
     command = [...p.launcher];
     env.SPAWNGATE_KERNEL_ARGV = JSON.stringify(input.argv);
     env[CONNECTION_INFO_ENV] = JSON.stringify(p.connectionInfo);
     env.HOME = home;
+  } else {
+    command = [...input.argv];
+    // What EG's kernel pods get, so an image's own entrypoint (EG's bootstrap-kernel.sh) finds it too.
+    Object.assign(env, { RESPONSE_ADDRESS: p.responseAddress, PUBLIC_KEY: p.publicKey, HOME: home });
   }
+  const selfReporting = !p.hostProcesses && !('launcher' in p);
   const l = input.limits;
   const ports = input.ports;
   return {
@@ -113,7 +127,8 @@ export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: Ker
       memoryLimitMiB: l.memory_limit_mib,
       gpuLimit: l.gpu_limit,
     },
-    ports: { shell: ports.shell_port, iopub: ports.iopub_port, stdin: ports.stdin_port, control: ports.control_port, hb: ports.hb_port },
+    // A self-reporting launcher chooses its ports inside its port range: there is nothing to publish.
+    ...(selfReporting ? {} : { ports: { shell: ports.shell_port, iopub: ports.iopub_port, stdin: ports.stdin_port, control: ports.control_port, hb: ports.hb_port } }),
     overrides: kernelOverrides(config.file.kernels, input.overridesKey, input.experimentName),
   };
 }

@@ -75,9 +75,6 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   const spec = await ctx.catalog.resolve(username, name);
   const proxy = processProxyOf(spec.spec.metadata, spec.name);
   assertProxyFitsBackend(proxy, spec.name, backend.name);
-  if (!ctx.hostProcesses && usesResponseAddress(spec.spec.argv)) {
-    throw new KernelRequestError(`kernelspec '${spec.name}' uses an Enterprise Gateway response-address launcher, which spawngate runs on the local backend only`);
-  }
   const { env, dropped } = filterKernelEnv(body.env, kcfg.env_allowlist);
   if (dropped.length) log.debug('kernel env variables dropped', { user: username, count: dropped.length });
   await assertEnvNamesFit(backend, spec.name, spec.spec.env);
@@ -93,7 +90,11 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   const image = ctx.hostProcesses ? undefined : kernelImage(kcfg, spec.spec.metadata, spec.name, backend.name);
   // EG hands Spark kernels the image their executors run; spawngate starts no executors, it passes it on.
   const executorImage = image === undefined ? undefined : proxy.executorImageName;
-  const argv = substituteArgv(spec.spec.argv, { resource_dir: spec.dir, kernel_id: id, port_range: proxy.portRange ?? portRangeArg(kcfg.port_range) });
+  const portRange = proxy.portRange ?? portRangeArg(kcfg.port_range);
+  const argv = substituteArgv(spec.spec.argv, { resource_dir: spec.dir, kernel_id: id, port_range: portRange });
+  // An EG launcher in a container is its image's own command: the variables EG's kernel pods get
+  // (bootstrap-kernel.sh reads them; the response address and key are added per launch).
+  const egEnv: Record<string, string> = !ctx.hostProcesses && usesResponseAddress(spec.spec.argv) ? { PORT_RANGE: portRange, KERNEL_LANGUAGE: spec.spec.language } : {};
   const row: KernelRow = await db
     .tx(async (q) => {
       await lockKernelLaunches(q, username, grant.experimentId);
@@ -111,7 +112,7 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
         ports: kernelPorts,
         key_ciphertext: ctx.secrets.seal(newKernelKey()),
         interrupt_mode: spec.spec.interrupt_mode === 'message' ? 'message' : 'signal',
-        launch: { argv, env: { ...spec.spec.env, ...env, ...(executorImage ? { KERNEL_EXECUTOR_IMAGE: executorImage } : {}) }, workingDir, image },
+        launch: { argv, env: { ...spec.spec.env, ...env, ...egEnv, ...(executorImage ? { KERNEL_EXECUTOR_IMAGE: executorImage } : {}) }, workingDir, image },
       });
     })
     .finally(() => {

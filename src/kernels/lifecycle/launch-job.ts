@@ -29,7 +29,7 @@ export function launchJobHandler(ctx: KernelContext) {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await bringUp(ctx, row, job.data.launchTimeoutMs);
+          await bringUp(ctx, row, job.data.launchTimeoutMs, { retry: true });
           break;
         } catch (err) {
           // Another process took a port between our choice and the kernel's bind: new ports, again.

@@ -1,107 +1,21 @@
 /**
- * Enterprise Gateway's response-address handshake, server side. A launcher started with
- * `{response_address}` and `{public_key}` picks its own kernel ports and key, encrypts that
- * connection information with a fresh AES-128 key (ECB, PKCS#7), encrypts the AES key with our RSA
- * public key (PKCS#1 v1.5), and sends base64(JSON {version: 1, key, conn_info}) to the address, then
- * closes. This module owns the key pair, one listener per launch, decryption and validation.
+ * Enterprise Gateway's response-address handshake, server side: one TCP listener per launch that
+ * takes the launcher's connection info (launcher-payload.ts decodes it) from an authenticated peer
+ * only, and the requests spawngate later sends to the launcher's communication port.
+ *
+ * Who may answer: the public key and kernel id are no secrets (the launcher's command line, the user's
+ * kernel list), so a payload proves nothing by decrypting. The peer does: the caller's `authenticate`
+ * checks who opened the connection (on the local backend the uid owning the loopback peer, in
+ * containers the workload's own address) before the payload is read.
  */
-import { createDecipheriv, generateKeyPair, privateDecrypt, constants, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
-import { z } from 'zod';
+import { decodeLauncherPayload, LauncherPayloadError, type LauncherReport, type RsaKeys } from './launcher-payload';
+
+export { generateResponseKeys, decodeLauncherPayload, LauncherPayloadError, type LauncherReport, type RsaKeys } from './launcher-payload';
 
 /** A payload is a few hundred bytes; anything much larger is not a launcher. */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
-
-export interface RsaKeys {
-  privateKey: KeyObject;
-  /** The SubjectPublicKeyInfo DER in base64: a PEM body without its armour lines, as EG hands it out. */
-  publicKey: string;
-}
-
-export function generateResponseKeys(): Promise<RsaKeys> {
-  return new Promise((resolve, reject) => {
-    // 2048 bits: it only wraps a 16-byte AES key, but launchers accept any size and 1024 is weak.
-    generateKeyPair('rsa', { modulusLength: 2048 }, (err, publicKey, privateKey) => {
-      if (err) return reject(err);
-      resolve({ privateKey, publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64') });
-    });
-  });
-}
-
-const port = z.number().int().min(1).max(65535);
-const connectionSchema = z.looseObject({
-  kernel_id: z.string(),
-  ip: z.string().max(255).optional(),
-  transport: z.literal('tcp').optional(),
-  key: z.string().min(1).max(1024),
-  signature_scheme: z.literal('hmac-sha256').optional(),
-  shell_port: port,
-  iopub_port: port,
-  stdin_port: port,
-  control_port: port,
-  hb_port: port,
-  comm_port: z.number().int().min(0).max(65535).optional(),
-  pid: z.number().int().optional(),
-});
-
-/** What a launcher reported: where its kernel listens, its HMAC key, and its communication port. */
-export interface LauncherReport {
-  ip: string | undefined;
-  key: string;
-  ports: { shell_port: number; iopub_port: number; stdin_port: number; control_port: number; hb_port: number };
-  /** 0 when the launcher has no communication port. */
-  commPort: number;
-}
-
-export class LauncherPayloadError extends Error {
-  override readonly name = 'LauncherPayloadError';
-}
-
-/**
- * PKCS#1 v1.5 type-2 unpadding after a raw RSA decryption. Node refuses PKCS#1 v1.5 private
- * decryption (CVE-2023-46809, a timing oracle); a listener that answers nothing either way gives no
- * oracle, and the result is then checked for the one length an AES-128 key has.
- */
-function rsaPkcs1Unpad(em: Buffer): Buffer {
-  if (em.length < 11 || em[0] !== 0 || em[1] !== 2) throw new LauncherPayloadError('bad key block');
-  const sep = em.indexOf(0, 2);
-  if (sep < 10) throw new LauncherPayloadError('bad key block');
-  return em.subarray(sep + 1);
-}
-
-/** Decrypts and validates one payload; throws `LauncherPayloadError` saying what was wrong. */
-export function decodeLauncherPayload(keys: RsaKeys, data: string, kernelId: string): LauncherReport {
-  let outer: unknown;
-  try {
-    outer = JSON.parse(Buffer.from(data.trim(), 'base64').toString('utf8'));
-  } catch {
-    throw new LauncherPayloadError('payload is not base64 JSON');
-  }
-  const o = z.object({ version: z.literal(1), key: z.string().min(1), conn_info: z.string().min(1) }).safeParse(outer);
-  if (!o.success) throw new LauncherPayloadError('payload is not a version 1 launcher payload');
-  let plain: Buffer;
-  try {
-    const block = privateDecrypt({ key: keys.privateKey, padding: constants.RSA_NO_PADDING }, Buffer.from(o.data.key, 'base64'));
-    const aesKey = rsaPkcs1Unpad(block);
-    if (aesKey.length !== 16) throw new LauncherPayloadError('bad key block');
-    const decipher = createDecipheriv('aes-128-ecb', aesKey, null);
-    plain = Buffer.concat([decipher.update(Buffer.from(o.data.conn_info, 'base64')), decipher.final()]);
-  } catch {
-    throw new LauncherPayloadError('payload does not decrypt with this launch key');
-  }
-  let info: unknown;
-  try {
-    info = JSON.parse(plain.toString('utf8'));
-  } catch {
-    throw new LauncherPayloadError('connection info is not JSON');
-  }
-  const c = connectionSchema.safeParse(info);
-  if (!c.success) throw new LauncherPayloadError(`connection info is invalid: ${c.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  if (c.data.kernel_id !== kernelId) throw new LauncherPayloadError('connection info names another kernel');
-  const { shell_port, iopub_port, stdin_port, control_port, hb_port } = c.data;
-  return { ip: c.data.ip, key: c.data.key, ports: { shell_port, iopub_port, stdin_port, control_port, hb_port }, commPort: c.data.comm_port ?? 0 };
-}
 
 /**
  * The uid owning the client end of a loopback TCP connection (Linux `/proc/net/tcp`: local address
@@ -117,20 +31,52 @@ export async function loopbackPeerUid(peerPort: number, serverPort: number): Pro
   return undefined;
 }
 
+/** An IPv4 peer as Node reports it on a dual-stack socket (`::ffff:10.0.0.5`) in its plain form. */
+export function plainAddress(address: string | undefined): string | undefined {
+  return address?.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
 /**
- * One launch's response address: a TCP listener that resolves `report` with the first payload that
- * decrypts and names this kernel. Anything else that connects is dropped without an answer.
+ * Judges who opened a connection, called as it opens (the peer may be gone by the time its payload is
+ * complete): resolves undefined to accept, or the reason to drop it.
+ */
+export type PeerCheck = (peer: { address: string; port: number }, listenerPort: number) => Promise<string | undefined>;
+
+/** Accepts only processes of `uid` on the loopback interface (the local backend's kernels). */
+export function loopbackUidCheck(uid: number): PeerCheck {
+  return async (peer, listenerPort) => ((await loopbackPeerUid(peer.port, listenerPort)) === uid ? undefined : 'a payload came from a process of another user');
+}
+
+export interface ResponseListenerOptions {
+  /** Address to listen on; when it is not an address of this host, all addresses. */
+  bind: string;
+  /** Host the launcher is told to send to (`{response_address}` is `<advertised>:<port>`). */
+  advertised: string;
+  authenticate: PeerCheck;
+  /**
+   * Whether version-0 payloads (readable by anyone who sees the traffic, see launcher-payload.ts)
+   * are accepted; when not, an authenticated version-0 payload fails the launch with this message.
+   */
+  refuseVersion0?: string;
+}
+
+/**
+ * One launch's response address. `report` resolves with the first payload from an authenticated peer
+ * that decrypts and names this kernel, and rejects (`LauncherPayloadError`) when an authenticated peer
+ * sends one that does not: that is the kernel's own launcher failing, and waiting longer cannot help.
+ * Unauthenticated connections are dropped without an answer and leave `report` pending.
  */
 export class ResponseListener {
   readonly report: Promise<LauncherReport>;
-  private resolveReport!: (r: LauncherReport) => void;
+  private settle!: { resolve: (r: LauncherReport) => void; reject: (e: Error) => void };
   private lastError: string | undefined;
 
   private constructor(
     private readonly server: net.Server,
     readonly address: string,
   ) {
-    this.report = new Promise((resolve) => (this.resolveReport = resolve));
+    this.report = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.report.catch(() => undefined); // the caller may stop waiting first (the workload exited)
   }
 
   /** Why the last connection was dropped, for a launch that times out. */
@@ -138,19 +84,10 @@ export class ResponseListener {
     return this.lastError;
   }
 
-  /**
-   * `peerUid`: accept payloads only from processes of this uid (loopback listeners). The public key
-   * and kernel id are on the launcher's command line, readable by every local user: without this
-   * check another user could answer first and point spawngate at a kernel of their own.
-   */
-  static async open(keys: RsaKeys, kernelId: string, host: string, opts: { advertised?: string; peerUid?: number } = {}): Promise<ResponseListener> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, host, () => resolve());
-    });
+  static async open(keys: RsaKeys, kernelId: string, opts: ResponseListenerOptions): Promise<ResponseListener> {
+    const server = await listen(opts.bind);
     const { port } = server.address() as net.AddressInfo;
-    const listener = new ResponseListener(server, `${opts.advertised ?? host}:${port}`);
+    const listener = new ResponseListener(server, `${opts.advertised}:${port}`);
     server.on('connection', (sock) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -161,20 +98,22 @@ export class ResponseListener {
         else chunks.push(d);
       });
       sock.on('error', () => undefined);
-      const peerPort = sock.remotePort;
-      // Read while the peer is connected: its /proc/net/tcp entry goes once it closes.
-      const peerUid = opts.peerUid === undefined || peerPort === undefined ? Promise.resolve(opts.peerUid) : loopbackPeerUid(peerPort, port);
+      const peer = { address: plainAddress(sock.remoteAddress) ?? '', port: sock.remotePort ?? 0 };
+      const verdict = opts.authenticate(peer, port).catch((err: Error) => `the peer could not be checked: ${err.message}`);
       sock.on('end', () => {
         sock.end();
-        void peerUid.then((uid) => {
-          if (uid !== opts.peerUid) {
-            listener.lastError = 'a payload came from a process of another user';
+        void verdict.then((reason) => {
+          if (reason !== undefined) {
+            listener.lastError = reason;
             return;
           }
           try {
-            listener.resolveReport(decodeLauncherPayload(keys, Buffer.concat(chunks).toString('utf8'), kernelId));
+            const report = decodeLauncherPayload(keys, Buffer.concat(chunks).toString('utf8'), kernelId);
+            if (report.version === 0 && opts.refuseVersion0) throw new LauncherPayloadError(opts.refuseVersion0);
+            listener.settle.resolve(report);
           } catch (err) {
             listener.lastError = (err as Error).message;
+            listener.settle.reject(err as Error);
           }
         });
       });
@@ -184,6 +123,23 @@ export class ResponseListener {
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Listens on an ephemeral port of `host`, or of every address when `host` is not one of this machine's. */
+async function listen(host: string): Promise<net.Server> {
+  const attempt = (h: string): Promise<net.Server> =>
+    new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, h, () => resolve(server));
+    });
+  try {
+    return await attempt(host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRNOTAVAIL' && code !== 'ENOTFOUND' && code !== 'EAI_AGAIN') throw err;
+    return attempt('0.0.0.0');
   }
 }
 
