@@ -3,7 +3,7 @@
  * through them, and the OpenAPI document is generated from them. Types are derived from the schemas.
  */
 import { z } from 'zod';
-import { NameError, validateUsername } from '../profiles';
+import { NameError, usernameProblem, validateUsername } from '../profiles';
 import { AdminError } from './errors';
 
 // eslint-disable-next-line no-control-regex
@@ -21,7 +21,7 @@ export const usernameSchema = z.string().superRefine((v, ctx) => {
     validateUsername(v);
   } catch (err) {
     if (!(err instanceof NameError)) throw err;
-    ctx.addIssue({ code: 'custom', message: 'use letters, digits and . _ @ + - (at most 128; the hub\'s user name rules)' });
+    ctx.addIssue({ code: 'custom', message: `${usernameProblem(v) ?? 'is not valid'} (the hub's user name rules)` });
   }
 });
 
