@@ -14,3 +14,4 @@ export { createGatewayKernelRouter } from './gateway/kernels';
 export { createKernelspecRouter } from './gateway/kernelspecs';
 export { createKernelChannelsHandler } from './gateway/kernel-channels';
 export { createAdminRouter } from './admin/routes';
+export { createRawTargetListener } from './raw-target';
