@@ -114,6 +114,21 @@ const LEGACY = 'Ünïcode.Legacy';
     for (const name of names) expect((await request(service.app!).delete(`${userPath(name)}?wait=true`).set(auth)).status).toBe(200);
   });
 
+  test('a named server whose name has spaces and non-ASCII letters runs beside the default one, under its own workload', async () => {
+    const user = "o'neil";
+    const server = 'my server ü';
+    const named = `/api/users/${encodeURIComponent(user)}/servers/${encodeURIComponent(server)}`;
+    expect((await request(service.app!).post(userPath(user)).set(auth).send({})).status).toBe(202);
+    expect((await request(service.app!).post(named).set(auth).send({})).status).toBe(202);
+    const res = await request(service.app!).get(`${named}?wait=ready&timeout=60`).set(auth);
+    expect([res.body.state, res.body.name, res.body.user]).toEqual(['running', server, user]);
+    expect((await request(service.app!).get(`${userPath(user)}?wait=ready&timeout=60`).set(auth)).body.state).toBe('running');
+    const running = (await service.backend.list()).filter((w) => w.labels?.['spawngate/user'] === user && w.phase === 'running').map((w) => w.name);
+    expect(running.sort()).toEqual([serverWorkloadName(user, ''), serverWorkloadName(user, server)].sort());
+    expect(serverWorkloadName(user, server)).toBe('sg-srv-o-27neil-2fmy-20server-20-c3-bc');
+    for (const p of [named, userPath(user)]) expect((await request(service.app!).delete(`${p}?wait=true`).set(auth)).status).toBe(200);
+  });
+
   test('a server whose workload was named by the earlier scheme is adopted, stopped by that name, and restarts under the new one', async () => {
     const legacyName = legacyServerWorkloadName(LEGACY, '');
     expect(legacyName).not.toBe(serverWorkloadName(LEGACY, ''));

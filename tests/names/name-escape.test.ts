@@ -106,6 +106,6 @@ test('kubernetes label values: the user label is always escaped, other labels ke
   expect(labelValueFor('spawngate/user', 'a-20b')).toBe('a-2d20b');
   expect(labelValueFor('spawngate/user', 'Alice')).not.toBe(labelValueFor('spawngate/user', 'alice'));
   expect(labelValueFor('app.kubernetes.io/instance', 'my-hub')).toBe('my-hub');
-  expect(labelValueFor('spawngate/experiment', 'Genomics 2026')).toMatch(/--[0-9a-f]{10}$/);
+  expect(labelValueFor('spawngate/experiment', 'Genomics 2026')).toMatch(/^Genomics-2026-[0-9a-f]{8}$/);
   for (const v of ['', 'a b', 'Ünïcode.User', 'x'.repeat(80)]) expect(labelValueFor('other', v)).toMatch(LABEL_VALUE);
 });

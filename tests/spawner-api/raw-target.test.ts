@@ -60,6 +60,7 @@ describe('the request-line rewriting', () => {
 
   test.each([
     ['an upgrade (the websocket frames that follow are not HTTP)', 'GET /ws?user=ü HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 'GET /x?u=ü HTTP/1.1\r\n'],
+    ['a CONNECT (a tunnel follows)', 'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n', 'GET /x?u=ü HTTP/1.1\r\n'],
     ['Content-Length and Transfer-Encoding together', 'POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 'GET /x?u=ü HTTP/1.1\r\n'],
     ['two Content-Lengths', 'POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 'GET /x?u=ü HTTP/1.1\r\n'],
     ['a transfer coding other than chunked', 'POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 'GET /x?u=ü HTTP/1.1\r\n'],

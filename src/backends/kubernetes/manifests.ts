@@ -63,15 +63,18 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /**
  * The value recorded under label `key` for `value`, valid as a label value (at most 63 characters of
  * `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`). The user label is always escaped with `nameSlug`, so
- * two users never share a value (`alice` stays `alice`, `Ünïcode.User` → `c3-9cn-c3-afcode-2e-55ser--<hash>`,
- * `a b` → `a-20b`); had valid names passed unchanged, `a-20b` and `a b` would share one. Other labels
- * keep valid values and get the hashed form otherwise. Either way a changed value's original is kept in
- * the `spawngate.io/original-labels` annotation. Deterministic.
+ * two users never share a value (`alice` stays `alice`, `a b` → `a-20b`, `Ünïcode.User` →
+ * `c3-9cn-c3-afcode-2e-55ser--<hash>`); had valid names passed unchanged, `a-20b` and `a b` would share
+ * one. Other labels keep valid values; an invalid one has its invalid characters replaced and a hash of
+ * the original appended (`Alice@Example.com` → `Alice-Example.com-<8 hex>`). Either way a changed value's
+ * original is kept in the `spawngate.io/original-labels` annotation. Deterministic.
  */
 export function labelValueFor(key: string, value: string): string {
   if (key === WORKLOAD_USER_LABEL) return nameSlug(value, 63);
   if (value.length <= 63 && LABEL_VALUE.test(value)) return value;
-  return nameSlug(value, 63, { hashed: true });
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
+  const readable = value.replace(/[^-A-Za-z0-9_.]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return `${readable.slice(0, 54).replace(/[^A-Za-z0-9]+$/, '')}-${hash}`.replace(/^-/, '');
 }
 
 export function isValidLabelKey(key: string): boolean {

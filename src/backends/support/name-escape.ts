@@ -54,13 +54,11 @@ export function unescapeName(escaped: string): string | undefined {
 /**
  * `name` as a DNS-1123 label (also a valid Kubernetes label value) of at most `maxLength` characters
  * (at least 16): the direct form when it fits and starts with a letter or digit, else the hashed form.
- * `hashed` forces the hashed form, for callers that let some values pass unescaped (a direct form could
- * equal one of those; a hashed form contains `--` and a hash of the name).
  */
-export function nameSlug(name: string, maxLength = 63, opts: { hashed?: boolean } = {}): string {
+export function nameSlug(name: string, maxLength = 63): string {
   if (maxLength < 16) throw new RangeError('nameSlug needs room for at least 16 characters');
   const escaped = escapeName(name);
-  if (!opts.hashed && escaped.length > 0 && escaped.length <= maxLength && /^[a-z0-9]/.test(escaped)) return escaped;
+  if (escaped.length > 0 && escaped.length <= maxLength && /^[a-z0-9]/.test(escaped)) return escaped;
   const hash = createHash('sha256').update(name, 'utf8').digest('hex').slice(0, HASH_CHARS);
   // Drop a leading '-' (a label starts with a letter or digit) and cut where no escape is split.
   let head = escaped.replace(/^-/, '').slice(0, maxLength - HASH_CHARS - MARKER.length);

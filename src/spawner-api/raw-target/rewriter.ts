@@ -11,8 +11,8 @@
  * framing is followed the way RFC 9112 §6.3 frames requests: a single `Content-Length`, or
  * `Transfer-Encoding: chunked` (whose chunks are followed), else no body. Whenever anything is not
  * plainly well-formed — a bare LF, an obs-fold, both or repeated length headers, another transfer
- * coding, a malformed chunk, an oversized head — and after any `Upgrade` request (a websocket's frames
- * follow), the rest of the connection passes through untouched: llhttp then sees exactly what the
+ * coding, a malformed chunk, an oversized line — and after any `Upgrade` or CONNECT request (a
+ * websocket's frames or a tunnel follow), the rest of the connection passes through untouched: llhttp then sees exactly what the
  * client sent and decides alone, as it would without this layer. A guess of framing therefore never
  * rewrites bytes llhttp would read as a body, which could otherwise shift its framing.
  */
@@ -29,6 +29,7 @@ const VERSION = /^HTTP\/\d\.\d$/;
 interface Framing {
   length?: number;
   chunked: boolean;
+  /** An `Upgrade` header or a CONNECT: what follows the head is not HTTP. */
   upgrade: boolean;
 }
 
@@ -107,7 +108,10 @@ export class RequestTargetRewriter {
         // Empty lines before a request line are allowed (RFC 9112 §2.2) and skipped by llhttp too.
         if (end > 0) out.push(rewriteRequestLine(input.subarray(0, end)));
         out.push(input.subarray(end, end + 2));
-        if (end > 0) this.state = { kind: 'headers', framing: { chunked: false, upgrade: false }, line: [], lineBytes: 0 };
+        if (end > 0) {
+          const connect = input.subarray(0, 8).toString('latin1') === 'CONNECT ';
+          this.state = { kind: 'headers', framing: { chunked: false, upgrade: connect }, line: [], lineBytes: 0 };
+        }
         return end + 2;
       }
       case 'headers':
