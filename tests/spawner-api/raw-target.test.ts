@@ -8,7 +8,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { createRawTargetListener, RequestTargetRewriter, rewriteRequestLine } from '../../src/spawner-api/raw-target';
+import { createRawTargetListener, RequestTargetRewriter, rewriteRequestLine, upgradedSocket } from '../../src/spawner-api/raw-target';
 
 /** Feeds `input` in pieces of `size` bytes and returns everything the rewriter let through. */
 function feedInPieces(input: Buffer, size: number): { out: Buffer; passingThrough: boolean } {
@@ -97,10 +97,17 @@ describe('a real HTTP server behind the raw-target listener', () => {
     });
     const wss = new WebSocketServer({ noServer: true });
     server.on('upgrade', (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.send(JSON.stringify({ url: req.url }));
-        ws.on('message', (m, binary) => ws.send(m, { binary }));
-      });
+      const accept = (s: typeof socket, h: Buffer) =>
+        wss.handleUpgrade(req, s, h, (ws) => {
+          ws.send(JSON.stringify({ url: req.url, detached: s instanceof net.Socket }));
+          ws.on('message', (m, binary) => ws.send(m, { binary }));
+        });
+      if (!req.url!.includes('detach')) return accept(socket, head);
+      // As spawngate's kernel channels do: answer after an asynchronous check, on the TCP socket itself.
+      setTimeout(() => {
+        const up = upgradedSocket(socket, head);
+        accept(up.socket, up.head);
+      }, 200);
     });
     listener = createRawTargetListener(server);
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
@@ -191,7 +198,7 @@ describe('a real HTTP server behind the raw-target listener', () => {
       ws.once('message', (m) => resolve(String(m)));
       ws.once('error', reject);
     });
-    expect(JSON.parse(first)).toEqual({ url: '/api/kernels/k/channels?user=zo%C3%AB' });
+    expect(JSON.parse(first)).toEqual({ url: '/api/kernels/k/channels?user=zo%C3%AB', detached: false });
     const payload = Buffer.from('GET /not-a-request?x=é HTTP/1.1\r\n\r\n', 'utf8');
     const echoed = await new Promise<Buffer>((resolve) => {
       ws.once('message', (m) => resolve(m as Buffer));
@@ -221,7 +228,51 @@ describe('a real HTTP server behind the raw-target listener', () => {
       s.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 101 /);
-    expect(answer).toContain('{"url":"/api/kernels/k/channels?user=a%20b%20%C3%BC"}');
+    expect(answer).toContain('{"url":"/api/kernels/k/channels?user=a%20b%20%C3%BC","detached":false}');
+  });
+
+  test('an upgrade handed the TCP socket itself keeps the bytes that arrived before the hand-over', async () => {
+    /** A masked client text frame (RFC 6455 §5.2), written by hand so it can go out before the 101. */
+    const frame = (text: string) => {
+      const payload = Buffer.from(text);
+      const mask = Buffer.from([1, 2, 3, 4]);
+      return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+    };
+    const texts = await new Promise<string[]>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write(
+          'GET /detach?user=zoë HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        );
+        // Arrives while the server is still deciding: held by the wrapper, then handed over as head.
+        setTimeout(() => s.write(frame('early ü')), 50);
+      });
+      let out = Buffer.alloc(0);
+      let wroteLater = false;
+      const seen: string[] = [];
+      s.on('data', (d: Buffer) => {
+        out = Buffer.concat([out, d]);
+        const end = out.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        // Server frames are unmasked and short here: [0x81, len, ...payload].
+        let at = end + 4;
+        seen.length = 0;
+        while (at + 2 <= out.length && at + 2 + out[at + 1]! <= out.length) {
+          seen.push(out.subarray(at + 2, at + 2 + out[at + 1]!).toString('utf8'));
+          at += 2 + out[at + 1]!;
+        }
+        if (seen.length >= 1 && !wroteLater) {
+          wroteLater = true;
+          s.write(frame('later'));
+        }
+        if (seen.length === 3) {
+          s.destroy();
+          resolve([...seen]);
+        }
+      });
+      s.on('error', reject);
+    });
+    expect(texts).toEqual(['{"url":"/detach?user=zo%C3%AB","detached":true}', 'early ü', 'later']);
   });
 
   test('a request line never finished does not hold a connection forever', async () => {

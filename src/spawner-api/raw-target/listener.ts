@@ -19,27 +19,51 @@ export class RawTargetSocket extends Duplex {
   private readonly rewriter = new RequestTargetRewriter();
   private heldTimer: NodeJS.Timeout | undefined;
 
+  private readonly onData = (chunk: Buffer): void => {
+    const out = this.rewriter.feed(chunk);
+    this.watchHeldLine();
+    if (out.length > 0 && !this.push(out)) this.inner.pause();
+  };
+  private readonly onEnd = (): void => {
+    const rest = this.rewriter.flush();
+    if (rest.length) this.push(rest);
+    this.push(null);
+  };
+  private readonly onTimeout = (): void => void this.emit('timeout');
+  private readonly onError = (err: Error): void => void this.destroy(err);
+  private readonly onClose = (): void => {
+    this.clearHeldTimer();
+    if (!this.destroyed) this.destroy();
+  };
+
   constructor(
     readonly inner: net.Socket,
     private readonly heldLineTimeoutMs = HELD_LINE_TIMEOUT_MS,
   ) {
     super({ allowHalfOpen: true });
-    inner.on('data', (chunk: Buffer) => {
-      const out = this.rewriter.feed(chunk);
-      this.watchHeldLine();
-      if (out.length > 0 && !this.push(out)) inner.pause();
-    });
-    inner.on('end', () => {
-      const rest = this.rewriter.flush();
-      if (rest.length) this.push(rest);
-      this.push(null);
-    });
-    inner.on('timeout', () => this.emit('timeout'));
-    inner.on('error', (err) => this.destroy(err));
-    inner.on('close', () => {
-      this.clearHeldTimer();
-      if (!this.destroyed) this.destroy();
-    });
+    inner.on('data', this.onData);
+    inner.on('end', this.onEnd);
+    inner.on('timeout', this.onTimeout);
+    inner.on('error', this.onError);
+    inner.on('close', this.onClose);
+  }
+
+  /**
+   * After an upgrade, when nothing HTTP follows: hands over the TCP socket itself, so websocket frames
+   * no longer pass through this stream, with the bytes this wrapper had received but not yet delivered
+   * (to be prepended to the upgrade's `head`). Call it right before the new owner takes the socket, in
+   * the same tick. This wrapper then only mirrors the socket's close (and destroys it when destroyed).
+   */
+  detach(): { socket: net.Socket; unread: Buffer } {
+    for (const [event, fn] of [['data', this.onData], ['end', this.onEnd], ['timeout', this.onTimeout], ['error', this.onError]] as const) {
+      this.inner.removeListener(event, fn as (...args: unknown[]) => void);
+    }
+    this.clearHeldTimer();
+    const unread: Buffer[] = [];
+    for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) unread.push(chunk);
+    // Paused for this wrapper's backpressure: flowing resumes next tick, once the new owner listens.
+    if (this.inner.isPaused()) this.inner.resume();
+    return { socket: this.inner, unread: Buffer.concat(unread) };
   }
 
   /** A client that never finishes its request line must not hold a connection forever. */
@@ -128,6 +152,16 @@ export class RawTargetSocket extends Duplex {
   get bytesWritten(): number {
     return this.inner.bytesWritten;
   }
+}
+
+/**
+ * The socket and head an upgrade handler should hand to its websocket server: the TCP socket itself
+ * when `socket` is a `RawTargetSocket` (see `detach`), else `socket` and `head` unchanged.
+ */
+export function upgradedSocket(socket: Duplex, head: Buffer): { socket: Duplex; head: Buffer } {
+  if (!(socket instanceof RawTargetSocket)) return { socket, head };
+  const { socket: raw, unread } = socket.detach();
+  return { socket: raw, head: unread.length ? Buffer.concat([head, unread]) : head };
 }
 
 /**
