@@ -32,7 +32,10 @@ export const CONSTRAINT_MEANINGS: Record<string, { kind: AdminErrorKind; message
   environments_name_not_blank: { kind: 'invalid', message: 'environment names must not be blank or start/end with spaces' },
   environments_experiment_id_fkey: { kind: 'conflict', message: 'the experiment still has environments (move or remove them first), or does not exist' },
   users_username_key: { kind: 'conflict', message: 'a user with this name already exists' },
-  users_username_no_whitespace_or_slash: { kind: 'invalid', message: 'user names must not contain spaces, control characters or /' },
+  users_username_is_hub_name: {
+    kind: 'invalid',
+    message: "user names must not contain control characters or /, start or end with whitespace, be '.' or '..', or exceed 255 bytes",
+  },
   users_email_looks_like_address: { kind: 'invalid', message: 'email must look like name@domain' },
   experiment_members_pkey: { kind: 'conflict', message: 'the user is already a member of this experiment' },
   experiment_members_source_known: { kind: 'invalid', message: "membership source must be 'sql' or 'oidc'" },

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { MIN_CPU_CORES } from '../config';
-import { NameError, validateUsername } from '../profiles';
+import { NameError, usernameProblem, validateUsername } from '../profiles';
 import { AdminError } from './errors';
 
 // eslint-disable-next-line no-control-regex
@@ -22,7 +22,7 @@ export const usernameSchema = z.string().superRefine((v, ctx) => {
     validateUsername(v);
   } catch (err) {
     if (!(err instanceof NameError)) throw err;
-    ctx.addIssue({ code: 'custom', message: 'use letters, digits and . _ @ + - (at most 128; the hub\'s user name rules)' });
+    ctx.addIssue({ code: 'custom', message: `${usernameProblem(v) ?? 'is not valid'} (the hub's user name rules)` });
   }
 });
 

@@ -5,10 +5,12 @@
  */
 import type { EnvNameRule } from '../config';
 
-/** The `spawngate/user` label value for a user name: a valid label value (the real name is in KERNEL_USERNAME). */
-export function userLabelValue(username: string): string {
-  return username.toLowerCase().replace(/[^a-z0-9._-]/g, '-').slice(0, 63);
-}
+/**
+ * The label naming the hub user a workload belongs to. Its value is the exact user name (any Unicode
+ * but `/`); a backend whose labels have a restricted alphabet escapes it (see `nameSlug`) and keeps the
+ * exact name beside it.
+ */
+export const WORKLOAD_USER_LABEL = 'spawngate/user';
 
 /** What kind of workload; backends may label and place them differently. */
 export type WorkloadKind = 'server' | 'kernel';

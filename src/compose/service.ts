@@ -4,7 +4,9 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
 import { startUsageSampler } from '../admin';
@@ -23,6 +25,7 @@ import {
   createHubServerRouter,
   createIdentityResolver,
   createKernelChannelsHandler,
+  createRawTargetListener,
   createKernelspecRouter,
 } from '../spawner-api';
 import { createBackend } from './backend-factory';
@@ -152,7 +155,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
         });
   const channels = createKernelChannelsHandler({ kernels, resolveIdentity, logger, db });
   let server: http.Server | undefined;
-  const sockets = new Set<import('node:net').Socket>();
+  let listener: net.Server | undefined;
+  const sockets = new Set<Duplex>();
   const b = backend;
   const q = queue;
 
@@ -170,14 +174,16 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
       return new Promise((resolve, reject) => {
         server = http.createServer(app);
         server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
-        server.on('connection', (s) => {
+        server.on('connection', (s: Duplex) => {
           sockets.add(s);
           s.on('close', () => sockets.delete(s));
         });
-        server.once('error', (err: NodeJS.ErrnoException) =>
+        // jupyter_server sends user names raw in request targets; the listener encodes them for Node's parser.
+        listener = createRawTargetListener(server);
+        listener.once('error', (err: NodeJS.ErrnoException) =>
           reject(err.code === 'EADDRINUSE' ? new Error(`SPAWNGATE_PORT: port ${config.env.SPAWNGATE_PORT} is already in use`) : err),
         );
-        server.listen(config.env.SPAWNGATE_PORT, config.env.SPAWNGATE_BIND, () => resolve((server!.address() as AddressInfo).port));
+        listener.listen(config.env.SPAWNGATE_PORT, config.env.SPAWNGATE_BIND, () => resolve((listener!.address() as AddressInfo).port));
       });
     },
     async close(closeOpts = {}) {
@@ -186,8 +192,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
       // Websocket clients get a 1001 "going away" and reconnect (to another replica): kernels keep running.
       await kernels.close();
       channels.close();
-      if (server) {
-        const closing = new Promise<void>((r) => server!.close(() => r()));
+      if (listener) {
+        const closing = new Promise<void>((r) => listener!.close(() => r()));
         // Long-polls and progress streams would hold the close open; they are safe to cut.
         setTimeout(() => sockets.forEach((s) => s.destroy()), 1000).unref();
         await closing;

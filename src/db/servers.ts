@@ -82,6 +82,8 @@ export async function countUserServers(q: Queryable, username: string): Promise<
 /**
  * Claims (user, server name) for a new start. Returns the row and whether this call started a new
  * generation; an existing pending/running/stopping row is returned unchanged (the idempotent path).
+ * A new generation takes `workloadName` as given; a live row keeps the name its workload was created
+ * with, so a workload named by an earlier naming scheme is still found until it stops.
  */
 export async function claimServerStart(
   q: Queryable,
@@ -101,7 +103,7 @@ export async function claimServerStart(
        INSERT INTO servers (username, server_name, workload_name, backend, profile, state, user_options)
        VALUES ($1, $2, $3, $4, $5, 'pending', $6)
        ON CONFLICT (username, server_name) DO UPDATE
-         SET state = 'pending', generation = servers.generation + 1, backend = EXCLUDED.backend,
+         SET state = 'pending', generation = servers.generation + 1, workload_name = EXCLUDED.workload_name, backend = EXCLUDED.backend,
              profile = EXCLUDED.profile, user_options = EXCLUDED.user_options, url = NULL, message = NULL,
              exit_code = NULL, last_output = NULL, backend_ref = NULL, requested_at = now(), started_at = NULL,
              stopped_at = NULL, updated_at = now()

@@ -6,5 +6,5 @@ export {
   type ProfileCatalog,
   type UserOptions,
 } from './server-profiles';
-export { serverWorkloadName, SERVER_WORKLOAD_PREFIX, usernameProblem, validateUsername, validateServerName, MAX_USERNAME_CHARS, NameError } from './names';
+export { serverWorkloadName, SERVER_WORKLOAD_PREFIX, usernameProblem, validateUsername, validateServerName, serverNameProblem, MAX_NAME_BYTES, NameError } from './names';
 export { LimitExceededError } from './limit-error';

@@ -3,7 +3,7 @@
  * spawngate owns, resources and backend overrides, from the profile and what the hub sent. Pure: the
  * lifecycle passes real values, `spawngate dry-run` passes placeholders, and both get the same spec.
  */
-import { userLabelValue, type BackendCapabilities, type WorkloadSpec } from '../backends';
+import { WORKLOAD_USER_LABEL, type BackendCapabilities, type WorkloadSpec } from '../backends';
 import type { Config, Profile } from '../config';
 
 /** Variables spawngate owns; a hub-provided value for them is replaced. */
@@ -50,7 +50,7 @@ export function buildServerSpec(config: Pick<Config, 'env' | 'publicUrl'>, input
     labels: {
       'app.kubernetes.io/name': 'spawngate',
       'app.kubernetes.io/component': 'singleuser-server',
-      'spawngate/user': userLabelValue(input.username),
+      [WORKLOAD_USER_LABEL]: input.username,
       'spawngate/server-id': input.serverId,
     },
     command,

@@ -15,3 +15,4 @@ export { createKernelspecRouter } from './gateway/kernelspecs';
 export { createKernelChannelsHandler } from './gateway/kernel-channels';
 export { createAdminRouter } from './admin/routes';
 export { createAdminPageRouter, adminUiDir } from './admin-page';
+export { createRawTargetListener } from './raw-target';

@@ -123,9 +123,9 @@ describe('environments', () => {
 
 describe('users and members', () => {
   test('users: validation, duplicates, deactivate', async () => {
-    const bad = await api().post('/api/admin/users').set(admin).send({ username: 'has space', email: 'nope' });
+    const bad = await api().post('/api/admin/users').set(admin).send({ username: ' leading space', email: 'nope' });
     expect(bad.status).toBe(400);
-    expect(bad.body.message).toMatch(/username: use letters, digits .*; email: must look like name@domain/);
+    expect(bad.body.message).toMatch(/username: must not start or end with whitespace .*; email: must look like name@domain/);
     expect((await api().post('/api/admin/users').set(admin).send({ username: 'alice', email: 'alice@example.org' })).status).toBe(201);
     expect((await api().post('/api/admin/users').set(admin).send({ username: 'alice' })).status).toBe(409);
     expect((await api().post('/api/admin/users/alice/deactivate').set(admin)).body).toMatchObject({ username: 'alice', active: false });

@@ -62,12 +62,13 @@ test("the home bind mount uses the user's real name (KERNEL_USERNAME), not the s
       kind: 'kernel',
       image: 'localhost/x:1',
       command: ['true'],
-      labels: { 'spawngate/user': 'alice.smith-lab' },
+      labels: { 'spawngate/user': name },
       env: { KERNEL_USERNAME: name },
     },
     { homeRoot: homes },
     labelKeys('spawngate'),
   );
-  expect(built.create.HostConfig?.Binds).toContain(`${path.join(homes, name)}:${path.join(homes, name)}`);
+  expect(built.create.HostConfig?.Mounts).toContainEqual({ Type: 'bind', Source: path.join(homes, name), Target: path.join(homes, name), ReadOnly: false });
+  expect(built.create.HostConfig?.Binds).toBeUndefined();
   expect(built.create.User).toBe('1234:1234');
 });

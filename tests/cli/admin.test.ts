@@ -54,7 +54,7 @@ test.each([
   [['experiments', 'update', 'genomics', '--cpu-limit', '0.1'], /cpu_request must not exceed cpu_limit \(constraint experiments_cpu_request_within_limit\)/],
   [['environments', 'add', 'tf', '--experiment', 'nope'], /no experiment named 'nope'/],
   [['members', 'add', 'genomics', 'nobody'], /no user named 'nobody'/],
-  [['users', 'create', 'bad/name'], /username: use letters, digits/],
+  [['users', 'create', 'bad/name'], /username: must not contain '\/'/],
 ])('refused: %j exits 1 with a readable message', async (args, message) => {
   const r = await admin(...args);
   expect(r.code).toBe(1);

@@ -340,15 +340,12 @@ describe('bad input hides only itself', () => {
       ['..', '..'],
       ['.', '.'],
       ['a/b', 'a/b'],
-      ['%2e%2e', '%2e%2e'],
-      ['alice%00', 'alice%00'],
       ['NUL byte', 'alice\u0000'],
-      ['backslash', 'a\\b'],
-      ['whitespace', 'al ice'],
       ['newline', 'alice\n'],
-      ['leading dash', '-alice'],
+      ['leading whitespace', ' alice'],
+      ['trailing whitespace', 'alice '],
       ['empty', ''],
-      ['very long (129 chars)', 'a'.repeat(129)],
+      ['very long (256 bytes)', 'a'.repeat(256)],
       ['very long in bytes (100 × 3-byte chars)', '张'.repeat(100)],
     ];
     test.each(bad)('%s is refused with InvalidUsernameError', async (_label, user) => {
@@ -358,7 +355,8 @@ describe('bad input hides only itself', () => {
       await othersIntact(t);
     });
 
-    test.each(['josé', '张伟', 'alice@example.org', 'a.b-c_d', 'a+b', 'A1', '_svc', 'a'.repeat(128)])(
+    // Every name JupyterHub accepts, including ones that merely look like paths or escapes.
+    test.each(['josé', '张伟', 'alice@example.org', 'a.b-c_d', 'a+b', 'A1', '_svc', 'a'.repeat(255), 'a b', "o'neil", 'ünïcode.user', '%2e%2e', 'alice%00', 'a\\b', '-alice'])(
       '%s is accepted and reads its own home',
       async (user) => {
         const t = tree();

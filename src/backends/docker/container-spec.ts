@@ -133,8 +133,8 @@ async function resolveIdentity(
 ): Promise<Identity> {
   let home: Identity['home'];
   let owner: WorkloadIdentity | undefined;
-  // KERNEL_USERNAME is the user's real name (DESIGN §1, set for servers and kernels); the label is a
-  // sanitized copy (lower case, no '@'), which would miss homes such as /home/Alice or /home/a@b.
+  // KERNEL_USERNAME is the user's exact name (DESIGN §1, set for servers and kernels), as is the user
+  // label; workloads created before the label carried the exact name had a lossy copy there.
   const user = overrides.homeUser ?? spec.env.KERNEL_USERNAME ?? spec.labels[USER_LABEL];
   if (options.homeRoot && user !== undefined) {
     // Root is judged below on the uid actually used (a profile may pin one for a root-owned home).
@@ -226,9 +226,9 @@ export async function buildContainer(
   }
   if (identity.home && env.HOME === undefined) env.HOME = identity.home.container;
 
-  const binds: string[] = [];
-  if (identity.home) binds.push(`${identity.home.host}:${identity.home.container}`);
-  binds.push(...(options.extraBinds ?? []), ...(overrides.binds ?? []));
+  // The home is a structured mount, not a `host:container` bind string: user names may contain ':'.
+  const mounts: Docker.MountSettings[] = identity.home ? [{ Type: 'bind', Source: identity.home.host, Target: identity.home.container, ReadOnly: false }] : [];
+  const binds = [...(options.extraBinds ?? []), ...(overrides.binds ?? [])];
 
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
@@ -251,6 +251,7 @@ export async function buildContainer(
   const hostConfig: Docker.HostConfig = {
     ...resourceConfig(spec.resources),
     Binds: binds.length ? binds : undefined,
+    Mounts: mounts.length ? mounts : undefined,
     PortBindings: publish ? bindings : undefined,
     NetworkMode: network,
     RestartPolicy: { Name: 'no' },

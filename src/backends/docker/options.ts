@@ -3,6 +3,7 @@
  * block reaches the backend as `spec.overrides`).
  */
 import type Docker from 'dockerode';
+import { WORKLOAD_USER_LABEL } from '../types';
 import type { Logger } from '../../logging';
 
 export type DockerBackendLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
@@ -90,4 +91,4 @@ export const OVERRIDE_KEYS: readonly (keyof DockerSpecOverrides)[] = [
 ];
 
 /** The spec label naming the user a workload belongs to (set by the server and kernel lifecycles). */
-export const USER_LABEL = 'spawngate/user';
+export const USER_LABEL = WORKLOAD_USER_LABEL;

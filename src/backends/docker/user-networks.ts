@@ -15,7 +15,6 @@
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { PermanentBackendError, type WorkloadSpec } from '../types';
-import { userLabelValue } from '../types';
 import { engineMessage, isConflict, isNotFound, toBackendError } from './errors';
 import { USER_LABEL, type DockerBackendLogger } from './options';
 
@@ -52,10 +51,14 @@ export class UserNetworks {
     return `${this.o.labelPrefix}.managed`;
   }
 
-  /** The network of `user`: `<base>-<label value>-<hash>`, a valid network name. */
+  /**
+   * The network of `user`: `<base>-<readable part>-<hash of the exact name>`, a valid network name, distinct
+   * per user through the hash. Kept as it was when user labels were still lossy copies of the name, so
+   * users' existing networks keep their names; the exact name is the network's user label.
+   */
   nameFor(user: string): string {
     const hash = createHash('sha256').update(user).digest('hex').slice(0, 8);
-    const label = userLabelValue(user).replace(/^[^a-z0-9]+/, '').slice(0, 40);
+    const label = user.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 40);
     return `${this.o.base}-${label ? `${label}-` : ''}${hash}`;
   }
 
@@ -84,7 +87,7 @@ export class UserNetworks {
         Name: name,
         Driver: 'bridge',
         CheckDuplicate: true,
-        Labels: { [this.managedLabel]: 'true', [`${this.o.labelPrefix}.user`]: userLabelValue(user) },
+        Labels: { [this.managedLabel]: 'true', [`${this.o.labelPrefix}.user`]: user },
         ...(isolate ? { Options: { isolate: 'true' } } : {}),
       });
       this.o.log.info('created user network', { network: name });

@@ -10,7 +10,7 @@ export {
   buildConnectionSecret,
   buildPod,
   managedSelector,
-  sanitizeLabelValue,
+  labelValueFor,
   type HomeMount,
   type KubernetesOverrides,
   type PodManifestOptions,

@@ -11,7 +11,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { PermanentBackendError, type WorkloadSpec } from '../types';
+import { PermanentBackendError, WORKLOAD_USER_LABEL, type WorkloadSpec } from '../types';
+import { nameSlug } from '../support/name-escape';
 import { substitutePorts } from '../port-placeholders';
 import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV } from '../connection-secret';
 import { k8sRules, kubernetesOverridesSchema, MIN_CPU_CORES, type EnvNameRule, type KubernetesOverrides } from '../../config';
@@ -68,18 +69,20 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /**
- * A label value that fits `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`, max 63: invalid characters
- * become `-`, the ends are trimmed to alphanumerics, and a too-long value keeps a hash suffix so two
- * long values stay distinct. Deterministic; valid values are returned unchanged.
+ * The value recorded under label `key` for `value`, valid as a label value (at most 63 characters of
+ * `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`). The user label is always escaped with `nameSlug`, so
+ * two users never share a value (`alice` stays `alice`, `a b` → `a-20b`, `Ünïcode.User` →
+ * `c3-9cn-c3-afcode-2e-55ser--<hash>`); had valid names passed unchanged, `a-20b` and `a b` would share
+ * one. Other labels keep valid values; an invalid one has its invalid characters replaced and a hash of
+ * the original appended (`Alice@Example.com` → `Alice-Example.com-<8 hex>`). Either way a changed value's
+ * original is kept in the `spawngate.io/original-labels` annotation. Deterministic.
  */
-export function sanitizeLabelValue(value: string): string {
+export function labelValueFor(key: string, value: string): string {
+  if (key === WORKLOAD_USER_LABEL) return nameSlug(value, 63);
   if (value.length <= 63 && LABEL_VALUE.test(value)) return value;
-  let v = value.replace(/[^-A-Za-z0-9_.]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-  if (v.length > 63 || v !== value) {
-    const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
-    v = `${v.slice(0, 54).replace(/[^A-Za-z0-9]+$/, '')}-${hash}`.replace(/^-/, '');
-  }
-  return v;
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
+  const readable = value.replace(/[^-A-Za-z0-9_.]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return `${readable.slice(0, 54).replace(/[^A-Za-z0-9]+$/, '')}-${hash}`.replace(/^-/, '');
 }
 
 export function isValidLabelKey(key: string): boolean {
@@ -165,7 +168,7 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   const originals: Record<string, string> = {};
   const put = (key: string, value: string) => {
     if (!isValidLabelKey(key)) throw new PermanentBackendError(`kubernetes backend: invalid label key ${JSON.stringify(key)}`);
-    const v = sanitizeLabelValue(value);
+    const v = labelValueFor(key, value);
     if (v !== value) originals[key] = value;
     labels[key] = v;
   };
@@ -318,7 +321,7 @@ export function connectionSecretName(pod: V1Pod): string {
   return pod.spec?.volumes?.find((v) => v.name === CONNECTION_VOLUME)?.secret?.secretName ?? pod.metadata!.name!;
 }
 
-/** Labels as the caller gave them: sanitized values replaced by the originals kept in the annotation. */
+/** Labels as the caller gave them: escaped values replaced by the originals kept in the annotation. */
 export function originalLabels(pod: V1Pod): Record<string, string> {
   const labels = { ...(pod.metadata?.labels ?? {}) };
   const raw = pod.metadata?.annotations?.[ORIGINAL_LABELS_ANNOTATION];
@@ -326,7 +329,7 @@ export function originalLabels(pod: V1Pod): Record<string, string> {
     try {
       Object.assign(labels, JSON.parse(raw) as Record<string, string>);
     } catch {
-      // a hand-edited annotation: keep the sanitized values
+      // a hand-edited annotation: keep the escaped values
     }
   }
   return labels;

@@ -5,7 +5,7 @@
  * dry-run` passes placeholders, and both get the same spec.
  */
 import path from 'node:path';
-import { CONNECTION_INFO_ENV, userLabelValue, type BackendCapabilities, type WorkloadSpec } from '../../backends';
+import { CONNECTION_INFO_ENV, WORKLOAD_USER_LABEL, type BackendCapabilities, type WorkloadSpec } from '../../backends';
 import type { Config } from '../../config';
 import type { KernelLimits, KernelPorts } from '../../db';
 import type { KernelConnectionInfo } from '../channels';
@@ -112,7 +112,7 @@ export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: Ker
       kernel_id: input.kernelId,
       'app.kubernetes.io/name': 'spawngate',
       'app.kubernetes.io/component': 'kernel',
-      'spawngate/user': userLabelValue(input.username),
+      [WORKLOAD_USER_LABEL]: input.username,
       // The kubernetes backend places an experiment's kernels in that experiment's namespace (if configured).
       ...(input.experimentName ? { 'spawngate/experiment': input.experimentName } : {}),
     },

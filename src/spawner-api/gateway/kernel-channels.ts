@@ -16,6 +16,7 @@ import { OpenSocketGuard } from '../auth/open-socket-guard';
 import { headerToken, type IdentityResolver } from '../auth/resolve-identity';
 import { errorBody, toHttpAnswer, type HttpAnswer } from '../error-mapper';
 import { notFound, unauthorized } from '../errors';
+import { upgradedSocket } from '../raw-target';
 
 const PATH = /^\/api\/kernels\/([0-9a-fA-F-]{36})\/channels$/;
 
@@ -59,7 +60,9 @@ export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
         // Before the upgrade completes the client can send nothing, so nothing it sends can race the
         // iopub subscription of a freshly created bridge.
         await deps.kernels.registry.ready(row, 3000);
-        wss.handleUpgrade(req, socket, head, (ws) => {
+        // The TCP socket itself from here on: frames skip the raw-target layer (nothing HTTP follows).
+        const upgraded = upgradedSocket(socket, head);
+        wss.handleUpgrade(req, upgraded.socket, upgraded.head, (ws) => {
           guard.track(ws, token, identity);
           deps.kernels.registry.attach(row, ws, url.searchParams.get('session_id') ?? undefined);
         });

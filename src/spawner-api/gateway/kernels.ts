@@ -11,6 +11,7 @@ import type { KernelService } from '../../kernels';
 import { actingUser, identityOf } from '../auth/identity';
 import { refuseDeactivated } from '../auth/middleware';
 import { badRequest } from '../errors';
+import { rawQueryParam } from './user-param';
 
 export interface GatewayKernelRouterDeps {
   version: string;
@@ -25,7 +26,7 @@ export function createGatewayKernelRouter(deps: GatewayKernelRouterDeps): Router
   const { kernels, db } = deps;
   const router = Router();
   const userFor = (req: Request, res: Response, requested?: string): string | undefined =>
-    actingUser(identityOf(res), requested ?? (typeof req.query.user === 'string' && req.query.user !== '' ? req.query.user : undefined));
+    actingUser(identityOf(res), requested ?? rawQueryParam(req.originalUrl, 'user'));
   const kernelId = (req: Request): string => String(req.params.kernel_id);
 
   router.get('/api', function gatewayVersion(_req, res) {

@@ -13,43 +13,16 @@
  * jupyter_server (1.x and 2.x) quirk, honoured: with `KERNEL_USERNAME` set it builds the single-spec
  * URL as `/api/kernelspecs?user=<user>/<name>` (it appends the name to a URL that already has a query
  * string). A `user` value containing `/` is therefore read as `<user>/<kernelspec name>` and answered
- * with that one model. The `user` parameter is decoded without turning `+` into a space, because
- * jupyter_server sends `KERNEL_USERNAME` unescaped (`a+b@example.org` stays itself).
+ * with that one model. How `user` is decoded (without turning `+` into a space, because jupyter_server
+ * sends `KERNEL_USERNAME` unescaped): see user-param.ts.
  */
 import { Router, type Request, type Response } from 'express';
 import type { KernelspecCatalog } from '../../kernels';
 import { actingUser, identityOf } from '../auth/identity';
-import { badRequest } from '../errors';
+import { rawQueryParam } from './user-param';
 
 export interface KernelspecRouterDeps {
   catalog: KernelspecCatalog;
-}
-
-/**
- * First value of `key` in the raw query string, percent-decoded but with `+` kept as `+`; an empty
- * value counts as absent (as EG treats `?user=`).
- */
-export function rawQueryParam(url: string, key: string): string | undefined {
-  const q = url.indexOf('?');
-  if (q < 0) return undefined;
-  const hash = url.indexOf('#', q);
-  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
-  for (const part of query.split('&')) {
-    const eq = part.indexOf('=');
-    const rawKey = eq < 0 ? part : part.slice(0, eq);
-    if (decode(rawKey) !== key) continue;
-    const value = decode(eq < 0 ? '' : part.slice(eq + 1));
-    return value === '' ? undefined : value;
-  }
-  return undefined;
-}
-
-function decode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    throw badRequest(`malformed percent-encoding in query string: ${JSON.stringify(s.slice(0, 40))}`);
-  }
 }
 
 /** Writes a pre-serialized JSON body (models are serialized once and cached by the catalogue). */
