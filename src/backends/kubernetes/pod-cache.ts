@@ -10,6 +10,10 @@ import { podToState, stateChanged } from './pod-state';
 export interface CachedPod {
   uid: string | undefined;
   state: WorkloadState;
+  /** When this entry last changed (ms since epoch). */
+  at: number;
+  /** Whether the pod was being deleted (deletionTimestamp set) when last seen. */
+  terminating?: boolean;
 }
 
 export interface PodCacheOptions {
@@ -47,7 +51,7 @@ export class PodCache {
     const state = podToState(pod, { failUnschedulable: this.o.failUnschedulable });
     const prev = this.states.get(name);
     this.gone.delete(name);
-    this.states.set(name, { uid: pod.metadata?.uid, state });
+    this.states.set(name, { uid: pod.metadata?.uid, state, at: Date.now(), ...(pod.metadata?.deletionTimestamp ? { terminating: true } : {}) });
     if (stateChanged(prev?.state, state)) this.o.onChange(name, state);
     this.notify(name);
   }
@@ -61,8 +65,9 @@ export class PodCache {
       return;
     }
     this.states.delete(name);
+    // An exit of its own keeps its reason; containers ended by a delete are reported as that delete.
     const reason =
-      prev.state.phase === 'exited' ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
+      prev.state.phase === 'exited' && !prev.terminating ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
     const state: WorkloadState = { name, phase: 'missing', ...(reason ? { reason } : {}), labels: prev.state.labels };
     this.gone.delete(name);
     this.gone.set(name, state);
@@ -84,6 +89,17 @@ export class PodCache {
   forget(name: string, uid: string | undefined): void {
     const entry = this.states.get(name);
     if (entry && (!uid || entry.uid === uid)) this.onPodDeleted({ metadata: { name, uid: entry.uid } });
+  }
+
+  /**
+   * After a full list: a pod the cache holds, that the list lacks and that the cache last heard of
+   * before the list was sent, is gone. (The informer reports such deletes only for pods it saw itself,
+   * not for those seeded from our own create while its watch was down.)
+   */
+  reconcile(listed: ReadonlySet<string>, listSentAt: number): void {
+    for (const [name, entry] of [...this.states]) {
+      if (!listed.has(name) && entry.at < listSentAt) this.onPodDeleted({ metadata: { name, uid: entry.uid } });
+    }
   }
 
   /** Resolves true when the informer changed that pod, false after `ms` without news. */
