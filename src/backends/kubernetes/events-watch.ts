@@ -42,6 +42,8 @@ const FIELD_SELECTOR = 'involvedObject.kind=Pod';
 export class PodEventsWatch {
   private rv: string | undefined;
   private request: AbortController | undefined;
+  /** 410s in a row without an event between: the first relists at once, the next ones back off. */
+  private gone = 0;
   private readonly backoff: Backoff;
   private readonly guard: WatchGuard;
 
@@ -66,6 +68,7 @@ export class PodEventsWatch {
           if (type === 'ERROR') return; // the guard reports it to the done callback
           const obj = raw as K8s.CoreV1Event;
           if (obj.metadata?.resourceVersion) this.rv = obj.metadata.resourceVersion;
+          this.gone = 0;
           if (type !== 'ADDED' && type !== 'MODIFIED') return;
           const progress = eventToProgress(obj);
           if (progress) o.onProgress(progress.pod, progress.message);
@@ -79,14 +82,14 @@ export class PodEventsWatch {
     }
   }
 
-  /** The server's timeout: resume at once. 410: start afresh at once. Anything else: back off. */
+  /** The server's timeout: resume at once. 410: start afresh (at once the first time). Anything else: back off. */
   private ended(err: unknown): void {
     const o = this.o;
     if (o.closed()) return;
     if (!err) return o.later(0, () => void this.start());
     if (statusCode(err) === 410) {
       this.rv = undefined;
-      return o.later(0, () => void this.start());
+      return o.later(this.gone++ ? this.backoff.next() : 0, () => void this.start());
     }
     const delay = this.backoff.next();
     o.log.warn('kubernetes events watch ended; restarting', { error: apiMessage(err), namespace: o.namespace, delayMs: delay });

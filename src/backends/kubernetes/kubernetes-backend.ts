@@ -15,11 +15,13 @@
  *
  * `state()` reads the map (never the API: the launch paths poll it) while the pod watch is fresh; while
  * it is not (down, backing off, or no bookmark within `watch.stallMs`) it reads through to the API
- * (one GET per pod name per second at most) so a frozen cache is never served. `ready` means the
- * informer's first list succeeded. The map lives in pod-cache.ts, the events watch in events-watch.ts, deleting and
- * waiting in pod-delete.ts, error mapping in errors.ts. API calls per launch: create pod (+ create its secret: kernels' connection file, servers' tokens); 409 adds one
- * get. Per stop: one delete (plus one get when the cache does not hold the pod). Every verb used is
- * listed in docs/kubernetes-rbac.md.
+ * (read-through.ts: one GET per pod name per second at most), so a frozen cache is never served.
+ * `ready` means the informer's first list succeeded. The map lives in pod-cache.ts, the events watch in
+ * events-watch.ts, deleting and waiting in pod-delete.ts, error mapping in errors.ts. API calls per
+ * launch: create pod (+ create its Secret: a kernel's connection file, a server's tokens); 409 adds one
+ * get. Per stop: one delete (plus one get when the cache does not hold the pod, and a force delete of a
+ * pod its kubelet reported terminated but never removed). Every verb used is listed in
+ * docs/kubernetes-rbac.md.
  */
 import type * as K8s from '@kubernetes/client-node';
 import { logger as rootLogger } from '../../logging';
@@ -46,7 +48,7 @@ import { loadClientNode, makeKubeConfig, type ClientNode } from './client';
 import {
   buildPodSecret,
   buildPod,
-  INSTANCE_LABEL,
+  isManaged,
   managedSelector,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -120,7 +122,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
       tombstones: options.tombstones ?? 2000,
       onChange: (name, state) => this.emit({ name, type: 'state', state }),
     });
-    this.reads = new ReadThrough(this.ns, this.cache, this.log, (labels) => labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && (!options.instance || labels[INSTANCE_LABEL] === options.instance));
+    this.reads = new ReadThrough(this.ns, this.cache, this.log, (labels) => isManaged(labels, options.instance));
     this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call
   }

@@ -91,6 +91,11 @@ export function managedSelector(instance?: string): string {
   return instance ? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${INSTANCE_LABEL}=${instance}` : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 }
 
+/** Whether a pod with these labels matches `managedSelector(instance)` (read-through answers are checked so). */
+export function isManaged(labels: Record<string, string>, instance?: string): boolean {
+  return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && (!instance || labels[INSTANCE_LABEL] === instance);
+}
+
 function cpuQuantity(cores: number): string {
   return `${Math.round(cores * 1000)}m`;
 }

@@ -48,7 +48,10 @@ export class PodCache {
   onPod(pod: K8s.V1Pod): void {
     const name = pod.metadata?.name;
     if (!name) return;
-    const state = podToState(pod, { failUnschedulable: this.o.failUnschedulable });
+    let state = podToState(pod, { failUnschedulable: this.o.failUnschedulable });
+    // The kubelet reports a deleted pod's containers terminated (137/143) before the pod goes: that
+    // exit is the delete's doing, and is reported as such.
+    if (pod.metadata?.deletionTimestamp && state.phase === 'exited') state = { ...state, reason: this.deletionReason(name) };
     const prev = this.states.get(name);
     this.gone.delete(name);
     this.states.set(name, { uid: pod.metadata?.uid, state, at: Date.now(), ...(pod.metadata?.deletionTimestamp ? { terminating: true } : {}) });
@@ -66,14 +69,17 @@ export class PodCache {
     }
     this.states.delete(name);
     // An exit of its own keeps its reason; containers ended by a delete are reported as that delete.
-    const reason =
-      prev.state.phase === 'exited' && !prev.terminating ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
+    const reason = prev.state.phase === 'exited' && !prev.terminating ? prev.state.reason : this.deletionReason(name);
     const state: WorkloadState = { name, phase: 'missing', ...(reason ? { reason } : {}), labels: prev.state.labels };
     this.gone.delete(name);
     this.gone.set(name, state);
     if (this.gone.size > this.o.tombstones) this.gone.delete(this.gone.keys().next().value!);
     this.o.onChange(name, state);
     this.notify(name);
+  }
+
+  private deletionReason(name: string): string {
+    return this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
   }
 
   /** Seeds the map from a create/get response unless the informer already knows this pod. */

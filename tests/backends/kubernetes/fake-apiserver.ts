@@ -232,10 +232,19 @@ export class FakeApiServer {
     this.stepMs = ms;
   }
 
-  /** Makes every resourceVersion up to now expire: resuming a watch from one gets 410 Gone. */
+  /**
+   * Makes every resourceVersion older than the current one expire: resuming a watch from one gets 410
+   * Gone. The current one stays valid (as after an etcd compaction), so a fresh list's version can be
+   * watched from.
+   */
   compact(): void {
-    this.compactedRv = this.rv + 1;
+    this.compactedRv = this.rv;
     this.log.length = 0;
+  }
+
+  /** Objects our watches do not see change elsewhere in the cluster: the shared resourceVersion moves on. */
+  advanceVersion(): void {
+    this.rv++;
   }
 
   /** Cuts every open watch connection (the client resumes from its last resourceVersion). */

@@ -81,7 +81,7 @@ describe('kubernetes backend: watches', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(fake.requests.some((r) => r.verb === 'get' && r.name === spec.name)).toBe(true);
     // The watchdog ended the stalled connection and retried (with backoff, not in a loop).
-    await eventually(() => fake.behaviour.requests.filter((r) => r.verb === 'watch' && r.resource === 'pods').length > watchesBefore, 3000);
+    expect(await eventually(() => fake.behaviour.requests.filter((r) => r.verb === 'watch' && r.resource === 'pods').length > watchesBefore, 3000)).toBe(true);
     await sleep(1000);
     const failedWatches = fake.behaviour.requests.filter((r) => r.verb === 'watch' && r.resource === 'pods').length - watchesBefore;
     expect(failedWatches).toBeGreaterThanOrEqual(1);
@@ -91,7 +91,7 @@ describe('kubernetes backend: watches', () => {
     const other = makeSpec();
     await backend.ensure(other);
     await pollUntil(() => backend.state(other.name), (s) => s.phase === 'running', 15_000);
-    await eventually(() => fake.openWatches('pods') >= 1 && fake.behaviour.watches.filter((w) => w.resource === 'pods').length > watchesBefore, 5000);
+    expect(await eventually(() => fake.openWatches('pods') >= 1 && fake.behaviour.watches.filter((w) => w.resource === 'pods').length > watchesBefore, 5000)).toBe(true);
     await sleep(500);
     const gets = fake.requests.filter((r) => r.verb === 'get').length;
     for (let i = 0; i < 20; i++) await backend.state(other.name);
@@ -108,8 +108,10 @@ describe('kubernetes backend: watches', () => {
     await sleep(300);
     const eventLists = () => fake.requests.filter((r) => r.verb === 'list' && r.resource === 'events').length;
     expect(eventLists()).toBe(1);
-    fake.compact(); // the namespace's last event is older than the compaction window
-    await eventually(() => eventLists() >= 2, 5000); // at its timeout, the resume got 410: a fresh list
+    // Other objects change (no event), then compaction: the events watch's last version is too old.
+    fake.advanceVersion();
+    fake.compact();
+    expect(await eventually(() => eventLists() >= 2, 5000)).toBe(true); // at its timeout, the resume got 410: a fresh list
     const spec = makeSpec();
     await backend.ensure(spec);
     expect(await eventually(() => progressOf(events, spec.name).some((m) => m.startsWith('Started')), 8000)).toBe(true);
@@ -144,9 +146,10 @@ describe('kubernetes backend: watches', () => {
     backend.watch((e) => events.push(e));
     await backend.state('nothing');
     fake.behaviour.failNext('list', 'pods', 429, 1, 2);
-    fake.compact();
+    fake.advanceVersion(); // the version moves on...
+    fake.compact(); // ...and the watch's own expires
     fake.dropWatches(); // resume → 410 → relist → 429 Retry-After: 2
-    await eventually(() => fake.behaviour.requests.filter((r) => r.verb === 'list' && r.resource === 'pods').length >= 3, 8000);
+    expect(await eventually(() => fake.behaviour.requests.filter((r) => r.verb === 'list' && r.resource === 'pods').length >= 3, 8000)).toBe(true);
     const lists = fake.behaviour.requests.filter((r) => r.verb === 'list' && r.resource === 'pods');
     expect(lists[2]!.at - lists[1]!.at).toBeGreaterThanOrEqual(1900);
 
@@ -177,8 +180,14 @@ describe('kubernetes backend: deletes', () => {
     await backend.ensure(spec);
     await pollUntil(() => backend.state(spec.name), (s) => s.phase === 'running');
     await pollUntil(() => backend.logs(spec.name, 5), (l) => l.includes('ready')); // SIGTERM is ignored from here on
+    const events: WorkloadEvent[] = [];
+    backend.watch((e) => events.push(e));
     const t0 = Date.now();
     await backend.stop(spec.name, { graceSeconds: 2 });
+    // The kubelet reported the container killed (137) before the pod went: that is our delete, not a crash.
+    const reasons = events.filter((e) => e.type === 'state' && e.state?.phase !== 'running').map((e) => e.state?.reason);
+    expect(reasons.length).toBeGreaterThan(0);
+    expect(reasons.every((r) => r === 'pod deleted by spawngate')).toBe(true);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
     expect(fake.pods.has(spec.name)).toBe(false);
     expect(fake.containerRunning(spec.name)).toBe(false);
@@ -192,7 +201,7 @@ describe('kubernetes backend: deletes', () => {
     const spec = makeSpec();
     await backend.ensure(spec);
     await pollUntil(() => backend.state(spec.name), (s) => s.phase === 'running');
-    await eventually(() => fake.containerRunning(spec.name), 5000);
+    expect(await eventually(() => fake.containerRunning(spec.name), 5000)).toBe(true);
     await backend.stop(spec.name, { graceSeconds: 0 });
     expect(fake.containerRunning(spec.name)).toBe(false);
     expect(fake.behaviour.deletes.map((d) => d.grace)).toEqual([1]);
@@ -205,7 +214,7 @@ describe('kubernetes backend: deletes', () => {
     const spec = makeSpec();
     await backend.ensure(spec);
     await pollUntil(() => backend.state(spec.name), (s) => s.phase === 'running');
-    await eventually(() => fake.containerRunning(spec.name), 5000);
+    expect(await eventually(() => fake.containerRunning(spec.name), 5000)).toBe(true);
     const res = await fetch(`${fake.url}/api/v1/namespaces/${fake.namespace}/pods/${spec.name}?gracePeriodSeconds=0`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${fake.token}` },
