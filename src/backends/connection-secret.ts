@@ -15,3 +15,10 @@ export function splitConnectionSecret(env: Record<string, string>): { env: Recor
   const { [CONNECTION_INFO_ENV]: connectionInfo, ...rest } = env;
   return connectionInfo === undefined ? { env: rest } : { env: { ...rest, [CONNECTION_SOURCE_ENV]: CONNECTION_FILE }, connectionInfo };
 }
+
+/**
+ * Variables whose values are credentials (the hub's API token, under its current and its legacy name,
+ * and the gateway token a server presents to spawngate). A pod's env is readable by anyone who may
+ * `get pods`, so the kubernetes backend moves them into the pod's Secret and references them there.
+ */
+export const SECRET_ENV_NAMES: readonly string[] = ['JUPYTERHUB_API_TOKEN', 'JPY_API_TOKEN', 'JUPYTER_GATEWAY_AUTH_TOKEN'];

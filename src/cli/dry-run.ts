@@ -12,7 +12,7 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import {
-  buildConnectionSecret,
+  buildPodSecret,
   buildPod,
   kubernetesOptionsFromConfig,
   namespaceFor,
@@ -108,9 +108,10 @@ export async function renderDryRun(config: Config, args: DryRunArgs, db?: Db): P
       continue;
     }
     docs.push(`# ${what}: Pod in namespace ${namespace}\n${YAML.stringify(plan.pod)}`);
-    if (plan.connectionInfo !== undefined) {
+    if (plan.secretData) {
       plan.pod.metadata!.uid = PLACEHOLDER('uid of the pod');
-      docs.push(`# its connection file: Secret owned by the pod (the key is generated at launch)\n${YAML.stringify(buildConnectionSecret(plan.pod, plan.connectionInfo))}`);
+      const holds = [plan.connectionInfo !== undefined ? 'connection file (the key is generated at launch)' : '', ...Object.keys(plan.secretData).filter((k) => k !== 'connection.json')].filter(Boolean);
+      docs.push(`# its Secret, owned by the pod, holding: ${holds.join(', ')}\n${YAML.stringify(buildPodSecret(plan.pod, plan.secretData))}`);
     }
   }
   return docs.join('---\n');

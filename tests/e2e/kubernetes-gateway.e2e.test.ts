@@ -174,6 +174,7 @@ test('restart replaces the pod (with its own connection Secret) and the kernel a
 test('a launch survives a dropped watch and a 410 relist in the middle', async () => {
   const launching = launch(sg, 'conda-env-analysis-python3');
   await waitFor('pod created', async () => [...world.fake.pods.values()].some((p) => p.status?.phase === 'Pending'), 20000, 5);
+  world.fake.advanceVersion(); // the cluster moves on, then compaction expires the watch's version
   world.fake.compact();
   world.fake.dropWatches();
   const { status, body } = await launching;

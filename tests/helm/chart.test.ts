@@ -366,13 +366,31 @@ describe('values and secrets', () => {
     const cm = nth(byKind(rendered('eks'), 'ConfigMap'));
     const cfg = YAML.parse(cm.data['spawngate.yaml']);
     const values = YAML.parse(readFileSync(EKS, 'utf8'));
-    expect(cfg).toEqual(values.config);
+    // kubernetes.instance is the release name unless the values set one
+    expect(cfg).toEqual({ ...values.config, kubernetes: { ...values.config.kubernetes, instance: scenarios.eks?.name ?? 'sg' } });
     const api = one(rendered('eks'), 'Deployment', '-api');
     const mount = api.spec.template.spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'config');
     const env = api.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'SPAWNGATE_CONFIG');
     expect(path.dirname(env.value)).toBe(mount.mountPath);
     const homes = api.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'homes');
     expect(homes.persistentVolumeClaim).toEqual({ claimName: 'homes', readOnly: true });
+  });
+
+  test('kubernetes.instance: the release name by default, the values\' own when set, absent off kubernetes', () => {
+    const cfgOf = (docs: K8sObject[]) => YAML.parse(nth(byKind(docs, 'ConfigMap')).data['spawngate.yaml']);
+    expect(cfgOf(render({ name: 'team-a' })).kubernetes).toEqual({ instance: 'team-a' });
+    expect(cfgOf(render({ name: 'team-b', values: [{ config: { kubernetes: { instance: 'shared', fail_unschedulable: false } } }] })).kubernetes).toEqual({
+      instance: 'shared',
+      fail_unschedulable: false,
+    });
+    expect(cfgOf(render({ values: [{ backend: 'docker' }] })).kubernetes).toBeUndefined();
+  });
+
+  test('the trial databases\' claims take a storageClassName, and none by default (the cluster default)', () => {
+    const claims = (docs: K8sObject[]) => byKind(docs, 'StatefulSet').map((st) => st.spec.volumeClaimTemplates[0].spec);
+    for (const c of claims(rendered('defaults'))) expect(c.storageClassName).toBeUndefined();
+    const gp3 = render({ values: [{ postgresql: { storage: { storageClassName: 'gp3' } }, redis: { storage: { storageClassName: 'gp3' } } }] });
+    expect(claims(gp3).map((c) => c.storageClassName)).toEqual(['gp3', 'gp3']);
   });
 
   test('combinations the schema cannot express fail the render with a message', () => {

@@ -48,8 +48,30 @@ export interface KubernetesBackendOptions {
    * cluster autoscaler (Karpenter, cluster-autoscaler) may still add a node. Default true.
    */
   failUnschedulable?: boolean;
-  /** Milliseconds before re-establishing a watch that failed with an error (not 410). Default 1000. */
+  /** First delay before re-establishing a watch that failed (not 410); doubles with jitter up to `watch.backoffMaxMs`. Default 1000. */
   rewatchDelayMs?: number;
+  /** How the pod and events watches guard against silent stalls (watch-guard.ts). */
+  watch?: WatchTiming;
   /** Where the backend logs what it does (never environments or connection info). Default: spawngate's logger. */
   logger?: KubernetesBackendLogger;
+}
+
+/** Watch timing; every field has a default fit for a real API server. */
+export interface WatchTiming {
+  /** Server-side `timeoutSeconds` of the pod watch, drawn from [min, max] per connection. Default [300, 600]. */
+  podTimeoutSeconds?: readonly [number, number];
+  /** Likewise for the events watch (no bookmarks, so this bounds an unnoticed stall). Default [60, 120]. */
+  eventsTimeoutSeconds?: readonly [number, number];
+  /**
+   * The pod watch is restarted when no event or bookmark arrived for this long, and `state()` reads
+   * through to the API meanwhile. A real API server sends a watcher a bookmark about once a minute.
+   * Default 90000; 0 turns the watchdog off (the old behaviour, kept for the bench's "before").
+   */
+  stallMs?: number;
+  /** A connection still open this long after its timeout is ended client-side. Default 15000. */
+  deadlineSlackMs?: number;
+  /** Cap of the reconnect backoff. Default 30000. */
+  backoffMaxMs?: number;
+  /** A watch healthy for this long resets the backoff. Default 60000. */
+  resetAfterMs?: number;
 }

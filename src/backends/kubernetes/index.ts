@@ -7,7 +7,7 @@ export { createKubernetesBackend, KUBERNETES_BACKEND_NAME, type KubernetesBacken
 export type { KubernetesBackendLogger, KubernetesBackendOptions } from './backend-options';
 export type { KubeconfigSource } from './client';
 export {
-  buildConnectionSecret,
+  buildPodSecret,
   buildPod,
   managedSelector,
   labelValueFor,

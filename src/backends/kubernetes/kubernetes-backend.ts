@@ -4,18 +4,24 @@
  * namespace) keeps a small map name → WorkloadState that `state`, `watch` and `stop` read, and one
  * events watch (involvedObject.kind=Pod, no cache) turns pod events into progress messages.
  *
- * What client-node's informer does for us (verified in its cache.js): resumes a dropped watch from the
- * last resourceVersion (bookmarks included), relists on `410 Gone` (HTTP status or ERROR event) and
- * emits `delete` for pods that vanished meanwhile. What it does not: on any other error it stops for
- * good — we restart it after `rewatchDelayMs` — and it never asks for bookmarks — the watch path
- * carries `allowWatchBookmarks=true`. Its own cache holds the full objects of our (label-selected)
- * pods only; other pods in the namespace never reach this process.
+ * What client-node's informer (`ListWatch`) does for us (verified in its cache.js): resumes a dropped
+ * watch from the last resourceVersion (bookmarks included), relists on `410 Gone` (HTTP status or ERROR
+ * event) and emits `delete` for pods that vanished meanwhile. What it does not: on any other error it
+ * stops for good — we restart it with exponential backoff and jitter (honouring a list's Retry-After) —
+ * and its watch has no timeout, no bookmarks and no stall detection — it runs on a `WatchGuard`
+ * (watch-guard.ts) that adds a random server-side timeout, bookmarks, a watchdog and a client-side
+ * deadline. Its own cache holds the full objects of our (label-selected) pods only; other pods in the
+ * namespace never reach this process.
  *
- * `state()` reads the map only (never the API: the launch paths poll it); `ready` means the informer's
- * first list succeeded. The map lives in pod-cache.ts, the events watch in events-watch.ts, deleting and
- * waiting in pod-delete.ts, error mapping in errors.ts. API calls per launch: create pod (+ create secret for kernels); 409 adds one
- * get. Per stop: one delete (plus one get when the cache does not hold the pod). Every verb used is
- * listed in docs/kubernetes-rbac.md.
+ * `state()` reads the map (never the API: the launch paths poll it) while the pod watch is fresh; while
+ * it is not (down, backing off, or no bookmark within `watch.stallMs`) it reads through to the API
+ * (read-through.ts: one GET per pod name per second at most), so a frozen cache is never served.
+ * `ready` means the informer's first list succeeded. The map lives in pod-cache.ts, the events watch in
+ * events-watch.ts, deleting and waiting in pod-delete.ts, error mapping in errors.ts. API calls per
+ * launch: create pod (+ create its Secret: a kernel's connection file, a server's tokens); 409 adds one
+ * get. Per stop: one delete (plus one get when the cache does not hold the pod, and a force delete of a
+ * pod its kubelet reported terminated but never removed). Every verb used is listed in
+ * docs/kubernetes-rbac.md.
  */
 import type * as K8s from '@kubernetes/client-node';
 import { logger as rootLogger } from '../../logging';
@@ -34,12 +40,15 @@ import { assertValidSpec, assertValidWorkloadName } from '../support/names';
 import { deliver, ListenerSet } from '../support/listeners';
 import { apiMessage, backendError, statusCode } from './errors';
 import { PodEventsWatch } from './events-watch';
+import { Backoff, retryAfterMs, WatchGuard } from './watch-guard';
 import { PodCache } from './pod-cache';
+import { ReadThrough } from './read-through';
 import { deletePodAndWait } from './pod-delete';
 import { loadClientNode, makeKubeConfig, type ClientNode } from './client';
 import {
-  buildConnectionSecret,
+  buildPodSecret,
   buildPod,
+  isManaged,
   managedSelector,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -65,7 +74,8 @@ interface Ctx {
   k8s: ClientNode;
   kc: K8s.KubeConfig;
   core: K8s.CoreV1Api;
-  informer: K8s.Informer<K8s.V1Pod>;
+  informer: K8s.ListWatch<K8s.V1Pod>;
+  guard: WatchGuard;
   events: PodEventsWatch;
   envNameRule: EnvNameRule;
 }
@@ -82,9 +92,11 @@ class KubernetesBackendImpl implements KubernetesBackend {
   private readonly selector: string;
   private readonly failUnschedulable: boolean;
   private readonly rewatchDelayMs: number;
+  private readonly timing: Required<NonNullable<KubernetesBackendOptions['watch']>>;
   private readonly log: KubernetesBackendLogger;
   private readonly ready: Promise<Ctx>;
   private readonly cache: PodCache;
+  private readonly reads: ReadThrough;
   private readonly listeners: ListenerSet;
   private readonly launchListeners = new Map<string, Set<(e: WorkloadEvent) => void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -96,6 +108,15 @@ class KubernetesBackendImpl implements KubernetesBackend {
     this.selector = managedSelector(options.instance);
     this.failUnschedulable = options.failUnschedulable ?? true;
     this.rewatchDelayMs = options.rewatchDelayMs ?? 1000;
+    this.timing = {
+      podTimeoutSeconds: [300, 600],
+      eventsTimeoutSeconds: [60, 120],
+      stallMs: 90_000,
+      deadlineSlackMs: 15_000,
+      backoffMaxMs: 30_000,
+      resetAfterMs: 60_000,
+      ...options.watch,
+    };
     this.log = options.logger ?? rootLogger.child({ component: 'backend-kubernetes' });
     this.listeners = new ListenerSet(this.log);
     this.cache = new PodCache({
@@ -103,6 +124,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
       tombstones: options.tombstones ?? 2000,
       onChange: (name, state) => this.emit({ name, type: 'state', state }),
     });
+    this.reads = new ReadThrough(this.ns, this.cache, this.log, (labels) => isManaged(labels, options.instance));
     this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call
   }
@@ -115,19 +137,33 @@ class KubernetesBackendImpl implements KubernetesBackend {
     // the first list's outcome is tracked here so `ready` means "the cache holds the namespace".
     let listed = false;
     let firstListError: unknown;
-    const informer = k8s.makeInformer<K8s.V1Pod>(
-      kc,
-      `/api/v1/namespaces/${encodeURIComponent(this.ns)}/pods?allowWatchBookmarks=true`,
+    const t = this.timing;
+    const backoff = new Backoff({ initialMs: this.rewatchDelayMs, maxMs: t.backoffMaxMs });
+    const guard = new WatchGuard({
+      watch: new k8s.Watch(kc),
+      timeoutSeconds: t.podTimeoutSeconds,
+      stallMs: t.stallMs,
+      deadlineSlackMs: t.deadlineSlackMs,
+      resetAfterMs: t.resetAfterMs,
+      backoff,
+    });
+    const informer = new k8s.ListWatch<K8s.V1Pod>(
+      `/api/v1/namespaces/${encodeURIComponent(this.ns)}/pods`,
+      // ListWatch only calls `watch()`; its type asks for the whole Watch class.
+      guard as unknown as K8s.Watch,
       async () => {
         try {
+          const sentAt = Date.now();
           const list = await core.listNamespacedPod({ namespace: this.ns, labelSelector: this.selector });
           listed = true;
+          this.cache.reconcile(new Set(list.items.map((p) => p.metadata?.name ?? '')), sentAt);
           return list;
         } catch (err) {
           firstListError ??= err;
           throw err;
         }
       },
+      false,
       this.selector,
     );
     informer.on('add', (pod) => this.cache.onPod(pod));
@@ -135,15 +171,17 @@ class KubernetesBackendImpl implements KubernetesBackend {
     informer.on('delete', (pod) => this.cache.onPodDeleted(pod));
     informer.on('error', (err) => {
       if (this.closed || !listed) return; // before the first list: init fails instead
-      this.log.warn('kubernetes pod watch failed; restarting', { error: apiMessage(err), namespace: this.ns });
-      this.later(this.rewatchDelayMs, () => informer.start().catch(() => undefined));
+      const delay = backoff.next(retryAfterMs(err));
+      this.log.warn('kubernetes pod watch failed; restarting', { error: apiMessage(err), namespace: this.ns, delayMs: delay });
+      this.later(delay, () => informer.start().catch(() => undefined));
     });
     const events = new PodEventsWatch({
       k8s,
       kc,
       core,
       namespace: this.ns,
-      rewatchDelayMs: this.rewatchDelayMs,
+      timing: { timeoutSeconds: t.eventsTimeoutSeconds, deadlineSlackMs: t.deadlineSlackMs, resetAfterMs: t.resetAfterMs },
+      backoff: { initialMs: this.rewatchDelayMs, maxMs: t.backoffMaxMs },
       later: (ms, fn) => this.later(ms, fn),
       closed: () => this.closed,
       log: this.log,
@@ -159,7 +197,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
       throw backendError(`listing pods in namespace ${this.ns} at ${kc.getCurrentCluster()?.server ?? '?'}`, firstListError);
     }
     void events.start();
-    return { k8s, kc, core, informer, events, envNameRule: this.options.envNameRule ?? (await this.clusterEnvNameRule(k8s, kc)) };
+    return { k8s, kc, core, informer, guard, events, envNameRule: this.options.envNameRule ?? (await this.clusterEnvNameRule(k8s, kc)) };
   }
 
   /** From `/version` (readable by every authenticated client); unknown → the rule every version accepts. */
@@ -224,14 +262,14 @@ class KubernetesBackendImpl implements KubernetesBackend {
       }
     }
     const state = this.cache.seed(pod);
-    if (plan.connectionInfo !== undefined) {
+    if (plan.secretData) {
       try {
-        await core.createNamespacedSecret({ namespace: this.ns, body: buildConnectionSecret(pod, plan.connectionInfo) });
+        await core.createNamespacedSecret({ namespace: this.ns, body: buildPodSecret(pod, plan.secretData) });
       } catch (err) {
         // 409: an earlier attempt for this same pod (adopted above) already created its Secret.
         if (statusCode(err) !== 409) {
           await this.stop(spec.name, { graceSeconds: 0 }).catch(() => undefined);
-          throw backendError(`creating connection secret for pod ${spec.name}`, err);
+          throw backendError(`creating the secret of pod ${spec.name}`, err);
         }
       }
     }
@@ -280,7 +318,8 @@ class KubernetesBackendImpl implements KubernetesBackend {
    * hold is missing; deleted pods keep their last reason for a while.
    */
   async state(name: string): Promise<WorkloadState> {
-    await this.ready;
+    const { core, guard } = await this.ready;
+    if (!guard.fresh()) await this.reads.read(core, name);
     return this.cache.lookup(name) ?? { name, phase: 'missing' };
   }
 
@@ -315,7 +354,7 @@ class KubernetesBackendImpl implements KubernetesBackend {
   private async removePod(core: K8s.CoreV1Api, name: string, uid: string | undefined, graceSeconds: number, cached: boolean): Promise<void> {
     this.cache.stopping.add(name);
     try {
-      await deletePodAndWait(core, this.cache, { namespace: this.ns, name, uid }, graceSeconds, cached);
+      await deletePodAndWait(core, this.cache, { namespace: this.ns, name, uid }, graceSeconds, cached, this.log);
     } finally {
       this.cache.stopping.delete(name);
     }

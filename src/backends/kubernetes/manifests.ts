@@ -8,13 +8,17 @@
  * (ownerReference, so Kubernetes garbage-collects it with the pod), mounted read-only at
  * `/var/run/spawngate/connection.json`, and `SPAWNGATE_CONNECTION_SOURCE` tells `spawngate.launcher`
  * where to read it. The Secret can only be created after the pod, because it needs the pod's uid.
+ *
+ * Tokens likewise: the variables of SECRET_ENV_NAMES (a server's hub API token and gateway token) go
+ * into the same per-pod Secret, one key per variable, and the container's env names them with
+ * `valueFrom.secretKeyRef` — never their values.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { V1Container, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { PermanentBackendError, WORKLOAD_USER_LABEL, type WorkloadSpec } from '../types';
 import { nameSlug } from '../support/name-escape';
 import { substitutePorts } from '../port-placeholders';
-import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV } from '../connection-secret';
+import { CONNECTION_DIR, CONNECTION_FILE, CONNECTION_INFO_ENV, CONNECTION_SOURCE_ENV, SECRET_ENV_NAMES } from '../connection-secret';
 import { k8sRules, kubernetesOverridesSchema, MIN_CPU_CORES, type EnvNameRule, type KubernetesOverrides } from '../../config';
 
 export type { KubernetesOverrides };
@@ -98,6 +102,11 @@ export function managedSelector(instance?: string): string {
   return instance ? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${INSTANCE_LABEL}=${instance}` : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 }
 
+/** Whether a pod with these labels matches `managedSelector(instance)` (read-through answers are checked so). */
+export function isManaged(labels: Record<string, string>, instance?: string): boolean {
+  return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && (!instance || labels[INSTANCE_LABEL] === instance);
+}
+
 /** Millicores, never `0m` (which Kubernetes reads as "no limit"): a smaller amount is refused. */
 function cpuQuantity(field: string, cores: number): string {
   const milli = Math.round(cores * 1000);
@@ -145,10 +154,13 @@ function podPorts(spec: WorkloadSpec): Record<string, number> {
   return out;
 }
 
-/** Everything `buildPod` decided, plus the connection JSON for the Secret (if a kernel passed one). */
+/** Everything `buildPod` decided, plus what goes into the pod's Secret (if anything). */
 export interface PodPlan {
   pod: V1Pod;
+  /** The kernel's connection JSON, if a kernel passed one (also in `secretData`). */
   connectionInfo?: string;
+  /** The pod's Secret: `connection.json` and/or one key per secret variable. Absent: no Secret. */
+  secretData?: Record<string, string>;
 }
 
 /**
@@ -185,7 +197,16 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
   const { [CONNECTION_INFO_ENV]: connectionInfo, ...env } = spec.env;
   const envProblems = k8sRules.envProblems('env', env, opts.envNameRule ?? 'c-identifier');
   if (envProblems.length) throw new PermanentBackendError(`kubernetes backend: ${spec.name}: ${envProblems.join('; ')}`);
-  const envList = Object.entries(env).map(([name, value]) => ({ name, value: substitutePorts(value, ports) }));
+  // A pod of the same name created again (a kernel restart) must not find the previous pod's Secret:
+  // that one is garbage-collected asynchronously after its owner is gone, possibly after the new pod
+  // started to wait for it. Each pod instance therefore names its own Secret.
+  const secretName = `${spec.name}-${opts.secretSuffix ?? randomBytes(4).toString('hex')}`;
+  const secretEnv: Record<string, string> = {};
+  const envList: V1Container['env'] & object = Object.entries(env).map(([name, value]) => {
+    if (!SECRET_ENV_NAMES.includes(name)) return { name, value: substitutePorts(value, ports) };
+    secretEnv[name] = substitutePorts(value, ports);
+    return { name, valueFrom: { secretKeyRef: { name: secretName, key: name } } };
+  });
   if (spec.kind === 'kernel') {
     // Where Enterprise Gateway's kernel images expect to learn their pod and namespace.
     const eg: Record<string, string | undefined> = { KERNEL_POD_NAME: spec.name, KERNEL_NAMESPACE: opts.namespace, KERNEL_SERVICE_ACCOUNT_NAME: o.serviceAccountName };
@@ -200,10 +221,6 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
     // Images set HOME for their own user; here the user is the home's owner, so HOME is the mounted home.
     if (!envList.some((e) => e.name === 'HOME')) envList.push({ name: 'HOME', value: h.mountPath });
   }
-  // A pod of the same name created again (a kernel restart) must not find the previous pod's Secret:
-  // that one is garbage-collected asynchronously after its owner is gone, possibly after the new pod
-  // started to wait for it. Each pod instance therefore names its own Secret.
-  const secretName = `${spec.name}-${opts.secretSuffix ?? randomBytes(4).toString('hex')}`;
   if (connectionInfo !== undefined) {
     envList.push({ name: CONNECTION_SOURCE_ENV, value: CONNECTION_FILE });
     volumes.push({
@@ -285,22 +302,31 @@ export function buildPod(spec: WorkloadSpec, opts: PodManifestOptions): PodPlan 
         : {}),
     },
   };
-  // The hash covers what was asked for (spec and connection info), so a retry of the same launch matches.
+  // The hash covers what was asked for (spec, connection info and tokens), so a retry of the same
+  // launch matches and one with other tokens does not.
+  const hasSecretEnv = Object.keys(secretEnv).length > 0;
   annotations[SPEC_HASH_ANNOTATION] = createHash('sha256')
-    .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null]).replaceAll(secretName, spec.name))
+    .update(JSON.stringify([pod.spec, labels, connectionInfo ?? null, ...(hasSecretEnv ? [secretEnv] : [])]).replaceAll(secretName, spec.name))
     .digest('hex')
     .slice(0, 32);
   // The profile's annotations passed at load; spawngate's own (original labels, spec hash) count too.
   const annotationProblems = k8sRules.annotationsProblems('annotations', annotations);
   if (annotationProblems.length) throw new PermanentBackendError(`kubernetes backend: ${spec.name}: ${annotationProblems.join('; ')}`);
-  return { pod, ...(connectionInfo !== undefined ? { connectionInfo } : {}) };
+  const secretData = { ...secretEnv, ...(connectionInfo !== undefined ? { 'connection.json': connectionInfo } : {}) };
+  return {
+    pod,
+    ...(connectionInfo !== undefined ? { connectionInfo } : {}),
+    ...(Object.keys(secretData).length ? { secretData } : {}),
+  };
 }
 
-/** The Secret holding a kernel's connection file, owned by (and deleted with) its pod. */
-export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Secret {
+/** The pod's Secret (a kernel's connection file, a server's tokens), owned by (and deleted with) its pod. */
+export function buildPodSecret(pod: V1Pod, data: Record<string, string>): V1Secret {
   const meta = pod.metadata!;
-  if (Buffer.byteLength(connectionInfo) > k8sRules.MAX_SECRET_BYTES) {
-    throw new PermanentBackendError(`kubernetes backend: the connection file of ${meta.name} is larger than a Secret may be (1 MiB)`);
+  // The API server refuses a Secret over 1 MiB (keys and values together); say so before sending it.
+  const bytes = Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (bytes > k8sRules.MAX_SECRET_BYTES) {
+    throw new PermanentBackendError(`kubernetes backend: the Secret of ${meta.name} (connection file and tokens) is larger than a Secret may be (1 MiB)`);
   }
   return {
     apiVersion: 'v1',
@@ -312,13 +338,17 @@ export function buildConnectionSecret(pod: V1Pod, connectionInfo: string): V1Sec
       labels: { ...(meta.labels ?? {}) },
       ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: meta.name!, uid: meta.uid!, blockOwnerDeletion: false }],
     },
-    stringData: { 'connection.json': connectionInfo },
+    stringData: { ...data },
   };
 }
 
-/** The Secret a pod mounts its connection file from (an adopted pod's own, as it was created). */
+/** The Secret a pod reads its connection file and tokens from (an adopted pod's own, as it was created). */
 export function connectionSecretName(pod: V1Pod): string {
-  return pod.spec?.volumes?.find((v) => v.name === CONNECTION_VOLUME)?.secret?.secretName ?? pod.metadata!.name!;
+  return (
+    pod.spec?.volumes?.find((v) => v.name === CONNECTION_VOLUME)?.secret?.secretName ??
+    pod.spec?.containers?.[0]?.env?.find((e) => e.valueFrom?.secretKeyRef)?.valueFrom?.secretKeyRef?.name ??
+    pod.metadata!.name!
+  );
 }
 
 /** Labels as the caller gave them: escaped values replaced by the originals kept in the annotation. */

@@ -10,6 +10,10 @@ import { podToState, stateChanged } from './pod-state';
 export interface CachedPod {
   uid: string | undefined;
   state: WorkloadState;
+  /** When this entry last changed (ms since epoch). */
+  at: number;
+  /** Whether the pod was being deleted (deletionTimestamp set) when last seen. */
+  terminating?: boolean;
 }
 
 export interface PodCacheOptions {
@@ -44,10 +48,13 @@ export class PodCache {
   onPod(pod: K8s.V1Pod): void {
     const name = pod.metadata?.name;
     if (!name) return;
-    const state = podToState(pod, { failUnschedulable: this.o.failUnschedulable });
+    let state = podToState(pod, { failUnschedulable: this.o.failUnschedulable });
+    // The kubelet reports a deleted pod's containers terminated (137/143) before the pod goes: that
+    // exit is the delete's doing, and is reported as such.
+    if (pod.metadata?.deletionTimestamp && state.phase === 'exited') state = { ...state, reason: this.deletionReason(name) };
     const prev = this.states.get(name);
     this.gone.delete(name);
-    this.states.set(name, { uid: pod.metadata?.uid, state });
+    this.states.set(name, { uid: pod.metadata?.uid, state, at: Date.now(), ...(pod.metadata?.deletionTimestamp ? { terminating: true } : {}) });
     if (stateChanged(prev?.state, state)) this.o.onChange(name, state);
     this.notify(name);
   }
@@ -61,14 +68,18 @@ export class PodCache {
       return;
     }
     this.states.delete(name);
-    const reason =
-      prev.state.phase === 'exited' ? prev.state.reason : this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
+    // An exit of its own keeps its reason; containers ended by a delete are reported as that delete.
+    const reason = prev.state.phase === 'exited' && !prev.terminating ? prev.state.reason : this.deletionReason(name);
     const state: WorkloadState = { name, phase: 'missing', ...(reason ? { reason } : {}), labels: prev.state.labels };
     this.gone.delete(name);
     this.gone.set(name, state);
     if (this.gone.size > this.o.tombstones) this.gone.delete(this.gone.keys().next().value!);
     this.o.onChange(name, state);
     this.notify(name);
+  }
+
+  private deletionReason(name: string): string {
+    return this.stopping.has(name) ? 'pod deleted by spawngate' : 'pod deleted (not by spawngate)';
   }
 
   /** Seeds the map from a create/get response unless the informer already knows this pod. */
@@ -84,6 +95,17 @@ export class PodCache {
   forget(name: string, uid: string | undefined): void {
     const entry = this.states.get(name);
     if (entry && (!uid || entry.uid === uid)) this.onPodDeleted({ metadata: { name, uid: entry.uid } });
+  }
+
+  /**
+   * After a full list: a pod the cache holds, that the list lacks and that the cache last heard of
+   * before the list was sent, is gone. (The informer reports such deletes only for pods it saw itself,
+   * not for those seeded from our own create while its watch was down.)
+   */
+  reconcile(listed: ReadonlySet<string>, listSentAt: number): void {
+    for (const [name, entry] of [...this.states]) {
+      if (!listed.has(name) && entry.at < listSentAt) this.onPodDeleted({ metadata: { name, uid: entry.uid } });
+    }
   }
 
   /** Resolves true when the informer changed that pod, false after `ms` without news. */

@@ -5,7 +5,8 @@
  * - terminated containers: `OOMKilled`, or "exited with status N";
  * - `status.reason` Evicted (and other pod-level reasons) on a Failed pod;
  * - image problems while Pending (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`,
- *   `CreateContainerConfigError`…): the pod would wait forever, so it counts as `exited`;
+ *   `CreateContainerConfigError`…): the pod would wait forever, so it counts as `exited` — except a
+ *   Secret not found (yet), which the kubelet retries;
  * - `PodScheduled=False` with reason `Unschedulable`: `exited` unless the cluster autoscales
  *   (`failUnschedulable: false`), in which case it stays `pending` with the reason.
  */
@@ -57,7 +58,10 @@ export function podToState(pod: V1Pod, opts: PodStateOptions): WorkloadState {
     return { ...base, phase: 'exited', reason: status.phase === 'Succeeded' ? 'completed' : 'failed' };
   }
   const waiting = container?.state?.waiting;
-  if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
+  // A Secret referenced by env that is not there yet (ours is created right after the pod): the
+  // kubelet retries, so the pod is still starting.
+  const secretPending = waiting?.reason === 'CreateContainerConfigError' && /^secret ".*" not found$/.test(waiting.message ?? '');
+  if (waiting?.reason && FATAL_WAITING.has(waiting.reason) && !secretPending) {
     return { ...base, phase: 'exited', reason: withMessage(waiting.reason, waiting.message) };
   }
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');

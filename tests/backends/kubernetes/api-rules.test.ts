@@ -5,7 +5,7 @@
  * the pod is built. Env names: env-names.test.ts; requests and homes: resources-homes.test.ts.
  */
 import fs from 'node:fs';
-import { buildConnectionSecret, buildPod } from '../../../src/backends/kubernetes';
+import { buildPod, buildPodSecret } from '../../../src/backends/kubernetes';
 import { ConfigError } from '../../../src/config';
 import { basePod, c, loadWithProfile as loadProfile, post, role, scratch, spec, startFake, type Obj } from './rules-helpers';
 import type { FakeApiServer } from './fake-apiserver';
@@ -195,7 +195,7 @@ describe('each rule: the stand-in refuses it as the real server would, spawngate
     expect(res.body.message).toMatch(/1048576 bytes/);
     fake.invalid.length = 0;
     const pod = { ...basePod(), metadata: { ...basePod().metadata, uid: 'u' } };
-    expect(() => buildConnectionSecret(pod, 'x'.repeat(1024 * 1024 + 1))).toThrow(/larger than a Secret may be/);
+    expect(() => buildPodSecret(pod, { 'connection.json': 'x'.repeat(1024 * 1024 + 1) })).toThrow(/larger than a Secret may be/);
   });
 
   test('extended resources: the request must equal the limit; spawngate requests GPUs and profile devices at their limit', async () => {

@@ -56,8 +56,8 @@ afterAll(async () => {
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const docs = (yaml: string): Obj[] => YAML.parseAllDocuments(yaml).map((d) => d.toJS() as Obj);
 
-test('server of the default profile: a valid Pod in the default namespace with the home volume', async () => {
-  const [pod, ...rest] = docs(await renderDryRun(config, { user: 'alice' }));
+test('server of the default profile: a valid Pod in the default namespace with the home volume; its tokens in its Secret', async () => {
+  const [pod, secret, ...rest] = docs(await renderDryRun(config, { user: 'alice' }));
   expect(rest).toEqual([]);
   new Pod(pod as ConstructorParameters<typeof Pod>[0]).validate();
   expect(pod!.metadata.namespace).toBe('jupyter');
@@ -67,11 +67,21 @@ test('server of the default profile: a valid Pod in the default namespace with t
   expect(pod!.spec.securityContext).toMatchObject({ runAsUser: ALICE_UID, runAsGroup: ALICE_UID });
   expect(pod!.spec.containers[0].volumeMounts).toEqual([{ name: 'spawngate-home', mountPath: path.join(homes, 'alice'), subPath: 'alice' }]);
   expect(pod!.spec.securityContext.runAsUser).toBeGreaterThan(0);
-  expect(JSON.stringify(pod)).toContain('<minted at start>');
+  // The hub's and the gateway's tokens never appear in the Pod: env names them in the pod's Secret.
+  expect(JSON.stringify(pod)).not.toContain('<minted at start>');
+  expect(JSON.stringify(pod)).not.toContain('<from the hub at spawn>');
+  const env = pod!.spec.containers[0].env as Obj[];
+  for (const name of ['JUPYTERHUB_API_TOKEN', 'JUPYTER_GATEWAY_AUTH_TOKEN']) {
+    expect(env.find((e) => e.name === name)).toEqual({ name, valueFrom: { secretKeyRef: { name: secret!.metadata.name, key: name } } });
+  }
+  new Secret(secret as ConstructorParameters<typeof Secret>[0]).validate();
+  expect(secret!.stringData).toEqual({ JUPYTERHUB_API_TOKEN: '<from the hub at spawn>', JUPYTER_GATEWAY_AUTH_TOKEN: '<minted at start>' });
+  expect(secret!.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: pod!.metadata.name })]);
 });
 
 test('a profile and a kernel: pod options from the profile, the kernel in its experiment namespace with the quota', async () => {
-  const [server, kernel, secret] = docs(await renderDryRun(config, { user: 'alice', profile: 'gpu', kernel: 'conda-env-tf-python3' }, db));
+  const [server, serverSecret, kernel, secret] = docs(await renderDryRun(config, { user: 'alice', profile: 'gpu', kernel: 'conda-env-tf-python3' }, db));
+  expect(serverSecret!.kind).toBe('Secret');
   expect(server!.spec.nodeSelector).toEqual({ pool: 'gpu' });
   expect(server!.spec.securityContext.runAsUser).toBe(4242);
   expect(server!.spec.containers[0].resources.limits['nvidia.com/gpu']).toBe('1');

@@ -9,8 +9,12 @@
  * from limits and checked against `nodeAllocatable` by the scheduler; every request is authorized against the
  * Role rules in docs/kubernetes-rbac.md (403, recorded in `denied`, which tests assert empty).
  *
- * Watches: resourceVersion resume, bookmarks, `compact()` to make old versions expire (410 Gone) and
- * `dropWatches()` to cut connections. Kubelet: schedules, "pulls", and starts pods; with
+ * Watches: resourceVersion resume, bookmarks (pods only, as on a real server), `compact()` to make old
+ * versions expire (410 Gone), `dropWatches()` to cut connections, `stallWatches()` to leave them open
+ * but silent; server-side timeouts, failure answers and the kubelet's delete modes live in
+ * apiserver-watch.ts (`behaviour`). Deletes: a grace period (SIGTERM, SIGKILL after it, containers
+ * reported terminated, then the object removed); `gracePeriodSeconds: 0` is a force delete (the object
+ * is gone at once, the process is killed a kubelet step later). Kubelet: schedules, "pulls", and starts pods; with
  * `runCommands` it runs the container's command as a local child process, so logs, exit codes, grace
  * periods and the kernel's sockets are real. Failure states on demand: nodeSelector
  * `spawngate.test/unschedulable` or a GPU limit (the nodes have none), an image containing `does-not-exist`, `oomKill(name)`, `evict(name)`,
@@ -41,6 +45,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Pod, Secret } from 'kubernetes-models/v1';
 import { defaultRequestsFromLimits, insufficientResources, podCauses, restrictedViolations, secretCauses, type NodeAllocatable } from './apiserver-rules';
+import { WatchBehaviour } from './apiserver-watch';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 export interface PolicyRule {
@@ -66,6 +71,8 @@ interface WatchStream {
   match: (o: Obj) => boolean;
   res: http.ServerResponse;
   timer?: NodeJS.Timeout;
+  /** Silently stalled: nothing more is written, the socket stays open. */
+  stalled?: boolean;
 }
 interface Runtime {
   proc?: ChildProcess;
@@ -158,7 +165,11 @@ export class FakeApiServer {
   readonly events = new Map<string, Obj>();
   /** When each pod was created and became Running (ms since epoch): the kubelet's own share of a launch. */
   readonly timeline = new Map<string, { created: number; running?: number }>();
+  /** Watch timeouts, failure answers, the kubelet's delete modes (apiserver-watch.ts). */
+  readonly behaviour = new WatchBehaviour();
   private readonly runtimes = new Map<string, Runtime>();
+  /** Processes of force-deleted pods, still running until the kubelet gets to them. */
+  private readonly orphans = new Map<string, ChildProcess>();
   private readonly server: http.Server;
   private readonly watches = new Set<WatchStream>();
   private readonly log: LogEntry[] = [];
@@ -217,6 +228,7 @@ export class FakeApiServer {
     for (const t of this.timers) clearTimeout(t);
     for (const w of this.watches) w.res.destroy();
     for (const r of this.runtimes.values()) r.proc?.kill('SIGKILL');
+    for (const p of this.orphans.values()) p.kill('SIGKILL');
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));
     rmSync(this.volumeRoot, { recursive: true, force: true });
@@ -229,16 +241,40 @@ export class FakeApiServer {
     this.stepMs = ms;
   }
 
-  /** Makes every resourceVersion up to now expire: resuming a watch from one gets 410 Gone. */
+  /**
+   * Makes every resourceVersion older than the current one expire: resuming a watch from one gets 410
+   * Gone. The current one stays valid (as after an etcd compaction), so a fresh list's version can be
+   * watched from.
+   */
   compact(): void {
-    this.compactedRv = this.rv + 1;
+    this.compactedRv = this.rv;
     this.log.length = 0;
+  }
+
+  /** Objects our watches do not see change elsewhere in the cluster: the shared resourceVersion moves on. */
+  advanceVersion(): void {
+    this.rv++;
   }
 
   /** Cuts every open watch connection (the client resumes from its last resourceVersion). */
   dropWatches(): void {
     for (const w of this.watches) w.res.destroy();
     this.watches.clear();
+  }
+
+  /** Open watches stop receiving anything (events, bookmarks) while their connections stay open. */
+  stallWatches(): void {
+    for (const w of this.watches) w.stalled = true;
+  }
+
+  /** How many watch connections are open now (stalled ones included). */
+  openWatches(kind: Kind): number {
+    return [...this.watches].filter((w) => w.kind === kind).length;
+  }
+
+  /** Whether the process standing in for this pod's container still runs (any instance of that name). */
+  containerRunning(name: string): boolean {
+    return [this.runtimes.get(name)?.proc, this.orphans.get(name)].some((p) => !!p && p.exitCode === null && p.signalCode === null);
   }
 
   /** Removes a pod without telling current watchers (as if the event was lost in a compaction). */
@@ -345,6 +381,7 @@ export class FakeApiServer {
       return this.send(res, 403, status(403, 'Forbidden', `forbidden: cannot ${msg}`));
     }
     this.requests.push({ verb, resource: fullResource, namespace: ns, ...(name ? { name } : {}) });
+    if (this.behaviour.intercept(verb, fullResource, res)) return;
     const q = url.searchParams;
     if (resource === 'pods') {
       if (sub === 'log' && name) return this.podLog(res, name, Number(q.get('tailLines') ?? 0));
@@ -413,6 +450,7 @@ export class FakeApiServer {
   }
 
   private write(w: WatchStream, e: { type: string; obj: Obj }): void {
+    if (w.stalled) return;
     w.res.write(`${JSON.stringify({ type: e.type, object: e.obj })}\n`);
   }
 
@@ -433,8 +471,10 @@ export class FakeApiServer {
       res.end();
       return;
     }
+    const { open, bookmarks } = this.behaviour.openWatch(kind, q, res);
+    if (!open) return;
     for (const e of this.log) if (e.kind === kind && e.rv > from && match(e.obj)) this.write(w, e);
-    if (q.get('allowWatchBookmarks') === 'true') {
+    if (bookmarks) {
       w.timer = setInterval(() => {
         const kindName = kind === 'pods' ? 'Pod' : 'Event';
         this.write(w, { type: 'BOOKMARK', obj: { kind: kindName, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } });
@@ -499,22 +539,39 @@ export class FakeApiServer {
     if (wantUid && wantUid !== pod.metadata.uid) {
       return this.send(res, 409, status(409, 'Conflict', `Precondition failed: UID in precondition: ${wantUid}, UID in object meta: ${pod.metadata.uid}`));
     }
-    const grace = Number(q.get('gracePeriodSeconds') ?? opts.gracePeriodSeconds ?? 30);
+    const grace = Number(q.get('gracePeriodSeconds') ?? opts.gracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30);
+    const rt = this.runtimes.get(name);
+    const running = !!rt?.proc && rt.proc.exitCode === null && rt.proc.signalCode === null;
+    this.behaviour.recordDelete(pod, grace, running);
+    const uid = pod.metadata.uid as string;
+    if (grace === 0) {
+      // Force: the object goes at once; the container is the kubelet's business, later (if it is up).
+      if (!pod.metadata.deletionTimestamp) pod.metadata.deletionTimestamp = now();
+      pod.metadata.deletionGracePeriodSeconds = 0;
+      if (running) {
+        this.orphans.set(name, rt.proc!);
+        if (this.behaviour.kubelet !== 'down') this.later(() => rt.proc!.kill('SIGKILL'));
+      }
+      this.finalize(name, uid);
+      return this.send(res, 200, pod);
+    }
     if (!pod.metadata.deletionTimestamp) {
       pod.metadata.deletionTimestamp = now();
       pod.metadata.deletionGracePeriodSeconds = grace;
       this.modified('pods', pod);
-      const rt = this.runtimes.get(name);
-      if (rt?.proc && rt.proc.exitCode === null && rt.proc.signalCode === null) {
+      if (this.behaviour.kubelet === 'down') return this.send(res, 200, pod);
+      if (running) {
         this.emitEvent(name, 'Normal', 'Killing', `Stopping container ${pod.spec.containers[0].name}`);
-        if (grace === 0) rt.proc.kill('SIGKILL');
-        else {
-          rt.proc.kill('SIGTERM');
-          rt.killTimer = setTimeout(() => rt.proc?.kill('SIGKILL'), grace * 1000);
-        }
-      } else this.later(() => this.finalize(name, pod.metadata.uid as string));
+        rt.proc!.kill('SIGTERM');
+        rt.killTimer = setTimeout(() => rt.proc?.kill('SIGKILL'), grace * 1000);
+      } else this.later(() => this.kubeletRemove(name, uid));
     }
     this.send(res, 200, pod);
+  }
+
+  /** The kubelet's final delete of a terminated pod (lost when the kubelet is `no-final-delete`). */
+  private kubeletRemove(name: string, uid: string): void {
+    if (this.behaviour.kubelet === 'ok') this.finalize(name, uid);
   }
 
   private finalize(name: string, uid: string): void {
@@ -643,6 +700,17 @@ export class FakeApiServer {
       return this.later(() => this.startContainer(name, uid, attempt + 1));
     }
     const c = pod.spec.containers[0];
+    // env from a Secret that does not exist (yet): the kubelet reports CreateContainerConfigError and retries.
+    const missingRef = (c.env ?? []).map((e: Obj) => e.valueFrom?.secretKeyRef).find((r: Obj | undefined) => r && !this.secrets.get(r.name));
+    if (missingRef) {
+      const message = `secret "${missingRef.name}" not found`;
+      if (pod.status.containerStatuses?.[0]?.state?.waiting?.message !== message) {
+        pod.status.containerStatuses = [this.containerStatus(pod, { waiting: { reason: 'CreateContainerConfigError', message } }, false)];
+        this.modified('pods', pod);
+        this.emitEvent(name, 'Warning', 'Failed', `Error: ${message}`);
+      }
+      return this.later(() => this.startContainer(name, uid, attempt + 1));
+    }
     this.emitEvent(name, 'Normal', 'Created', `Created container ${c.name}`);
     const rt: Runtime = { output: [], partial: '' };
     this.runtimes.set(name, rt);
@@ -659,7 +727,11 @@ export class FakeApiServer {
         return v;
       };
       const env: Record<string, string> = { ...(this.opts.images?.[c.image]?.env ?? { PATH: '/usr/local/bin:/usr/bin:/bin' }), HOSTNAME: name };
-      for (const e of c.env ?? []) env[e.name] = remap((e.value ?? '').replaceAll('0.0.0.0', podIP));
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        const value = ref ? this.secretValue(ref.name, ref.key) : e.value;
+        env[e.name] = remap((value ?? '').replaceAll('0.0.0.0', podIP));
+      }
       env.SPAWNGATE_BIND_IP = podIP;
       const cwd = c.workingDir ? remap(c.workingDir) : undefined;
       const proc = spawn(c.command[0], c.command.slice(1), {
@@ -684,7 +756,11 @@ export class FakeApiServer {
         if (rt.killTimer) clearTimeout(rt.killTimer);
         const p = this.pods.get(name);
         if (!p || p.metadata.uid !== uid) return;
-        if (p.metadata.deletionTimestamp) return this.finalize(name, uid);
+        if (p.metadata.deletionTimestamp) {
+          // The kubelet reports the containers terminated, then deletes the object (grace 0).
+          this.terminate(name, code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), 'Error');
+          return this.later(() => this.kubeletRemove(name, uid));
+        }
         if (rt.oom) return this.terminate(name, 137, 'OOMKilled');
         const exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
         this.terminate(name, exitCode, exitCode === 0 ? 'Completed' : 'Error');
@@ -722,6 +798,13 @@ export class FakeApiServer {
     pod.status.containerStatuses = [this.containerStatus(pod, { waiting: { reason, message } }, false)];
     this.modified('pods', pod);
     this.emitEvent(name, 'Warning', 'Failed', `Error: ${message}`);
+  }
+
+  /** A Secret's value by key (stringData as created, or base64 data). */
+  private secretValue(secretName: string, key: string): string | undefined {
+    const secret = this.secrets.get(secretName);
+    const b64 = secret?.data?.[key];
+    return secret?.stringData?.[key] ?? (b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8'));
   }
 
   /** The uid/gid the container runs as, or the kubelet's refusal. */
