@@ -116,7 +116,13 @@ export const fileConfigSchema = z
           .int()
           .positive()
           .default(32 * 1024 * 1024)
-          .describe("bytes of client messages one kernel's bridge buffers while the kernel does not read; beyond that the bridge stops reading its websockets until the kernel catches up (default 32 MiB)"),
+          .describe("byte budget of a kernel's bridge in each direction (default 32 MiB). Towards the kernel: client messages held while the kernel does not read; beyond it the bridge stops reading its websockets until half has drained. Towards clients: messages one websocket has not read yet; beyond it the kernel is not read until that websocket has read down to half, and one of several websockets still over it after slow_client_grace_seconds is closed (1008)"),
+        slow_client_grace_seconds: z
+          .number()
+          .positive()
+          .max(300)
+          .default(10)
+          .describe("seconds one of several websockets of a kernel may hold more than channel_buffer_bytes of unread messages (its kernel paused meanwhile) before it is closed with 1008 and the others receive again (default 10: a reading client lagging through a burst catches up well within it)"),
         max_kernels_per_experiment: z
           .number()
           .int()
