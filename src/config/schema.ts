@@ -233,6 +233,9 @@ export const envSchema = z.object({
   SPAWNGATE_LOCAL_SHARED_IDENTITY: boolFromEnv
     .default(false)
     .describe("local backend: run every user's workloads as spawngate's own user, for a single-user or demo machine only (default 0: each runs as the owner of its user's home)"),
+  SPAWNGATE_LOCAL_TCP_KERNELS_OPEN_TO_ALL_USERS: boolFromEnv
+    .default(false)
+    .describe("local backend with users under their own identities: launch kernels that listen on TCP ports (Enterprise Gateway launchers, kernels.host_transport 'tcp') although every local user can connect to those ports, read the kernel's output on iopub and flood its sockets; only the kernel's HMAC key keeps them from running code (default 0: such launches are refused with 403)"),
   SPAWNGATE_LOCAL_ALLOW_ROOT: boolFromEnv
     .default(false)
     .describe('local backend: accept root-owned homes, whose workloads then run as root (default 0: refused)'),

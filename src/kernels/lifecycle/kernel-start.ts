@@ -20,6 +20,7 @@ import { kernelImage, kernelWorkloadName } from './kernel-spec';
 import { KERNEL_LAUNCH_JOB, type LaunchJobData } from './launch-job';
 import { grantFor, type Grant } from './quota-check';
 import { IPC_KERNEL_PORTS, assertSocketPathsFit } from './runtime-dir';
+import { assertKernelPortsWalled } from './tcp-policy';
 
 /** Seconds a client refused for launches in flight should wait: about one kernel start. */
 const IN_FLIGHT_RETRY_SECONDS = 5;
@@ -62,6 +63,7 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   const spec = await ctx.catalog.resolve(username, name);
   const proxy = processProxyOf(spec.spec.metadata, spec.name);
   assertProxyFitsBackend(proxy, spec.name, backend.name);
+  assertKernelPortsWalled(ctx, spec.name, spec.spec.argv);
   if (!ctx.hostProcesses && usesResponseAddress(spec.spec.argv)) {
     throw new KernelRequestError(`kernelspec '${spec.name}' uses an Enterprise Gateway response-address launcher, which spawngate runs on the local backend only`);
   }
