@@ -5,10 +5,10 @@
  * keeps receiving everything. A reading client is never cut by a burst larger than the budget.
  * Real ipykernel, real websockets through the service; the stalled client pauses its TCP socket.
  */
-import { spawn } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type WebSocket from 'ws';
+import { childReader } from '../support/child-reader';
 import { connectWs, executeRequest, type Msg } from '../support/jupyter-ws';
 import { IPYKERNEL, startTenantService, type TenantService } from '../gateway/tenant-service';
 
@@ -89,64 +89,9 @@ function run(ws: WebSocket, code: string, session: string): Run {
   return r;
 }
 
-/**
- * A reading client in a child process (so its own parsing does not count in this process's RSS, which
- * is spawngate's): runs `code` on kernel `id` and prints the stdout bytes it received.
- */
-function childReader(id: string, code: string): { attached: Promise<void>; start(): void; result: Promise<{ stdout: number; status: string }> } {
-  const script = `
-    const WebSocket = require('ws');
-    const ws = new WebSocket(process.env.URL, { headers: { Authorization: 'token ' + process.env.TOKEN } });
-    let stdout = 0, status, idle = false;
-    ws.on('open', () => {
-      process.stdout.write('open\\n');
-      process.stdin.once('data', () => ws.send(JSON.stringify({
-        header: { msg_id: 'child-run', msg_type: 'execute_request', username: 'h11g-ann', session: 'child', date: new Date().toISOString(), version: '5.3' },
-        parent_header: {}, metadata: {}, channel: 'shell',
-        content: { code: process.env.CODE, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-      })));
-    });
-    ws.on('message', (data) => {
-      const m = JSON.parse(data.toString());
-      if (m.parent_header.msg_id !== 'child-run') return;
-      if (m.header.msg_type === 'stream') stdout += m.content.text.length;
-      if (m.header.msg_type === 'execute_reply') status = m.content.status;
-      if (m.header.msg_type === 'status' && m.content.execution_state === 'idle') idle = true;
-      if (status && idle) { process.stdout.write(JSON.stringify({ stdout, status }) + '\\n'); ws.close(); }
-    });
-    ws.on('close', (code) => { if (!status) process.stdout.write(JSON.stringify({ closed: code }) + '\\n'); process.exit(0); });
-  `;
-  const child = spawn(process.execPath, ['-e', script], {
-    cwd: process.cwd(),
-    env: { ...process.env, NODE_OPTIONS: '', URL: `ws://127.0.0.1:${t.port}/api/kernels/${id}/channels`, TOKEN: t.tokens['h11g-ann'], CODE: code },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  let out = '';
-  let opened!: () => void;
-  const attached = new Promise<void>((resolve, reject) => {
-    opened = resolve;
-    child.once('exit', () => reject(new Error(`reader exited before connecting: ${JSON.stringify(out.slice(0, 200))}`)));
-  });
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.startsWith('open\n')) opened();
-  });
-  const result = new Promise<{ stdout: number; status: string }>((resolve, reject) =>
-    child.once('exit', () => {
-      const last = out.trim().split('\n').pop() ?? '';
-      try {
-        resolve(JSON.parse(last) as { stdout: number; status: string });
-      } catch {
-        reject(new Error(`reader printed ${JSON.stringify(out.slice(0, 200))}`));
-      }
-    }),
-  );
-  return { attached, result, start: () => void child.stdin.write('go\n') };
-}
-
 test('a client that never reads beside a reading one: spawngate stays bounded while the kernel prints 300 MiB, the reader gets all of it, the stalled one is closed', async () => {
   const id = await launch();
-  const reader = childReader(id, printChunks(300, MiB));
+  const reader = childReader(`ws://127.0.0.1:${t.port}/api/kernels/${id}/channels`, t.tokens['h11g-ann']!, printChunks(300, MiB));
   await reader.attached;
   const stalled = await connect(id);
   const bridge = t.service.kernels.registry.get(id)!;
