@@ -43,10 +43,10 @@ import { decodeWsFrame, protocolOf, type WsChannel } from './ws-protocol';
 const REQUEST_CHANNELS: readonly RequestChannel[] = ['shell', 'control', 'stdin'];
 /**
  * Kernel messages ZMQ may queue inside spawngate per socket while the bridge does not read it (libzmq
- * then stops reading the connection, and the rest waits at the kernel). The default, 1000, would let a
- * paused kernel park 1000 outputs of any size in spawngate's memory.
+ * then stops reading the connection, and the rest waits at the kernel, whose own send high-water mark
+ * is 1000). ZMQ's default, 1000, would let a paused kernel park 1000 outputs of any size in spawngate.
  */
-const KERNEL_RECEIVE_HWM = 128;
+const KERNEL_RECEIVE_HWM = 32;
 
 export class KernelClient {
   readonly kernelId: string | undefined;
