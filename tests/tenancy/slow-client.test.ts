@@ -117,9 +117,11 @@ test('a client that never reads beside a reading one: spawngate stays bounded wh
   }
   // What spawngate held for its clients: the budget plus the message that crossed it, per websocket.
   expect(heldPeak).toBeLessThanOrEqual(2 * (BUDGET + 2 * MiB));
-  // spawngate's process held far less than the 300 MiB an unbounded buffer would have (bench/channels/
-  // slow-client.ts prints the resident size of a spawngate child process, with and without a stalled reader).
-  expect(retainedPeak - before).toBeLessThan(64 * MiB);
+  // spawngate's process held far less than the 300 MiB an unbounded buffer would have (600 MiB measured
+  // without the budget). Legitimately held: up to the budget plus a message per websocket (the reader's
+  // socket fills too on a loaded machine), 32 messages in ZMQ's receive pipe, messages being encoded.
+  // bench/channels/slow-client.ts prints spawngate's RSS with and without a stalled reader.
+  expect(retainedPeak - before).toBeLessThan(128 * MiB);
   // The stalled client was closed; the reader left by itself.
   await waitUntil('both websockets gone', () => bridge.connections === 0);
   stalled.terminate();
