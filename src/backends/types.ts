@@ -121,6 +121,13 @@ export interface BackendCapabilities {
    * Container backends give each workload its own network namespace and filesystem instead.
    */
   readonly hostProcesses: boolean;
+  /**
+   * Workloads of different users run under different identities yet share one network namespace: a
+   * TCP port one user's workload listens on can be reached by every other user's (file permissions
+   * wall off what lives in directories, nothing walls off a port). Callers keep such workloads off TCP
+   * unless an administrator accepts the risk. Absent: false.
+   */
+  readonly portsSharedAcrossUsers?: boolean;
   /** Which profile block (`docker:` or `kubernetes:`) holds this backend's overrides; none for local. */
   readonly overridesKey?: 'docker' | 'kubernetes';
 }

@@ -126,7 +126,13 @@ export const fileConfigSchema = z
           .int()
           .positive()
           .default(32 * 1024 * 1024)
-          .describe("bytes of client messages one kernel's bridge buffers while the kernel does not read; beyond that the bridge stops reading its websockets until the kernel catches up (default 32 MiB)"),
+          .describe("byte budget of a kernel's bridge in each direction (default 32 MiB). Towards the kernel: client messages held while the kernel does not read; beyond it the bridge stops reading its websockets until half has drained. Towards clients: messages one websocket has not read yet; beyond it the kernel is not read until that websocket has read down to half, and one of several websockets still over it after slow_client_grace_seconds is closed (1008)"),
+        slow_client_grace_seconds: z
+          .number()
+          .positive()
+          .max(300)
+          .default(10)
+          .describe("seconds one of several websockets of a kernel may hold more than channel_buffer_bytes of unread messages (its kernel paused meanwhile) before it is closed with 1008 and the others receive again (default 10: a reading client lagging through a burst catches up well within it)"),
         max_kernels_per_experiment: z
           .number()
           .int()
@@ -274,6 +280,9 @@ export const envSchema = z.object({
   SPAWNGATE_LOCAL_SHARED_IDENTITY: boolFromEnv
     .default(false)
     .describe("local backend: run every user's workloads as spawngate's own user, for a single-user or demo machine only (default 0: each runs as the owner of its user's home)"),
+  SPAWNGATE_LOCAL_TCP_KERNELS_OPEN_TO_ALL_USERS: boolFromEnv
+    .default(false)
+    .describe("local backend with users under their own identities: launch kernels that listen on TCP ports (Enterprise Gateway launchers, kernels.host_transport 'tcp') although every local user can connect to those ports, read the kernel's output on iopub and flood its sockets; only the kernel's HMAC key keeps them from running code (default 0: such launches are refused with 403)"),
   SPAWNGATE_LOCAL_ALLOW_ROOT: boolFromEnv
     .default(false)
     .describe('local backend: accept root-owned homes, whose workloads then run as root (default 0: refused)'),

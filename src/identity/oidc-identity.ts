@@ -18,6 +18,11 @@ export interface OidcPrincipal {
   username: string;
   admin: boolean;
   groups: string[];
+  /**
+   * When spawngate stops accepting this token: its `exp` plus the allowed clock skew. Undefined for a
+   * token without `exp` (only introspection may answer so). Open websockets close at this instant.
+   */
+  expiresAt?: Date;
 }
 
 export interface OidcIdentity {
@@ -113,7 +118,8 @@ export function createOidcIdentity(settings: OidcSettings, deps: { db: Db; logge
       // Deactivating a user in spawngate (users.active = false) takes effect even while the IdP still
       // issues them tokens. A user spawngate has never seen has no row and is not refused here.
       if (await isUserDeactivated(deps.db, username)) throw new UserDeactivatedError(`user '${username}' is deactivated in spawngate`);
-      return { username, admin, groups };
+      const expiresAt = typeof claims.exp === 'number' ? new Date((claims.exp + settings.clock_skew_seconds) * 1000) : undefined;
+      return { username, admin, groups, ...(expiresAt ? { expiresAt } : {}) };
     },
   };
 }

@@ -75,6 +75,8 @@ beforeAll(async () => {
       SPAWNGATE_PORT: '0',
       // The homes here are made by root: the protocol, not workload identity (tests/tenancy), is under test.
       SPAWNGATE_LOCAL_ALLOW_ROOT: '1',
+      // EG launchers listen on TCP ports; refused by default on a multi-user local backend (tests/tenancy/tcp-kernels).
+      SPAWNGATE_LOCAL_TCP_KERNELS_OPEN_TO_ALL_USERS: '1',
     }),
   );
   port = await service.listen();

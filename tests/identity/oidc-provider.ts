@@ -28,7 +28,12 @@ export const CLIENT_SECRET = 'client-secret-for-tests-0123456789';
 /** Client spawngate uses for introspection. */
 export const INTROSPECTION_CLIENT = 'spawngate-introspector';
 
-export async function startTestProvider(clientIds: string[]): Promise<TestProvider> {
+export interface TestProviderOptions {
+  /** Client id → lifetime of its access tokens, seconds (default 600). */
+  ttlSeconds?: Record<string, number>;
+}
+
+export async function startTestProvider(clientIds: string[], opts: TestProviderOptions = {}): Promise<TestProvider> {
   const jose = (await importEsm('jose')) as typeof import('jose');
   const { default: Provider } = (await importEsm('oidc-provider')) as { default: new (issuer: string, config: object) => { callback(): http.RequestListener } };
 
@@ -72,7 +77,7 @@ export async function startTestProvider(clientIds: string[]): Promise<TestProvid
           },
         },
       },
-      ttl: { ClientCredentials: 600 },
+      ttl: { ClientCredentials: (_ctx: unknown, token: { clientId?: string }) => opts.ttlSeconds?.[token.clientId ?? ''] ?? 600 },
       extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => claims.get(token.clientId ?? '') ?? {},
     });
 

@@ -65,6 +65,11 @@ export class IdentityPolicy {
     this.setpriv = options?.setpriv ?? findTool('setpriv');
   }
 
+  /** Whether users' workloads run as different uids (spawngate is root, identities not shared). */
+  separatesUsers(): boolean {
+    return this.options !== undefined && !this.options.shared && myUid() === 0;
+  }
+
   /** What the factory warns about at start-up; undefined when workloads get their users' identities. */
   describeShared(): string | undefined {
     if (!this.options) return undefined;

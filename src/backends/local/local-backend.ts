@@ -14,6 +14,7 @@ import type { LocalBackend, LocalBackendLogger, LocalBackendOptions } from './op
 import {
   PermanentBackendError,
   TransientBackendError,
+  type BackendCapabilities,
   type WorkloadEvent,
   type WorkloadSpec,
   type WorkloadState,
@@ -40,7 +41,7 @@ export const LOCAL_BACKEND_NAME = 'local';
 
 class LocalProcessBackend implements LocalBackend {
   readonly name = LOCAL_BACKEND_NAME;
-  readonly capabilities = { hostProcesses: true } as const;
+  readonly capabilities: BackendCapabilities;
   private readonly store: RecordStore;
   private readonly host: string;
   private readonly log: LocalBackendLogger;
@@ -70,6 +71,7 @@ class LocalProcessBackend implements LocalBackend {
     this.livenessMs = Math.max(100, (options.livenessIntervalSeconds ?? 1) * 1000);
     this.listeners = new ListenerSet(this.log);
     this.identity = new IdentityPolicy(options.identity);
+    this.capabilities = { hostProcesses: true, portsSharedAcrossUsers: this.identity.separatesUsers() };
     this.niceIncrement = Math.min(19, Math.max(0, Math.trunc(options.niceIncrement ?? 0)));
     this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call that awaits it

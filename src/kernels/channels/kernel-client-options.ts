@@ -23,10 +23,16 @@ export interface KernelClientOptions {
   /**
    * The per-kernel byte budget, default 32 MiB. Towards the kernel: past this many bytes of client
    * messages the kernel has not read, the bridge stops reading its websockets (TCP backpressure reaches
-   * the clients) until half has drained. Towards clients: a session parked for a reconnect keeps at most
-   * this many bytes of messages.
+   * the clients) until half has drained. Towards clients: per websocket, as `slowClientGraceMs` says; and
+   * a session parked for a reconnect keeps at most this many bytes of messages.
    */
   maxBufferedBytes?: number;
+  /**
+   * Towards clients, a websocket holding more than `maxBufferedBytes` of messages it has not read pauses
+   * the kernel's reads until it has read down to half (see client-flow.ts). One of several that is still
+   * over budget after this many ms is closed (1008) and the kernel read again. Default 10000.
+   */
+  slowClientGraceMs?: number;
 }
 
 

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Dealer, Subscriber } from 'zeromq';
 import { logger as rootLogger, type Logger } from '../../logging';
+import { ClientFlow } from './client-flow';
 import { channelAddress, KERNEL_CONNECT_TIMEOUT_MS } from './connection-info';
 import { KernelClientClosedError, KernelTimeoutError } from './errors';
 import { Heartbeat } from './heartbeat';
@@ -40,6 +41,12 @@ import {
 import { decodeWsFrame, protocolOf, type WsChannel } from './ws-protocol';
 
 const REQUEST_CHANNELS: readonly RequestChannel[] = ['shell', 'control', 'stdin'];
+/**
+ * Kernel messages ZMQ may queue inside spawngate per socket while the bridge does not read it (libzmq
+ * then stops reading the connection, and the rest waits at the kernel, whose own send high-water mark
+ * is 1000). ZMQ's default, 1000, would let a paused kernel park 1000 outputs of any size in spawngate.
+ */
+const KERNEL_RECEIVE_HWM = 32;
 
 export class KernelClient {
   readonly kernelId: string | undefined;
@@ -59,6 +66,10 @@ export class KernelClient {
   private readonly deadListeners = new Set<() => void>();
   private readonly stateListeners = new Set<(state: ExecutionState) => void>();
   private readonly loops: Promise<void>[] = [];
+  /** The kernel → client budget (see client-flow.ts). */
+  private readonly flow: ClientFlow;
+  /** Set while the kernel's sockets are not read; the receive loops wait on it. */
+  private readGate: { promise: Promise<void>; open(): void } | undefined;
   private state: ExecutionState = 'starting';
   /** iopub messages caused by spawngate's own requests, counted to prove the subscription is live. */
   private ownIopub = 0;
@@ -84,7 +95,14 @@ export class KernelClient {
     const ipv6 = info.ip.includes(':');
     const routingId = `spawngate-${this.session}`;
     const dealer = (channel: RequestChannel): Dealer => {
-      const sock = new Dealer({ linger: 0, routingId, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS, sendHighWaterMark: REQUEST_SEND_HWM });
+      const sock = new Dealer({
+        linger: 0,
+        routingId,
+        ipv6,
+        connectTimeout: KERNEL_CONNECT_TIMEOUT_MS,
+        sendHighWaterMark: REQUEST_SEND_HWM,
+        receiveHighWaterMark: KERNEL_RECEIVE_HWM,
+      });
       sock.connect(channelAddress(info, channel));
       return sock;
     };
@@ -101,7 +119,22 @@ export class KernelClient {
         for (const a of this.router.all()) a.ws.resume();
       },
     });
-    this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS });
+    this.flow = new ClientFlow({
+      budgetBytes: this.maxBufferedBytes,
+      graceMs: options.slowClientGraceMs ?? 10_000,
+      consumers: () => this.router.size,
+      pauseKernel: () => this.pauseReading(),
+      resumeKernel: () => this.resumeReading(),
+      drop: (ws) => {
+        for (const a of this.router.all()) if (a.ws === ws) this.router.remove(a);
+      },
+      log: (event, fields) => {
+        if (event === 'pause') this.log.info('a websocket does not read; pausing its kernel until it catches up', fields);
+        else if (event === 'resume') this.log.info('the websocket caught up; reading its kernel again', fields);
+        else this.log.warn('closing a websocket that does not read while others of the kernel do', fields);
+      },
+    });
+    this.iopub = new Subscriber({ linger: 0, ipv6, connectTimeout: KERNEL_CONNECT_TIMEOUT_MS, receiveHighWaterMark: KERNEL_RECEIVE_HWM });
     this.iopub.connect(channelAddress(info, 'iopub'));
     this.iopub.subscribe();
     for (const channel of REQUEST_CHANNELS) this.loops.push(this.receive(this.dealers[channel], channel));
@@ -123,6 +156,18 @@ export class KernelClient {
   /** Bytes of client messages waiting for the kernel to read them. */
   get bufferedBytes(): number {
     return this.queues.bytes;
+  }
+
+  /** Bytes of kernel messages queued on this kernel's websockets and not yet written to their clients. */
+  get clientBufferedBytes(): number {
+    let n = 0;
+    for (const a of this.router.all()) n += a.ws.bufferedAmount;
+    return n;
+  }
+
+  /** True while the kernel's sockets are not read because its only websocket does not read. */
+  get isReadingPaused(): boolean {
+    return this.flow.isPaused;
   }
 
   /** True while the websockets are paused because the kernel does not read (backpressure). */
@@ -225,7 +270,7 @@ export class KernelClient {
       return () => {};
     }
     if (ws.readyState !== ws.OPEN) return () => {}; // already closing: no 'close' left to detach on
-    const att = new Attachment(ws, protocolOf(options.protocol ?? ws.protocol), options.sessionId);
+    const att = new Attachment(ws, protocolOf(options.protocol ?? ws.protocol), options.sessionId, this.flow);
     if (options.sessionId !== undefined) {
       for (const stale of this.router.withSessionId(options.sessionId)) {
         this.log.warn('replacing stale websocket of the same session', { session_id: options.sessionId });
@@ -236,6 +281,7 @@ export class KernelClient {
     // TCP_NODELAY: each kernel message leaves at once instead of waiting for the client's ACK.
     (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket?.setNoDelay?.(true);
     this.router.add(att);
+    this.flow.attached();
     if (this.queues.isPaused) ws.pause();
 
     const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void =>
@@ -245,6 +291,7 @@ export class KernelClient {
       ws.off('close', detach);
       ws.off('error', onError);
       this.router.remove(att);
+      this.flow.detached(ws);
     };
     const onError = (err: Error): void => {
       this.log.debug('websocket error', { error: err.message });
@@ -298,6 +345,8 @@ export class KernelClient {
     if (options.closeWebsockets ?? true)
       for (const att of this.router.all()) att.ws.close(1001, 'kernel connection closed');
     this.router.clear();
+    this.flow.clear();
+    this.resumeReading();
     this.queues.close();
     const hb = this.heartbeat?.stop();
     for (const sock of [...Object.values(this.dealers), this.iopub]) sock.close();
@@ -326,9 +375,33 @@ export class KernelClient {
     this.queues.push(channel, serializeRaw(msg.raw, this.signer));
   }
 
+  private pauseReading(): void {
+    if (this.readGate) return;
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    this.readGate = { promise, open };
+  }
+
+  private resumeReading(): void {
+    const gate = this.readGate;
+    this.readGate = undefined;
+    gate?.open();
+  }
+
   private async receive(sock: Dealer | Subscriber, channel: WsChannel): Promise<void> {
     try {
-      for await (const frames of sock) this.fromKernel(channel, frames);
+      for (;;) {
+        while (this.readGate) await this.readGate.promise;
+        if (this.closed || sock.closed) return;
+        let frames: Buffer[];
+        try {
+          frames = await sock.receive();
+        } catch (err) {
+          if (sock.closed && (err as { code?: string }).code === 'EAGAIN') return;
+          throw err;
+        }
+        this.fromKernel(channel, frames);
+      }
     } catch (err) {
       if (!this.closed)
         this.log.error('kernel channel receive loop failed', { channel, error: (err as Error).message });

@@ -12,6 +12,7 @@
  * A parked session keeps at most `maxBuffered` messages and `maxBufferedBytes` bytes (oldest dropped).
  */
 import type { WebSocket } from 'ws';
+import type { ClientFlow } from './client-flow';
 import type { MessageHeader, RawMessage } from './wire';
 import { encodeLegacy, encodeV1, type WsChannel, type WsFrame, type WsProtocol } from './ws-protocol';
 
@@ -46,12 +47,18 @@ export class Attachment {
     readonly protocol: WsProtocol,
     /** The `session_id` the websocket was opened with, if any. */
     readonly sessionId: string | undefined,
+    /** The kernel's budget for what its websockets have not written yet. */
+    private readonly flow?: ClientFlow,
   ) {}
+
+  /** Called by `ws` when a frame has been written to the socket. */
+  private readonly written = (): void => this.flow?.written(this.ws);
 
   send(msg: Outbound): void {
     if (this.ws.readyState !== OPEN) return;
     const frame = frameFor(msg, this.protocol);
-    this.ws.send(frame.data, { binary: frame.binary, compress: false });
+    this.ws.send(frame.data, { binary: frame.binary, compress: false }, this.flow && this.written);
+    this.flow?.sent(this.ws);
   }
 }
 

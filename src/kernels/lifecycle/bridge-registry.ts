@@ -36,8 +36,8 @@ export class BridgeRegistry {
       logger: Logger;
       onDead: (kernelId: string) => void;
       flushMs?: number;
-      /** Passed to every `KernelClient` (the byte budget). */
-      clientOptions?: Pick<KernelClientOptions, 'maxBufferedBytes'>;
+      /** Passed to every `KernelClient` (the byte budgets). */
+      clientOptions?: Pick<KernelClientOptions, 'maxBufferedBytes' | 'slowClientGraceMs'>;
     },
   ) {
     this.timer = setInterval(() => void this.flush(), deps.flushMs ?? 2000);

@@ -62,7 +62,7 @@ export function createKernelContext(deps: KernelServiceDeps): KernelContext {
       secrets: deps.secrets,
       logger: deps.logger,
       onDead: (id) => void ctx.markDead(id, 'the kernel stopped answering its heartbeat'),
-      clientOptions: { maxBufferedBytes: kcfg.channel_buffer_bytes },
+      clientOptions: { maxBufferedBytes: kcfg.channel_buffer_bytes, slowClientGraceMs: kcfg.slow_client_grace_seconds * 1000 },
     }),
     responseKeys() {
       keys ??= generateResponseKeys();

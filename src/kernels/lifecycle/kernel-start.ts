@@ -21,6 +21,7 @@ import { kernelImage, kernelWorkloadName } from './kernel-spec';
 import { KERNEL_LAUNCH_JOB, type LaunchJobData } from './launch-job';
 import { grantFor, type Grant } from './quota-check';
 import { IPC_KERNEL_PORTS, assertSocketPathsFit } from './runtime-dir';
+import { assertKernelPortsWalled } from './tcp-policy';
 
 /** Seconds a client refused for launches in flight should wait: about one kernel start. */
 const IN_FLIGHT_RETRY_SECONDS = 5;
@@ -75,6 +76,7 @@ export async function startKernel(ctx: KernelContext, username: string, body: { 
   const spec = await ctx.catalog.resolve(username, name);
   const proxy = processProxyOf(spec.spec.metadata, spec.name);
   assertProxyFitsBackend(proxy, spec.name, backend.name);
+  assertKernelPortsWalled(ctx, spec.name, spec.spec.argv);
   const { env, dropped } = filterKernelEnv(body.env, kcfg.env_allowlist);
   if (dropped.length) log.debug('kernel env variables dropped', { user: username, count: dropped.length });
   await assertEnvNamesFit(backend, spec.name, spec.spec.env);

@@ -9,9 +9,12 @@ export type Identity =
   /** The hub's token: may manage any user's servers, and nothing else. */
   | { kind: 'hub' }
   /** The admin/service token, or an OIDC token with the admin role (`username` set): may act for any user everywhere. */
-  | { kind: 'admin'; username?: string; via?: 'oidc' }
-  /** A per-user gateway token or an OIDC token: acts as this user only. */
-  | { kind: 'user'; username: string; serverId?: number; via?: 'oidc' };
+  | { kind: 'admin'; username?: string; via?: 'oidc'; expiresAt?: Date }
+  /**
+   * A per-user gateway token or an OIDC token: acts as this user only. `expiresAt` (OIDC): when the
+   * token stops being accepted, which also ends the websockets it opened.
+   */
+  | { kind: 'user'; username: string; serverId?: number; via?: 'oidc'; expiresAt?: Date };
 
 export function identityOf(res: Response): Identity {
   const id = res.locals.identity as Identity | undefined;

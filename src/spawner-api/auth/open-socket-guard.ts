@@ -6,7 +6,9 @@
  * none), whichever replica revoked them.
  *
  * What is re-checked: per-user `sg_` tokens (state and owner's `users.active`) and OIDC identities
- * (`users.active` of the user). The configured admin and hub tokens change only with the configuration.
+ * (`users.active` of the user, and the token's `exp`: a JWT cannot be revoked, but it ends, and so does
+ * the socket it opened, on the first tick after it, without asking the database). The configured admin
+ * and hub tokens change only with the configuration.
  */
 import type { WebSocket } from 'ws';
 import { credentialStanding, hashToken, TOKEN_PREFIX, type CredentialStanding, type Queryable } from '../../db';
@@ -21,7 +23,10 @@ const MAX_REASON_BYTES = 123;
 /** A peer that does not answer the close handshake is cut after this long. */
 const CLOSE_GRACE_MS = 1000;
 
-type Credential = { kind: 'token'; hash: string } | { kind: 'user'; username: string };
+type Credential = { kind: 'token'; hash: string } | { kind: 'user'; username: string; expiresAt?: number };
+
+/** Why a socket opened with an OIDC token closes when that token ends. */
+export const OIDC_TOKEN_EXPIRED = 'the OIDC token that opened this websocket expired; reconnect with a fresh token';
 
 export interface OpenSocketGuardOptions {
   db: Queryable;
@@ -53,7 +58,9 @@ export function closeReason(text: string): string {
 function credentialOf(token: string, identity: Identity): Credential | undefined {
   if (identity.kind === 'hub') return undefined;
   if (token.startsWith(TOKEN_PREFIX)) return { kind: 'token', hash: hashToken(token) };
-  if (identity.via === 'oidc' && identity.username !== undefined) return { kind: 'user', username: identity.username };
+  if (identity.via === 'oidc' && identity.username !== undefined) {
+    return { kind: 'user', username: identity.username, ...(identity.expiresAt ? { expiresAt: identity.expiresAt.getTime() } : {}) };
+  }
   return undefined;
 }
 
@@ -91,6 +98,10 @@ export class OpenSocketGuard {
   }
 
   private async pass(): Promise<void> {
+    const now = Date.now();
+    for (const [ws, c] of this.sockets) {
+      if (c.kind === 'user' && c.expiresAt !== undefined && c.expiresAt <= now) this.shut(ws, OIDC_TOKEN_EXPIRED);
+    }
     if (this.sockets.size === 0) return;
     const hashes = new Set<string>();
     const usernames = new Set<string>();
@@ -113,12 +124,15 @@ export class OpenSocketGuard {
     if (refused.size === 0) return;
     for (const [ws, c] of this.sockets) {
       const why = refused.get(c.kind === 'token' ? c.hash : c.username);
-      if (why === undefined) continue;
-      this.sockets.delete(ws);
-      this.o.logger.info('closing a websocket whose credential no longer holds', { reason: why });
-      ws.close(POLICY_VIOLATION, closeReason(why));
-      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      if (why !== undefined) this.shut(ws, why);
     }
+  }
+
+  private shut(ws: WebSocket, why: string): void {
+    this.sockets.delete(ws);
+    this.o.logger.info('closing a websocket whose credential no longer holds', { reason: why });
+    ws.close(POLICY_VIOLATION, closeReason(why));
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   close(): void {

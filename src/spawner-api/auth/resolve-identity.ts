@@ -53,6 +53,7 @@ export function createIdentityResolver(o: IdentityResolverOptions): IdentityReso
     if (!o.oidc) throw unauthorized('invalid token');
     // TokenRejectedError (401), UserDeactivatedError (403), IdentityProviderUnavailableError (503): the error mapper.
     const p = await o.oidc.authenticate(token);
-    return p.admin ? { kind: 'admin', username: p.username, via: 'oidc' } : { kind: 'user', username: p.username, via: 'oidc' };
+    const expiry = p.expiresAt ? { expiresAt: p.expiresAt } : {};
+    return p.admin ? { kind: 'admin', username: p.username, via: 'oidc', ...expiry } : { kind: 'user', username: p.username, via: 'oidc', ...expiry };
   };
 }
