@@ -46,6 +46,7 @@ describe('user names on the kubernetes backend', () => {
       kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) },
       logger: silent,
       rewatchDelayMs: 50,
+      defaultRunAsUser: 1000, // the homes do not exist here: a shared uid, chosen explicitly
       home: { claimName: 'homes', root: '/home/jovyan-homes' },
     });
   });
@@ -109,7 +110,7 @@ describe('user names on the kubernetes backend', () => {
       'app.kubernetes.io/component': 'server',
       'spawngate/user': legacyUserLabel(user),
     });
-    const upgraded = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) }, logger: silent, rewatchDelayMs: 50 });
+    const upgraded = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: fake.writeKubeconfig(dir) }, logger: silent, rewatchDelayMs: 50, defaultRunAsUser: 1000 });
     try {
       expect((await upgraded.state(legacyName)).phase).toBe('running');
       expect((await upgraded.list()).map((w) => w.name)).toContain(legacyName);

@@ -16,8 +16,9 @@ export async function standIn(extra: Partial<KubernetesBackendOptions> = {}, fak
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-standin-'));
   const kubeconfig = fake.writeKubeconfig(dir);
   const backends: KubernetesBackend[] = [];
+  // The tests' pods have no home: a shared uid, chosen explicitly (spawngate never invents one).
   const make = (more: Partial<KubernetesBackendOptions> = {}): KubernetesBackend => {
-    const b = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: kubeconfig }, logger: silent, ...extra, ...more });
+    const b = createKubernetesBackend({ namespace: role.namespace, kubeconfig: { from: 'file', path: kubeconfig }, logger: silent, defaultRunAsUser: 1000, ...extra, ...more });
     backends.push(b);
     return b;
   };
