@@ -6,8 +6,12 @@
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE}
 # Debian marks its Python as externally managed (PEP 668); the z2jh image's Python is not, and the
-# hub Dockerfile installs the spawner with plain `pip install`.
+# hub Dockerfile installs the spawner with plain `pip install`. Where this stand-in is used there is
+# no Python package index: pip builds with the installed setuptools (PIP_NO_BUILD_ISOLATION=0 turns
+# isolation off) and never looks for one.
 ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
+    PIP_NO_BUILD_ISOLATION=0 \
+    PIP_NO_INDEX=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
