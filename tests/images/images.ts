@@ -87,12 +87,13 @@ export function prepareImages(only = 'spawngate,kernel,hub'): { images?: Images;
 export interface ImageConfig {
   User: string;
   Labels: Record<string, string> | null;
-  Healthcheck?: { Test: string[] } | null;
+  Healthcheck?: { Test?: string[] } | null;
   Entrypoint: string[] | null;
   Env: string[];
 }
 
-export function inspectImage(ref: string): { config: ImageConfig; size: number } {
-  const [info] = JSON.parse(podmanCli('image', 'inspect', ref)) as { Config: ImageConfig; Size: number }[];
-  return { config: info!.Config, size: info!.Size };
+export function inspectImage(ref: string): { config: ImageConfig; size: number; healthcheck?: { Test?: string[] } } {
+  // podman reports the HEALTHCHECK beside Config, not in it
+  const [info] = JSON.parse(podmanCli('image', 'inspect', ref)) as { Config: ImageConfig; Size: number; Healthcheck?: { Test?: string[] } }[];
+  return { config: info!.Config, size: info!.Size, healthcheck: info!.Healthcheck ?? info!.Config.Healthcheck ?? undefined };
 }
