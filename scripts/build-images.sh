@@ -12,7 +12,9 @@
 #   --hub-tag TAG            default: <hub image tag>-spawngate<tag>, e.g. 4.1.6-spawngate0.1.0
 #   --only LIST              comma-separated subset of spawngate,kernel,hub
 #   --local-base             no registry to pull from: build the base images locally first
-#                            (scripts/build-base-images.sh: debootstrap + Node.js + Debian's JupyterHub)
+#                            (scripts/build-base-images.sh: debootstrap + Node.js + Debian's JupyterHub);
+#                            the hub is then built on the JupyterHub 3.0 stand-in (tag jupyterhub3.0-spawngate<tag>),
+#                            for tests only: --hub-image is ignored
 #   --ca-file FILE           CA bundle npm trusts while building (a registry behind a TLS-inspecting
 #                            proxy), e.g. /etc/ssl/certs/ca-certificates.crt; a build secret, in no layer
 #   --no-cache               rebuild every layer (and, with --local-base, the bases)
