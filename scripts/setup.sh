@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(jupyterhub python3-jupyter-server python3-ipykernel python3-pytest python3-setuptools python3-pip python3-venv
       postgresql redis-server busybox-static podman runc util-linux curl procps
-      python3-cryptography chromium
+      python3-cryptography chromium debootstrap
       golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev golang-gopkg-yaml.v2-dev)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

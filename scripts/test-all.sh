@@ -58,6 +58,6 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 echo "== jest: unit and integration (2 workers)"
-npx jest --ci --maxWorkers=2 --testPathIgnorePatterns '/tests/(e2e|reliability)/'
-echo "== jest: end to end and reliability (one at a time: they start hubs, servers and many kernels)"
-npx jest --ci --runInBand --testPathPatterns '/tests/(e2e|reliability)/'
+npx jest --ci --maxWorkers=2 --testPathIgnorePatterns '/tests/(e2e|reliability|images)/'
+echo "== jest: end to end, reliability and images (one at a time: they start hubs, servers, many kernels, image builds)"
+npx jest --ci --runInBand --testPathPatterns '/tests/(e2e|reliability|images)/'
