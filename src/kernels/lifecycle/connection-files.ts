@@ -1,6 +1,6 @@
 /**
- * Connection info for a new kernel: a fresh HMAC key, five ports, and (local backend) the connection
- * file the kernel reads, written 0600 into the data directory.
+ * Connection info for a new kernel: a fresh HMAC key and five ports (the local backend's connection
+ * file itself is written by runtime-dir.ts, into the kernel's own directory).
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -66,16 +66,7 @@ export function connectionInfo(host: string, ports: KernelPorts, key: string, ke
   return { ip: host, transport, ...ports, key, signature_scheme: 'hmac-sha256', kernel_name: kernelName };
 }
 
-/** Writes `<dir>/kernel-<id>.json` readable by its owner only; returns the path. */
-export async function writeConnectionFile(dir: string, kernelId: string, info: KernelConnectionInfo): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, `kernel-${kernelId}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(info), { mode: 0o600 });
-  await fsp.rename(tmp, file);
-  return file;
-}
-
+/** Removes `<dir>/kernel-<id>.json`, where earlier versions wrote TCP host kernels' connection files. */
 export async function removeConnectionFile(dir: string, kernelId: string): Promise<void> {
   await fsp.rm(path.join(dir, `kernel-${kernelId}.json`), { force: true });
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../../logging';
 import type { Metrics } from '../../metrics';
 import type { KernelspecCatalog } from '../catalog';
 import { BridgeRegistry } from './bridge-registry';
-import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY, writeConnectionFile } from './connection-files';
+import { connectionInfo, PortAllocator, removeConnectionFile, TRANSPORT_KEY } from './connection-files';
 import { generateResponseKeys, type RsaKeys } from './response-address';
 import { ipcSocketPrefix, removeKernelRuntime, runtimeRootOf, writeKernelRuntime } from './runtime-dir';
 
@@ -89,26 +89,25 @@ export async function kernelOwner(ctx: KernelContext, username: string): Promise
 }
 
 /**
- * Writes a host kernel's connection file (ipc: in its own runtime directory, owned by the home's
- * owner; tcp: 0600 in the data directory) and returns its path and what `backend_ref` must record.
+ * Writes a host kernel's connection file into its own runtime directory (0700, the file 0600, both
+ * owned by the user the kernel runs as) and returns its path and what `backend_ref` must record. TCP
+ * kernels use the same directory as ipc ones: the data directory is spawngate's alone, so a kernel
+ * running under its user's uid could not read a file there.
  */
 export async function writeHostConnection(ctx: KernelContext, row: KernelRow): Promise<{ file: string; ref: Record<string, unknown> }> {
   const key = ctx.secrets.open(row.key_ciphertext);
-  if (ctx.ipc) {
-    const info = connectionInfo(ipcSocketPrefix(ctx.runtimeRoot, row.id), row.ports, key, row.kernel_name, 'ipc');
-    const owner = await kernelOwner(ctx, row.username);
-    return { file: await writeKernelRuntime(ctx.runtimeRoot, row.id, owner, JSON.stringify(info)), ref: { [TRANSPORT_KEY]: 'ipc' } };
-  }
-  const info = connectionInfo('127.0.0.1', row.ports, key, row.kernel_name);
-  return { file: await writeConnectionFile(connectionDir(ctx), row.id, info), ref: {} };
+  const owner = await kernelOwner(ctx, row.username);
+  const info = ctx.ipc ? connectionInfo(ipcSocketPrefix(ctx.runtimeRoot, row.id), row.ports, key, row.kernel_name, 'ipc') : connectionInfo('127.0.0.1', row.ports, key, row.kernel_name);
+  const file = await writeKernelRuntime(ctx.runtimeRoot, row.id, owner, JSON.stringify(info));
+  return { file, ref: ctx.ipc ? { [TRANSPORT_KEY]: 'ipc' } : {} };
 }
 
-/** Removes what `writeHostConnection` made. Idempotent; a no-op for container kernels. */
+/**
+ * Removes what `writeHostConnection` made. Idempotent; a no-op for container kernels. The file in the
+ * data directory is where TCP kernels launched by earlier versions had theirs.
+ */
 export async function removeHostConnection(ctx: KernelContext, kernelId: string): Promise<void> {
   if (!ctx.hostProcesses) return;
-  await (ctx.ipc ? removeKernelRuntime(ctx.runtimeRoot, kernelId) : removeConnectionFile(connectionDir(ctx), kernelId)).catch(() => undefined);
-}
-
-function connectionDir(ctx: KernelContext): string {
-  return path.join(ctx.config.dataDir, 'kernels');
+  await removeKernelRuntime(ctx.runtimeRoot, kernelId).catch(() => undefined);
+  if (!ctx.ipc) await removeConnectionFile(path.join(ctx.config.dataDir, 'kernels'), kernelId).catch(() => undefined);
 }

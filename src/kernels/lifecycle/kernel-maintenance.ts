@@ -69,8 +69,8 @@ export function kernelMaintenance(ctx: KernelContext) {
           await stopQuietly(backend, r.workload_name);
         }
       }
-      if (ctx.ipc) {
-        // Directories (sockets, connection file with its key) of kernels no longer live. Each is checked
+      if (ctx.hostProcesses) {
+        // Directories (ipc sockets, connection file with its key) of kernels no longer live. Each is checked
         // against the database now: a launch's row is committed before its directory is made.
         for (const id of await kernelRuntimeIds(ctx.runtimeRoot)) {
           const row = await getKernel(db, id);

@@ -25,7 +25,7 @@ export function createKernelService(deps: KernelServiceDeps) {
   const operations = kernelOperations(ctx);
   const maintenance = kernelMaintenance(ctx);
   let runtimeReady: Promise<void> | undefined;
-  // The runtime root is made (or checked) once, before the first ipc kernel needs it.
+  // The runtime root is made (or checked) once, before the first host kernel needs it.
   const ensureRuntimeRoot = (): Promise<void> => (runtimeReady ??= prepareRuntimeRoot(ctx.runtimeRoot).catch((err: unknown) => {
     runtimeReady = undefined;
     throw err;
@@ -40,7 +40,7 @@ export function createKernelService(deps: KernelServiceDeps) {
 
     /** POST /api/kernels. Resolves with the running kernel's model (201), or throws a named error. */
     async start(username: string, body: { name?: unknown; env?: unknown }) {
-      if (ctx.ipc) await ensureRuntimeRoot();
+      if (ctx.hostProcesses) await ensureRuntimeRoot();
       // Timed here, on the API replica that answers the client (workers in their own pods serve no
       // /metrics): request received → kernel answering, or the launch failing.
       const began = performance.now();
@@ -60,7 +60,7 @@ export function createKernelService(deps: KernelServiceDeps) {
 
     /** Registers the launch and cull jobs and the exit watch in this process. */
     async startWorkers(concurrency: number): Promise<() => void> {
-      if (ctx.ipc) await ensureRuntimeRoot();
+      if (ctx.hostProcesses) await ensureRuntimeRoot();
       queue.process<LaunchJobData, void>(KERNEL_LAUNCH_JOB, launchJobHandler(ctx), { concurrency });
       queue.process<Record<string, never>, string[]>(KERNEL_CULL_JOB, async () => maintenance.cull(), { concurrency: 1 });
       if (kcfg.cull_idle_timeout > 0) await queue.repeat(KERNEL_CULL_JOB, kcfg.cull_interval * 1000);

@@ -8,6 +8,8 @@
  *       c.json                 the connection file, 0600, owned by the home's owner
  *       k-1 … k-5              the kernel's sockets (ipykernel binds `ipc://<ip>-<port>`)
  *
+ * TCP host kernels (`kernels.host_transport: tcp`, EG launchers) have a directory too, for their
+ * connection file only: it must be readable by the user the kernel runs as and by no one else.
  * The root is not inside the data directory: that one is 0700 and the kernel's user cannot traverse it.
  */
 import { promises as fsp } from 'node:fs';
