@@ -130,6 +130,12 @@ export interface BackendCapabilities {
   readonly portsSharedAcrossUsers?: boolean;
   /** Which profile block (`docker:` or `kubernetes:`) holds this backend's overrides; none for local. */
   readonly overridesKey?: 'docker' | 'kubernetes';
+  /**
+   * `signal` delivers signals to a running workload's main process. When false, `signal` is absent or
+   * refuses with UnsupportedError, and callers reach the workload another way (a kernel's
+   * `interrupt_request`) without trying it first.
+   */
+  readonly signal: boolean;
 }
 
 /**
@@ -138,7 +144,8 @@ export interface BackendCapabilities {
  * - `local` has no foreign workloads (its records live in its private 0700 state directory) and runs
  *   each workload as the owner of the user's home through setpriv (see local/identity.ts);
  *   containers run as that owner through the engine or the pod's securityContext.
- * - `kubernetes` cannot `signal` (UnsupportedError); its `state` reads an informer cache, never the API.
+ * - `kubernetes` cannot `signal` (`capabilities.signal` false, UnsupportedError); its `state` reads an
+ *   informer cache, never the API.
  * - `docker` puts each user's containers on a network of their own (docker/user-networks.ts).
  * - Which overrides a profile may pass (`capabilities.overridesKey`) and whether workloads share
  *   spawngate's host (`capabilities.hostProcesses`).
@@ -184,9 +191,9 @@ export interface Backend {
   logs?(name: string, lines: number): Promise<string[]>;
 
   /**
-   * Sends a signal to the workload's main process (used for kernel interrupts). Optional; a backend
-   * that has the method but cannot signal (Kubernetes has no such API verb) throws UnsupportedError, and
-   * the caller falls back to another way (a kernel's `interrupt_request`).
+   * Sends a signal to the workload's main process (used for kernel interrupts). Optional; present and
+   * working exactly when `capabilities.signal` is true. A backend that has the method but cannot signal
+   * (Kubernetes has no such API verb) declares false and throws UnsupportedError.
    * @throws PermanentBackendError when the workload is not running | UnsupportedError
    */
   signal?(name: string, signal: NodeJS.Signals): Promise<void>;

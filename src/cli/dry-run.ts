@@ -14,11 +14,11 @@ import { z } from 'zod';
 import {
   buildPodSecret,
   buildPod,
+  KUBERNETES_CAPABILITIES,
   kubernetesOptionsFromConfig,
   namespaceFor,
   PermanentBackendError,
   podManifestOptions,
-  type BackendCapabilities,
   type PodPlan,
   type WorkloadSpec,
 } from '../backends';
@@ -38,8 +38,6 @@ export const dryRunArgsSchema = z
 export type DryRunArgs = z.infer<typeof dryRunArgsSchema>;
 
 const PLACEHOLDER = (what: string) => `<${what}>`;
-/** What the kubernetes backend declares (the manifests rendered here are its). */
-const KUBERNETES: BackendCapabilities = { hostProcesses: false, overridesKey: 'kubernetes' };
 
 function serverSpec(config: Config, user: string, profile: Profile): WorkloadSpec {
   return buildServerSpec(config, {
@@ -50,7 +48,7 @@ function serverSpec(config: Config, user: string, profile: Profile): WorkloadSpe
     hubEnv: { JUPYTERHUB_USER: user, JUPYTERHUB_API_TOKEN: PLACEHOLDER('from the hub at spawn') },
     args: [],
     gatewayToken: PLACEHOLDER('minted at start'),
-    capabilities: KUBERNETES,
+    capabilities: KUBERNETES_CAPABILITIES,
     hostEnv: {},
   });
 }

@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { PermanentBackendError, type Backend, type WorkloadEvent, type WorkloadSpec, type WorkloadState } from '../../src/backends/types';
+import { PermanentBackendError, UnsupportedError, type Backend, type WorkloadEvent, type WorkloadSpec, type WorkloadState } from '../../src/backends/types';
 
 export interface ForeignWorkload {
   /** Whether it still exists, untouched. */
@@ -51,7 +51,7 @@ export const CONTRACT_TESTS = [
   'ports are substituted and reachable over TCP',
   'env is passed exactly, nothing inherited',
   'stop escalates to SIGKILL when SIGTERM is ignored',
-  'signal reaches the workload',
+  'signal reaches the workload exactly when the backend declares it can',
   'watch reports an exit',
   'a second instance adopts the workload instead of creating another',
   'close leaves workloads running for the next instance',
@@ -272,14 +272,24 @@ export function testBackend(opts: ContractOptions): void {
       expect((await backend.state(spec.name)).phase).toBe('missing');
     });
 
-    contract('signal reaches the workload', async () => {
+    contract('signal reaches the workload exactly when the backend declares it can', async () => {
       const spec = py(
         'import signal, time\nsignal.signal(signal.SIGUSR1, lambda *a: print("got usr1", flush=True))\nprint("ready", flush=True)\nwhile True: time.sleep(60)',
       );
       await backend.ensure(spec);
       await logsUntil(spec.name, (l) => l.includes('ready'));
-      await backend.signal!(spec.name, 'SIGUSR1');
-      expect(await logsUntil(spec.name, (l) => l.includes('got usr1'))).toContain('got usr1');
+      if (backend.capabilities.signal) {
+        expect(backend.signal).toBeInstanceOf(Function);
+        await backend.signal!(spec.name, 'SIGUSR1');
+        expect(await logsUntil(spec.name, (l) => l.includes('got usr1'))).toContain('got usr1');
+        return;
+      }
+      // Declared unable: the method is absent or refuses, and nothing reaches the workload.
+      if (backend.signal) await expect(backend.signal(spec.name, 'SIGUSR1')).rejects.toBeInstanceOf(UnsupportedError);
+      else expect(backend.signal).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await backend.logs!(spec.name, 50)).not.toContain('got usr1');
+      expect((await backend.state(spec.name)).phase).toBe('running');
     });
 
     contract('watch reports an exit', async () => {

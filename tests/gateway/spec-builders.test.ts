@@ -25,7 +25,7 @@ describe('server spec', () => {
   const input = { username: 'josé', serverId: '7', workloadName: 'sg-srv-jos-0123456789', profile, hubEnv: { JUPYTERHUB_USER: 'josé', JUPYTER_GATEWAY_URL: 'http://hub-says', KERNEL_USERNAME: 'mallory' }, args: ['--debug'], gatewayToken: 'tok', hostEnv: { PATH: '/usr/bin', HOME: '/root' } };
 
   test('a host process listens on 127.0.0.1 on a port the backend picks, inherits PATH, gets --allow-root when configured', () => {
-    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: true } });
+    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: true, signal: true } });
     expect(spec.ports).toEqual({ default: 0 });
     expect(spec.command.slice(-2)).toEqual(['--debug', '--allow-root']);
     expect(spec.env).toMatchObject({ PATH: '/usr/bin', JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:{port}/user/jos%C3%A9/', EXTRA: '1' });
@@ -33,7 +33,7 @@ describe('server spec', () => {
   });
 
   test('a container listens on 0.0.0.0:8888, inherits nothing of the service, gets its backend overrides', () => {
-    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: false, overridesKey: 'kubernetes' } });
+    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: false, overridesKey: 'kubernetes', signal: false } });
     expect(spec.ports).toEqual({ default: 8888 });
     expect(spec.command).not.toContain('--allow-root');
     expect(spec.env.PATH).toBeUndefined();
@@ -42,7 +42,7 @@ describe('server spec', () => {
   });
 
   test("the variables spawngate owns are its own, whatever the hub sent", () => {
-    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: false } });
+    const spec = buildServerSpec(config, { ...input, capabilities: { hostProcesses: false, signal: true } });
     expect(spec.env).toMatchObject({ JUPYTER_GATEWAY_URL: 'http://gw.example:8090', JUPYTER_GATEWAY_AUTH_TOKEN: 'tok', KERNEL_USERNAME: 'josé', JUPYTERHUB_USER: 'josé' });
     expect(spec.labels['spawngate/server-id']).toBe('7');
   });

@@ -18,7 +18,7 @@ export function pendingBackend(opts: { name: string; progress?: string }): Pendi
   const stopped: string[] = [];
   const backend: Backend = {
     name: opts.name,
-    capabilities: { hostProcesses: false },
+    capabilities: { hostProcesses: false, signal: false },
     async ensure(spec, onEvent) {
       handed.push(spec);
       if (opts.progress) onEvent?.({ name: spec.name, type: 'progress', message: opts.progress });

@@ -50,7 +50,7 @@ function endpointOf(connection: Docker.DockerOptions | undefined): string {
 
 class DockerContainerBackend implements DockerBackend {
   readonly name = DOCKER_BACKEND_NAME;
-  readonly capabilities = { hostProcesses: false, overridesKey: 'docker' } as const;
+  readonly capabilities = { hostProcesses: false, overridesKey: 'docker', signal: true } as const;
   private readonly docker: Docker;
   private readonly endpoint: string;
   private readonly keys: LabelKeys;

@@ -3,7 +3,7 @@
  * namespaces.ts, one per experiment), the manifests it creates (manifests.ts, for dry runs), its options
  * from spawngate's configuration (options.ts) and how it reads pods.
  */
-export { createKubernetesBackend, KUBERNETES_BACKEND_NAME, type KubernetesBackend } from './kubernetes-backend';
+export { createKubernetesBackend, KUBERNETES_BACKEND_NAME, KUBERNETES_CAPABILITIES, type KubernetesBackend } from './kubernetes-backend';
 export type { KubernetesBackendLogger, KubernetesBackendOptions } from './backend-options';
 export type { KubeconfigSource } from './client';
 export {

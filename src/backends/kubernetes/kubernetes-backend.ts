@@ -32,6 +32,7 @@ import {
   TransientBackendError,
   UnsupportedError,
   type Backend,
+  type BackendCapabilities,
   type WorkloadEvent,
   type WorkloadSpec,
   type WorkloadState,
@@ -60,6 +61,9 @@ import { k8sRules, type EnvNameRule } from '../../config';
 
 export const KUBERNETES_BACKEND_NAME = 'kubernetes';
 
+/** What every kubernetes backend declares (one namespace or one per experiment; the dry run renders for it). */
+export const KUBERNETES_CAPABILITIES = { hostProcesses: false, overridesKey: 'kubernetes', signal: false } as const satisfies BackendCapabilities;
+
 /**
  * The kubernetes backend implements `logs` and `watch`; `signal` throws UnsupportedError (the API has
  * no such verb, only pods/exec, deliberately not granted: interrupts go over ZMQ).
@@ -87,7 +91,7 @@ const REPLACE_ATTEMPTS = 3;
 
 class KubernetesBackendImpl implements KubernetesBackend {
   readonly name = KUBERNETES_BACKEND_NAME;
-  readonly capabilities = { hostProcesses: false, overridesKey: 'kubernetes' } as const;
+  readonly capabilities = KUBERNETES_CAPABILITIES;
   private readonly ns: string;
   private readonly selector: string;
   private readonly failUnschedulable: boolean;

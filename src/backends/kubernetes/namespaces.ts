@@ -14,7 +14,7 @@ import { PermanentBackendError, type WorkloadEvent, type WorkloadSpec, type Work
 import { ListenerSet } from '../support/listeners';
 import { logger as rootLogger } from '../../logging';
 import type { KubernetesBackendOptions } from './backend-options';
-import { createKubernetesBackend, type KubernetesBackend } from './kubernetes-backend';
+import { createKubernetesBackend, KUBERNETES_CAPABILITIES, type KubernetesBackend } from './kubernetes-backend';
 
 /** The spec label naming a kernel's experiment (set by the kernels module). */
 export const EXPERIMENT_LABEL = 'spawngate/experiment';
@@ -52,7 +52,7 @@ export function namespaceFor(spec: Pick<WorkloadSpec, 'labels'>, opts: Pick<Name
 
 class NamespacedBackend implements KubernetesBackend {
   readonly name = 'kubernetes';
-  readonly capabilities = { hostProcesses: false, overridesKey: 'kubernetes' } as const;
+  readonly capabilities = KUBERNETES_CAPABILITIES;
   private readonly byNs = new Map<string, { backend: KubernetesBackend; unwatch: () => void }>();
   private readonly listeners: ListenerSet;
   private readonly discovered: Promise<void>;

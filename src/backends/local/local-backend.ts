@@ -71,7 +71,7 @@ class LocalProcessBackend implements LocalBackend {
     this.livenessMs = Math.max(100, (options.livenessIntervalSeconds ?? 1) * 1000);
     this.listeners = new ListenerSet(this.log);
     this.identity = new IdentityPolicy(options.identity);
-    this.capabilities = { hostProcesses: true, portsSharedAcrossUsers: this.identity.separatesUsers() };
+    this.capabilities = { hostProcesses: true, portsSharedAcrossUsers: this.identity.separatesUsers(), signal: true };
     this.niceIncrement = Math.min(19, Math.max(0, Math.trunc(options.niceIncrement ?? 0)));
     this.ready = this.init();
     this.ready.catch(() => undefined); // surfaced by the first call that awaits it

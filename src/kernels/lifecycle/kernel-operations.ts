@@ -2,7 +2,6 @@
  * What a user does to a kernel that exists: look at it, interrupt, restart, shut down. Someone else's
  * kernel is reported exactly like a missing one (ids are not an oracle).
  */
-import { UnsupportedError } from '../../backends';
 import { getKernel, listKernels, updateKernel, type KernelRow } from '../../db';
 import { bringUp, type ReachedKernel } from './bring-up';
 import { kernelAddress, launcherComm } from './connection-files';
@@ -102,13 +101,9 @@ export function kernelOperations(ctx: KernelContext) {
       if (row.interrupt_mode === 'message') await registry.clientFor(row).interrupt();
       // An EG-style launcher signals its kernel itself: no signal API needed, as in EG.
       else if (comm) await sendLauncherRequest(comm.host, comm.port, { signum: SIGINT });
-      else if (!backend.signal) await registry.clientFor(row).interrupt();
-      else
-        // A backend that cannot signal (kubernetes) says so: the kernel gets an interrupt_request instead.
-        await backend.signal(row.workload_name, 'SIGINT').catch(async (err: unknown) => {
-          if (!(err instanceof UnsupportedError)) throw err;
-          await registry.clientFor(row).interrupt();
-        });
+      // A backend that cannot signal (kubernetes) declares so: the kernel gets an interrupt_request instead.
+      else if (backend.capabilities.signal && backend.signal) await backend.signal(row.workload_name, 'SIGINT');
+      else await registry.clientFor(row).interrupt();
     },
 
     /**

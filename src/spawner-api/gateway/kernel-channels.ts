@@ -47,6 +47,11 @@ export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
   return {
     /** `server.on('upgrade', handler)`; answers 404 for paths that are not kernel channels. */
     async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+      // Node's HTTP server stops listening for the socket's errors once it emits 'upgrade', and `ws`
+      // starts only when it takes the socket: a client resetting in between must not be an uncaught
+      // 'error' (any caller could take the service down). Kept after a refusal: writing it may fail too.
+      const onSocketError = (err: Error) => deps.logger.debug('websocket upgrade: client connection failed', { error: err.message });
+      socket.on('error', onSocketError);
       const url = new URL(req.url ?? '/', 'http://spawngate');
       try {
         const m = PATH.exec(url.pathname);
@@ -60,7 +65,11 @@ export function createKernelChannelsHandler(deps: KernelChannelsDeps) {
         // Before the upgrade completes the client can send nothing, so nothing it sends can race the
         // iopub subscription of a freshly created bridge.
         await deps.kernels.registry.ready(row, 3000);
+        // The client left while we checked: nothing to answer, no bridge to attach.
+        if (socket.destroyed) return;
         // The TCP socket itself from here on: frames skip the raw-target layer (nothing HTTP follows).
+        // `ws` listens for its errors from its first line on, in this same tick.
+        socket.removeListener('error', onSocketError);
         const upgraded = upgradedSocket(socket, head);
         wss.handleUpgrade(req, upgraded.socket, upgraded.head, (ws) => {
           guard.track(ws, token, identity);

@@ -74,12 +74,6 @@ testBackend({
     };
   },
   makeSpec,
-  skip: [
-    {
-      reason: 'the Kubernetes API has no signal verb (only pods/exec, deliberately not granted), see "signal is UnsupportedError" below; kernels are interrupted without it: EG launchers through their communication port (tests/e2e/kubernetes-eg-launchers.e2e.test.ts), others by interrupt_request',
-      tests: ['signal reaches the workload'],
-    },
-  ],
 });
 
 describe('kubernetes backend', () => {
