@@ -17,6 +17,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import socket
 import sys
 import tempfile
@@ -43,7 +44,11 @@ def bind_in_range(lower, upper):
     if lower == 0 and upper == 0:
         sock.bind((BIND_IP, 0))
         return sock
-    for candidate in range(lower, upper + 1):
+    # Random order, as EG's launchers pick: kernels launched together must not all try the lowest ports
+    # first, or one takes the ports another has just freed for its ipykernel to bind.
+    candidates = list(range(lower, upper + 1))
+    random.shuffle(candidates)
+    for candidate in candidates:
         try:
             sock.bind((BIND_IP, candidate))
             return sock
