@@ -133,6 +133,8 @@ class RemoteSpawner(Spawner):
     _generation = None
     _url = None
     _start_in_flight = False
+    # True while start() runs and spawngate has answered its start request (see progress())
+    _start_answered = False
 
     # ---------------------------------------------------------------- helpers
 
@@ -217,6 +219,7 @@ class RemoteSpawner(Spawner):
         self._state_user, self._state_name = self.user.name, self.name or ""
         self._generation = self._url = None
         self._start_in_flight = True
+        self._start_answered = False
         try:
             body = {
                 "env": self._start_env(),
@@ -226,6 +229,7 @@ class RemoteSpawner(Spawner):
             }
             self.log.info("Asking spawngate to start %s", self._log_name)
             resp = await self._post_start(service, body, deadline)
+            self._start_answered = True
             if resp.status in REFUSAL_STATUSES:
                 # refused before anything was created: the hub's clean-up stop() has nothing to do
                 self._nothing_started = resp.status != 409
@@ -253,6 +257,7 @@ class RemoteSpawner(Spawner):
             raise
         finally:
             self._start_in_flight = False
+            self._start_answered = False
 
     async def _post_start(self, service, body, deadline):
         """``POST …/server``, asked again while its answer may have been lost.
@@ -409,6 +414,11 @@ class RemoteSpawner(Spawner):
         except SpawngateError as e:
             self.log.warning("No progress for %s: %s", self._log_name, e)
             return
+        # The hub asks for progress as soon as the spawn is pending, often before start() has sent its
+        # request: spawngate would then know no server (404) or only the previous start's end, and this
+        # start's events would be lost. Wait until spawngate has the start (or the spawn is over).
+        while self._spawn_pending and not self._start_answered:
+            await asyncio.sleep(0.05)
         events = _waiting.progress_events(self, service)
         try:
             async for event in events:

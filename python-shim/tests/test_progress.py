@@ -1,5 +1,6 @@
 """progress(): the SSE stream, including events split across chunks."""
 
+import asyncio
 import json
 
 from fake_spawngate import TOKEN, unused_port
@@ -102,6 +103,7 @@ async def test_progress_through_jupyterhubs_own_wrapper(fake, spawner_for):
     ]
     spawner = spawner_for(fake.base_url)
     spawner._spawn_pending = True  # what the hub sets while start() runs
+    spawner._start_answered = True  # start() runs and spawngate has its request
     events = [event async for event in spawner._generate_progress()]
     # "Server requested" once (the hub's own), and spawngate's internal URL never reaches the page
     assert events == [
@@ -109,3 +111,22 @@ async def test_progress_through_jupyterhubs_own_wrapper(fake, spawner_for):
         {"progress": 10, "message": "Starting the server on the local backend"},
         {"progress": 50, "message": "Waiting for the server to answer"},
     ]
+
+
+async def test_progress_asked_before_start_waits_for_the_start_request(fake, spawner_for):
+    # The hub marks the spawn pending and may serve a progress request before it calls start():
+    # the stream must be of this start, not a 404 for a server spawngate does not know yet.
+    fake.plan["pending_for"] = 1
+    fake.progress_chunks = [sse({"progress": 40, "message": "Local backend: Started process 4242"})]
+    spawner = spawner_for(fake.base_url)
+    spawner._spawn_pending = True
+    progress = asyncio.ensure_future(collect(spawner))
+    await asyncio.sleep(0.3)
+    assert fake.of("GET", "/progress") == []
+    url = await spawner.start()
+    spawner._spawn_pending = False
+    assert url == fake.url
+    assert await progress == [{"progress": 40, "message": "Local backend: Started process 4242"}]
+    [get] = fake.of("GET", "/progress")
+    [post] = fake.of("POST")
+    assert fake.requests.index(post) < fake.requests.index(get)

@@ -1,6 +1,6 @@
 /** DESIGN §4: the administrator's SQL runs verbatim on both engines, and the CHECK constraints hold. */
 import { migrate, type Db } from '../../src/db';
-import { ADMIN_EXAMPLE, engines, rejectionOf, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, ADMIN_EXAMPLE, engines, rejectionOf, type TestEngine } from './helpers';
 
 describe.each(engines)('admin SQL on %s', (_name, create) => {
   let engine: TestEngine;
@@ -9,7 +9,7 @@ describe.each(engines)('admin SQL on %s', (_name, create) => {
     engine = await create();
     db = engine.db;
     await migrate(db);
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterAll(() => engine.close());
 
   test('the DESIGN §4 example runs verbatim, statement by statement as psql would', async () => {

@@ -1,6 +1,6 @@
 /** The Db contract, run on both engines: parameters, multi-statement strings, value types, transactions. */
 import type { Db } from '../../src/db';
-import { engines, rejectionOf, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, engines, rejectionOf, type TestEngine } from './helpers';
 
 describe.each(engines)('Db contract on %s', (_name, create) => {
   let engine: TestEngine;
@@ -11,7 +11,7 @@ describe.each(engines)('Db contract on %s', (_name, create) => {
     await db.query(
       'CREATE TABLE t (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v TEXT NOT NULL UNIQUE)',
     );
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterAll(() => engine.close());
   beforeEach(() => db.query('TRUNCATE t'));
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { migrate, type Db } from '../../src/db';
 import { grantFor } from '../../src/kernels/lifecycle';
-import { ADMIN_EXAMPLE, engines, rejectionOf, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, ADMIN_EXAMPLE, engines, rejectionOf, type TestEngine } from './helpers';
 
 const BUNDLED = path.join(__dirname, '..', '..', 'src', 'db', 'migrations');
 
@@ -26,7 +26,7 @@ describe.each(engines)('experiments CPU at least 1m on %s', (_name, create) => {
   beforeEach(async () => {
     engine = await create();
     db = engine.db;
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterEach(() => engine.close());
 
   test('a database already holding a sub-millicore quota migrates; that row is kept and refused at launch', async () => {

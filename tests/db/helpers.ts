@@ -51,6 +51,12 @@ export async function createTestPostgres(options: { logger?: winston.Logger } = 
   };
 }
 
+/**
+ * Timeout for a hook (or test) that starts a database engine: PGlite compiles its WebAssembly and runs
+ * initdb-like set-up, which on 2 cores shared with the rest of a suite takes far longer than jest's 30 s.
+ */
+export const ENGINE_START_TIMEOUT_MS = 120_000;
+
 /** An empty in-memory PGlite database. */
 export function createTestPglite(): Promise<Db> {
   return createPgliteDb({ dataDir: 'memory://' });

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createPostgresDb, migrate, pendingMigrations, type Db } from '../../src/db';
-import { captureLogger, createTestPostgres, engines, rejectionOf, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, captureLogger, createTestPostgres, engines, rejectionOf, type TestEngine } from './helpers';
 
 async function migrationDir(files: Record<string, string>): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'spawngate-migrations-'));
@@ -17,7 +17,7 @@ describe.each(engines)('migrate on %s', (_name, create) => {
   beforeEach(async () => {
     engine = await create();
     db = engine.db;
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterEach(() => engine.close());
 
   test('applies the bundled migrations once; re-running is a no-op', async () => {

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createPgliteDb, migrate, openDatabase, pendingMigrations, type Db } from '../../src/db';
-import { createTestPglite, rejectionOf } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, createTestPglite, rejectionOf } from './helpers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -14,7 +14,7 @@ describe('PGlite serialization', () => {
     await db.query(
       'CREATE TABLE counter (n INT NOT NULL); INSERT INTO counter VALUES (0); CREATE TABLE log (entry TEXT)',
     );
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterAll(() => db.close());
 
   test('concurrent read-modify-write transactions do not interleave', async () => {

@@ -1,7 +1,7 @@
 /** resolveQuota: every outcome on both engines, and administrators' committed changes seen at once. */
 import pg from 'pg';
 import { migrate, resolveQuota, type Db } from '../../src/db';
-import { ADMIN_EXAMPLE, createTestPostgres, engines, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, ADMIN_EXAMPLE, createTestPostgres, engines, type TestEngine } from './helpers';
 
 const genomics = {
   id: expect.any(Number),
@@ -20,7 +20,7 @@ describe.each(engines)('resolveQuota on %s', (_name, create) => {
     engine = await create();
     db = engine.db;
     await migrate(db);
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterAll(() => engine.close());
   beforeEach(async () => {
     await db.query('TRUNCATE users, experiments, environments, experiment_members RESTART IDENTITY CASCADE');

@@ -11,7 +11,7 @@ import {
   withAuditActor,
   type Db,
 } from '../../src/db';
-import { engines, type TestEngine } from './helpers';
+import { ENGINE_START_TIMEOUT_MS, engines, type TestEngine } from './helpers';
 
 describe.each(engines)('tokens on %s', (_name, create) => {
   let engine: TestEngine;
@@ -25,7 +25,7 @@ describe.each(engines)('tokens on %s', (_name, create) => {
       "INSERT INTO servers (username, workload_name, backend, state) VALUES ('alice', 'sg-alice', 'local', 'running') RETURNING id",
     );
     serverId = row!.id;
-  });
+  }, ENGINE_START_TIMEOUT_MS);
   afterAll(() => engine.close());
 
   test('mint returns sg_ + 32 random bytes base64url, stores only its sha256', async () => {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
+import type WebSocket from 'ws';
 import { loadConfig } from '../../src/config';
 import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
@@ -51,9 +52,18 @@ beforeAll(async () => {
   for (const u of ['alice', 'carol']) tokens[u] = await mintToken(service.db, { username: u, kind: 'cli' });
 });
 
+// The culling test's service and websocket: closed here so that a failing assertion leaves no kernel running.
+let culling: Service | undefined;
+let ws: WebSocket | undefined;
+
 afterAll(async () => {
-  for (const k of await service.kernels.list(undefined)) await service.kernels.shutdown(undefined, k.id);
-  await service.close();
+  ws?.close();
+  // Closing a service leaves its workloads running (by design): shut every kernel down first.
+  for (const s of [service, culling]) {
+    if (!s) continue;
+    for (const k of await s.kernels.list(undefined)) await s.kernels.shutdown(undefined, k.id);
+    await s.close();
+  }
 });
 
 const launch = (user: string, name = 'conda-env-tf-python3') => request(service.app!).post('/api/kernels').set({ Authorization: `token ${tokens[user]}` }).send({ name });
@@ -103,28 +113,36 @@ test('an unregistered environment gets the configured default profile', async ()
 });
 
 test('the repeatable cull job shuts down idle kernels without connections; a connected one is kept', async () => {
-  const culling = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data-culling'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_LOCAL_SHARED_IDENTITY: '1', SPAWNGATE_CONFIG: path.join(root, 'culling.yaml'), SPAWNGATE_PORT: '0' }));
-  const cullingPort = await culling.listen();
-  const token = await mintToken(culling.db, { username: 'alice', kind: 'cli' });
+  culling = await createService(loadConfig({ SPAWNGATE_DATA_DIR: path.join(root, 'data-culling'), SPAWNGATE_HOME_ROOT: homes, SPAWNGATE_LOCAL_SHARED_IDENTITY: '1', SPAWNGATE_CONFIG: path.join(root, 'culling.yaml'), SPAWNGATE_PORT: '0' }));
+  const cs = culling;
+  const cullingPort = await cs.listen();
+  const token = await mintToken(cs.db, { username: 'alice', kind: 'cli' });
   const auth = { Authorization: `token ${token}` };
-  const start = () => request(culling.app!).post('/api/kernels').set(auth).send({ name: 'conda-env-scratch-python3' });
+  const start = () => request(cs.app!).post('/api/kernels').set(auth).send({ name: 'conda-env-scratch-python3' });
+  const model = (id: string) => request(cs.app!).get(`/api/kernels/${id}`).set(auth);
   const idle = (await start()).body.id as string;
   // The cull deadline is measured from the kernel's own last_activity, not from when this test gets round
   // to polling: starting the second kernel and its websocket can take a second on a loaded CI machine.
-  const idleSince = Date.parse((await request(culling.app!).get(`/api/kernels/${idle}`).set(auth)).body.last_activity as string);
+  const idleSince = Date.parse((await model(idle)).body.last_activity as string);
   const watched = (await start()).body.id as string;
-  const ws = await connectWs(`ws://127.0.0.1:${cullingPort}/api/kernels/${watched}/channels`, auth);
+  ws = await connectWs(`ws://127.0.0.1:${cullingPort}/api/kernels/${watched}/channels`, auth);
+  // The websocket is counted in the database by a write that follows the upgrade; a model read right
+  // after 'open' can come first. Wait for the count (the culler reads the same count).
+  for (const t1 = Date.now(); (await model(watched)).body.connections !== 1; ) {
+    if (Date.now() - t1 > 10_000) throw new Error('the open websocket was not counted within 10 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const t0 = Date.now();
   for (;;) {
-    if ((await request(culling.app!).get(`/api/kernels/${idle}`).set(auth)).status === 404) break;
+    if ((await model(idle)).status === 404) break;
     if (Date.now() - t0 > 10_000) throw new Error('idle kernel was not culled within 10 s (timeout 2 s, interval 1 s)');
     await new Promise((r) => setTimeout(r, 250));
   }
   expect(Date.now() - idleSince).toBeGreaterThanOrEqual(2000);
-  const kept = await request(culling.app!).get(`/api/kernels/${watched}`).set(auth);
+  // The connected kernel must itself have been idle past the timeout for a few cull passes to show it is kept.
+  const watchedSince = Date.parse((await model(watched)).body.last_activity as string);
+  while (Date.now() - watchedSince < 4000) await new Promise((r) => setTimeout(r, 250));
+  const kept = await model(watched);
   expect(kept.status).toBe(200);
   expect(kept.body.connections).toBe(1);
-  ws.close();
-  for (const k of await culling.kernels.list(undefined)) await culling.kernels.shutdown(undefined, k.id);
-  await culling.close();
 });

@@ -1,7 +1,7 @@
 /** The group → experiment sync on the embedded database (PGlite): mapping, unknown experiments, the cache. */
 import { migrate, type Db } from '../../src/db';
 import { createGroupSync, desiredExperiments } from '../../src/identity';
-import { captureLogger, createTestPglite } from '../db/helpers';
+import { ENGINE_START_TIMEOUT_MS, captureLogger, createTestPglite } from '../db/helpers';
 
 let db: Db;
 beforeAll(async () => {
@@ -9,7 +9,7 @@ beforeAll(async () => {
   await migrate(db);
   await db.query(`INSERT INTO experiments (name, cpu_request, cpu_limit, memory_request_mib, memory_limit_mib)
                   VALUES ('genomics', 1, 1, 1, 1), ('imaging', 1, 1, 1, 1)`);
-});
+}, ENGINE_START_TIMEOUT_MS);
 afterAll(() => db.close());
 
 const mapping = new Map([

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, fileConfigSchema, loadConfig } from '../../src/config';
 import { createOidcIdentity, IdentityProviderUnavailableError, resolveOidcSettings, TokenRejectedError } from '../../src/identity';
 import { claimValues } from '../../src/identity';
-import { createTestPglite, captureLogger } from '../db/helpers';
+import { ENGINE_START_TIMEOUT_MS, createTestPglite, captureLogger } from '../db/helpers';
 
 const withOidc = (oidc: object, env: Record<string, string> = {}) => ({ env: loadConfig(env).env, file: fileConfigSchema.parse({ oidc }) });
 
@@ -63,4 +63,4 @@ test('an unreachable IdP is IdentityProviderUnavailableError (503), and discover
     server.close();
     await db.close();
   }
-});
+}, ENGINE_START_TIMEOUT_MS);

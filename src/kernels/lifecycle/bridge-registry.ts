@@ -28,6 +28,8 @@ export class BridgeRegistry {
   /** This process's identity in `kernel_connections`. */
   readonly replicaId = randomUUID();
   private readonly timer: NodeJS.Timeout;
+  /** The flush in progress: flushes run one after another (see `flush`). */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: {
@@ -122,7 +124,18 @@ export class BridgeRegistry {
     await entry.client.close({ closeWebsockets: true });
   }
 
-  async flush(only?: string): Promise<void> {
+  /**
+   * Writes activity and connection counts. Flushes (timer, attach, culling) run one after another: two
+   * running at once could land out of order, a count taken before a websocket attached overwriting the
+   * newer one, and the culler would see a connected kernel as unconnected.
+   */
+  flush(only?: string): Promise<void> {
+    const run = this.flushing.then(() => this.write(only));
+    this.flushing = run;
+    return run;
+  }
+
+  private async write(only?: string): Promise<void> {
     for (const [id, e] of this.entries) {
       if (only !== undefined && id !== only) continue;
       // A non-zero count is refreshed every time so it outlives its TTL only while this process lives.

@@ -12,7 +12,7 @@ import { Pod, Secret } from 'kubernetes-models/v1';
 import { renderDryRun } from '../../../src/cli/dry-run';
 import { loadConfig } from '../../../src/config';
 import { migrate, type Db } from '../../../src/db';
-import { createTestPglite } from '../../db/helpers';
+import { ENGINE_START_TIMEOUT_MS, createTestPglite } from '../../db/helpers';
 import { podCauses, restrictedViolations } from './apiserver-rules';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-dry-run-'));
@@ -47,7 +47,7 @@ beforeAll(async () => {
     INSERT INTO environments (name, experiment_id) SELECT 'tf', id FROM experiments WHERE name = 'Genomics';
     INSERT INTO experiment_members (experiment_id, user_id) SELECT e.id, u.id FROM experiments e, users u WHERE e.name = 'Genomics' AND u.username = 'alice';
   `);
-});
+}, ENGINE_START_TIMEOUT_MS);
 afterAll(async () => {
   await db.close();
   fs.rmSync(dir, { recursive: true, force: true });
