@@ -49,9 +49,24 @@ export function readLock(file: string): EngineLock | undefined {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A holder killed with -9 stays a zombie until its parent reaps it, and `kill(pid, 0)` still succeeds on a
+ * zombie; it holds nothing (its engine died with it), so it must not block the next process.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch (err) {
+    // Gone since kill() answered: dead. No procfs (not Linux): kill()'s answer stands.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync('/proc/self/stat');
   }
 }
 
