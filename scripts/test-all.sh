@@ -29,7 +29,9 @@ finish() {
   # The podman service is stopped if this run started it, or a test restarted it (then it is this
   # run's descendant too): a service that ran before the suite is left alone.
   pid="$(cat "$podman_dir/service.pid" 2>/dev/null || true)"
-  if [ -n "$pid" ] && { [ "$podman_was_running" = no ] || bash scripts/leftover-processes.sh $$ | grep -q "^$pid "; }; then
+  # (The list is taken first: under pipefail, `leftover-processes.sh | grep` fails whenever anything is left.)
+  ours="$(bash scripts/leftover-processes.sh $$ || true)"
+  if [ -n "$pid" ] && { [ "$podman_was_running" = no ] || grep -q "^$pid " <<<"$ours"; }; then
     if kill "$pid" 2>/dev/null; then
       echo "== stopping the podman service this run started ($pid)"
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
