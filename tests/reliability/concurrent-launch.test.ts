@@ -19,7 +19,10 @@ beforeAll(async () => {
   // user launches all 30 at once: the fair-share limits are raised for this test.
   const config = path.join(tmpDir('sg-rel-config'), 'config.yaml');
   fs.writeFileSync(config, 'kernels:\n  host_transport: tcp\n  max_kernels_per_user: 30\n  max_launches_in_flight_per_user: 30\n');
-  c = await Cluster.create({ redis: true, env: { SPAWNGATE_CONFIG: config } });
+  // 30 Python kernels importing at once saturate both cores for ~20 s; at the default nice 10 they can
+  // still starve spawngate and Postgres past their 2–5 s client timeouts (a 503, not a port clash). This
+  // test is about the port allocator, so the kernels run at the lowest priority.
+  c = await Cluster.create({ redis: true, env: { SPAWNGATE_CONFIG: config, SPAWNGATE_LOCAL_NICE: '19' } });
 });
 
 afterAll(async () => {
