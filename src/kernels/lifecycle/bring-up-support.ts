@@ -3,13 +3,14 @@
  * in launcher-bring-up.ts): where a kernel is reached, the backend's progress for the log and for a
  * timeout's message, the workload's last output, and the readiness probe (`kernel_info`).
  */
-import type { WorkloadEvent } from '../../backends';
+import type { WorkloadEvent, WorkloadState } from '../../backends';
 import type { KernelRow } from '../../db';
-import { isGone, workloadOutput } from '../../jobs';
+import { isGone, waitForAddress, workloadOutput } from '../../jobs';
 import { KernelClient } from '../channels';
 import { connectionInfo } from './connection-files';
 import { KernelLaunchError } from './errors';
 import type { KernelContext } from './kernel-context';
+import { buildKernelSpec, type KernelSpecInput } from './kernel-spec';
 
 const OUTPUT_LINES = 15;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -41,6 +42,39 @@ export function launchProgress(ctx: KernelContext, row: KernelRow): { onEvent: (
     },
     lastSeen: () => (lastEvent ? `; last event: ${lastEvent}` : ''),
   };
+}
+
+/**
+ * Makes (or adopts) the kernel's workload from its row, with the argv and placement of the launcher in use,
+ * and waits for the backend to give it an address; fails when it exits first or the deadline passes.
+ */
+export async function ensureKernelWorkload(
+  ctx: KernelContext,
+  row: KernelRow,
+  launch: Pick<KernelSpecInput, 'argv' | 'placement'>,
+  deadline: number,
+  timeoutMs: number,
+): Promise<{ state: WorkloadState & { host: string }; lastSeen: () => string }> {
+  const { backend } = ctx;
+  const spec = buildKernelSpec(ctx.config, {
+    kernelId: row.id,
+    username: row.username,
+    experimentName: row.experiment_name,
+    limits: row.limits,
+    argv: launch.argv,
+    env: row.launch.env,
+    workingDir: row.launch.workingDir,
+    image: row.launch.image,
+    ports: row.ports,
+    overridesKey: backend.capabilities.overridesKey,
+    placement: launch.placement,
+  });
+  const { onEvent, lastSeen } = launchProgress(ctx, row);
+  const state = await waitForAddress(backend, row.workload_name, await backend.ensure(spec, onEvent), deadline, (s) => !!s.host);
+  if (isGone(state)) throw new KernelLaunchError(`kernel process ${state.reason ?? 'exited'}${await outputOf(ctx, row.workload_name)}`);
+  const { host } = state;
+  if (!host) throw new KernelLaunchError(`kernel got no address within ${Math.round(timeoutMs / 1000)} s${lastSeen()}`);
+  return { state: { ...state, host }, lastSeen };
 }
 
 /** Resolves once the kernel answers kernel_info; rejects when it exits first or the deadline passes. */

@@ -4,13 +4,11 @@
  * An EG-style launcher (`{response_address}` in argv) reports where it is: launcher-bring-up.ts.
  */
 import { updateKernel, type KernelRow } from '../../db';
-import { isGone, hostProcessEnv, waitForAddress } from '../../jobs';
+import { hostProcessEnv } from '../../jobs';
 import { usesResponseAddress } from './argv-placeholders';
-import { launchProgress, outputOf, probe, type ReachedKernel } from './bring-up-support';
+import { ensureKernelWorkload, probe, type ReachedKernel } from './bring-up-support';
 import { connectionInfo, reachedPorts, REACHED_PORTS_KEY } from './connection-files';
-import { KernelLaunchError } from './errors';
 import { writeHostConnection, type KernelContext } from './kernel-context';
-import { buildKernelSpec } from './kernel-spec';
 import { bringUpLauncher } from './launcher-bring-up';
 import { ipcSocketPrefix } from './runtime-dir';
 
@@ -30,29 +28,22 @@ export interface BringUpOptions {
  */
 export async function bringUp(ctx: KernelContext, row: KernelRow, timeoutMs: number, opts: BringUpOptions = {}): Promise<ReachedKernel> {
   if (usesResponseAddress(row.launch.argv)) return bringUpLauncher(ctx, row, timeoutMs, opts.retry ?? false);
-  const { backend, db } = ctx;
+  const { db } = ctx;
   const key = ctx.secrets.open(row.key_ciphertext);
   const host = ctx.hostProcesses ? await writeHostConnection(ctx, row) : undefined;
-  const spec = buildKernelSpec(ctx.config, {
-    kernelId: row.id,
-    username: row.username,
-    experimentName: row.experiment_name,
-    limits: row.limits,
-    argv: row.launch.argv,
-    env: row.launch.env,
-    workingDir: row.launch.workingDir,
-    image: row.launch.image,
-    ports: row.ports,
-    overridesKey: backend.capabilities.overridesKey,
-    placement: host
-      ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
-      : { hostProcesses: false, launcher: ctx.kcfg.launcher, connectionInfo: connectionInfo('0.0.0.0', row.ports, key, row.kernel_name) },
-  });
-  const { onEvent, lastSeen } = launchProgress(ctx, row);
   const deadline = Date.now() + timeoutMs;
-  const state = await waitForAddress(backend, row.workload_name, await backend.ensure(spec, onEvent), deadline, (s) => !!s.host);
-  if (isGone(state)) throw new KernelLaunchError(`kernel process ${state.reason ?? 'exited'}${await outputOf(ctx, row.workload_name)}`);
-  if (!state.host) throw new KernelLaunchError(`kernel got no address within ${Math.round(timeoutMs / 1000)} s${lastSeen()}`);
+  const { state, lastSeen } = await ensureKernelWorkload(
+    ctx,
+    row,
+    {
+      argv: row.launch.argv,
+      placement: host
+        ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
+        : { hostProcesses: false, launcher: ctx.kcfg.launcher, connectionInfo: connectionInfo('0.0.0.0', row.ports, key, row.kernel_name) },
+    },
+    deadline,
+    timeoutMs,
+  );
   // An ipc kernel is reached at its sockets; published container ports at the host ports the backend reports.
   const reached: ReachedKernel = ctx.ipc
     ? { host: ipcSocketPrefix(ctx.runtimeRoot, row.id), ports: row.ports, transport: 'ipc' }

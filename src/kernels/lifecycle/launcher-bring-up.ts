@@ -12,13 +12,12 @@
 import net from 'node:net';
 import os from 'node:os';
 import { updateKernel, updateKernelKey, type KernelRow } from '../../db';
-import { hostProcessEnv, isAlive, isGone, waitForAddress } from '../../jobs';
+import { hostProcessEnv, isAlive, isGone } from '../../jobs';
 import { substituteArgv } from './argv-placeholders';
-import { launchProgress, outputOf, probe, sleep, type ReachedKernel } from './bring-up-support';
+import { ensureKernelWorkload, outputOf, probe, sleep, type ReachedKernel } from './bring-up-support';
 import { kernelAddress, LAUNCHER_COMM_KEY, LAUNCHER_REPORTED_KEY, REACHED_PORTS_KEY } from './connection-files';
 import { KernelLaunchError } from './errors';
 import { kernelOwner, writeHostConnection, type KernelContext } from './kernel-context';
-import { buildKernelSpec } from './kernel-spec';
 import { loopbackUidCheck, ResponseListener, type LauncherReport, type ResponseListenerOptions } from './response-address';
 
 /** Why version-0 payloads are refused from containers (they are accepted on loopback, which only root can watch). */
@@ -92,25 +91,18 @@ export async function bringUpLauncher(ctx: KernelContext, row: KernelRow, timeou
   const listener = await ResponseListener.open(keys, row.id, await listenerOptions(ctx, row));
   try {
     const host = ctx.hostProcesses ? await writeHostConnection(ctx, row) : undefined;
-    const spec = buildKernelSpec(ctx.config, {
-      kernelId: row.id,
-      username: row.username,
-      experimentName: row.experiment_name,
-      limits: row.limits,
-      argv: substituteArgv(row.launch.argv, { response_address: listener.address, public_key: keys.publicKey }),
-      env: row.launch.env,
-      workingDir: row.launch.workingDir,
-      image: row.launch.image,
-      ports: row.ports,
-      overridesKey: backend.capabilities.overridesKey,
-      placement: host
-        ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
-        : { hostProcesses: false, responseAddress: listener.address, publicKey: keys.publicKey },
-    });
-    const { onEvent, lastSeen } = launchProgress(ctx, row);
-    const state = await waitForAddress(backend, row.workload_name, await backend.ensure(spec, onEvent), deadline, (s) => !!s.host);
-    if (isGone(state)) throw new KernelLaunchError(`kernel process ${state.reason ?? 'exited'}${await outputOf(ctx, row.workload_name)}`);
-    if (!state.host) throw new KernelLaunchError(`kernel got no address within ${Math.round(timeoutMs / 1000)} s${lastSeen()}`);
+    const { state, lastSeen } = await ensureKernelWorkload(
+      ctx,
+      row,
+      {
+        argv: substituteArgv(row.launch.argv, { response_address: listener.address, public_key: keys.publicKey }),
+        placement: host
+          ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
+          : { hostProcesses: false, responseAddress: listener.address, publicKey: keys.publicKey },
+      },
+      deadline,
+      timeoutMs,
+    );
     const report = await launcherReport(ctx, row, listener, deadline, timeoutMs);
     // A local launcher may name the loopback address it bound; a container is reached at its own address.
     const at = ctx.hostProcesses ? (report.ip && report.ip !== '0.0.0.0' && net.isIP(report.ip) ? report.ip : '127.0.0.1') : ((await backend.state(row.workload_name)).address ?? state.address ?? state.host);
