@@ -36,6 +36,13 @@ finish() {
       echo "== stopping the podman service this run started ($pid)"
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
+    # aardvark-dns, the DNS server of podman's networks (the docker backend's per-user networks have
+    # DNS), is daemonized by podman and outlives the service; it belongs to the service we stop.
+    for dns in $(awk '$2 ~ /aardvark-dns$/ {print $1}' <<<"$ours"); do
+      echo "== stopping podman's aardvark-dns ($dns)"
+      kill "$dns" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$dns" 2>/dev/null || break; sleep 0.1; done
+    done
   fi
   echo "== processes left behind"
   if left="$(bash scripts/leftover-processes.sh $$ --kill)"; then
