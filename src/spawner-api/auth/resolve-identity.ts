@@ -3,17 +3,20 @@
  * HTTP middleware and the websocket upgrade both use it, so a refusal reads the same on either path.
  *
  * Order: the admin and hub tokens (constant-time), then per-user tokens by hash (with their owner's
- * `users.active`, read on every call so a deactivation applies at once), then OIDC bearer tokens.
+ * `users.active`; db/token-cache.ts keeps a deactivation or revocation effective at once), then OIDC
+ * bearer tokens.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { lookupToken, TOKEN_PREFIX, type Queryable } from '../../db';
+import { lookupToken, TOKEN_PREFIX, type Queryable, type TokenLookup } from '../../db';
 import type { OidcIdentity } from '../../identity';
 import { forbidden, unauthorized } from '../errors';
 import type { Identity } from './identity';
 
 export interface IdentityResolverOptions {
   db: Queryable;
+  /** How a per-user token is looked up; default one query per call (the service passes db/token-cache). */
+  lookupToken?: (token: string) => Promise<TokenLookup | undefined>;
   hubToken?: string;
   adminToken?: string;
   oidc?: Pick<OidcIdentity, 'authenticate'>;
@@ -38,12 +41,13 @@ export const deactivatedMessage = (username: string): string =>
   `user '${username}' is deactivated in spawngate; an administrator must activate the account again`;
 
 export function createIdentityResolver(o: IdentityResolverOptions): IdentityResolver {
+  const lookup = o.lookupToken ?? ((token: string) => lookupToken(o.db, token));
   return async function resolveIdentity(token: string): Promise<Identity> {
     const given = digest(token);
     if (sameSecret(given, o.adminToken)) return { kind: 'admin' };
     if (sameSecret(given, o.hubToken)) return { kind: 'hub' };
     if (token.startsWith(TOKEN_PREFIX)) {
-      const found = token.length <= 256 ? await lookupToken(o.db, token) : undefined;
+      const found = token.length <= 256 ? await lookup(token) : undefined;
       if (!found) throw unauthorized('invalid token');
       if (found.status === 'revoked') throw unauthorized('this token was revoked; ask for a new one');
       if (found.status === 'expired') throw unauthorized(`this token expired at ${found.expiresAt?.toISOString()}; mint a new one`);
