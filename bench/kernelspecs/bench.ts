@@ -126,7 +126,8 @@ async function load(
 async function startSpawngate(homes: string, shared: string, dbUrl: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'server.ts'), homes, shared, dbUrl, ADMIN],
+    // SPAWNGATE_BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to profile the server.
+    [...(process.env.SPAWNGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--expose-gc', '--import', 'tsx', path.join(__dirname, 'server.ts'), homes, shared, dbUrl, ADMIN],
     { cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, SPAWNGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {

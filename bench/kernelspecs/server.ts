@@ -1,26 +1,29 @@
 /**
  * The server side of the kernelspec benchmark, run as its own process by bench.ts: the service's real
- * request path for `GET /api/kernelspecs` — `createApp` (request context, metrics, winston at info,
- * authentication through the identity resolver with its per-request token lookup in Postgres, the
- * error handler) in front of the kernelspec router and a fresh index. Only `/__bench/memory` is added.
+ * request path for `GET /api/kernelspecs`, wired as src/compose/service.ts wires it — the raw-target
+ * listener in front of `createApp` (request context, metrics, winston at info, authentication through
+ * the identity resolver with the token-lookup cache fed by Postgres notifications, the error handler),
+ * the kernelspec router and a fresh index. Only `/__bench/memory` is added.
  *
  *   node --expose-gc --import tsx bench/kernelspecs/server.ts <homes> <shared> <database url> <admin token>
  *
  * Prints `PORT <n>` on stdout once listening; exits on SIGTERM.
  */
+import http from 'node:http';
 import net from 'node:net';
 import { Router } from 'express';
-import { createPostgresDb } from '../../src/db';
+import { createPostgresDb, createTokenLookupCache } from '../../src/db';
 import { createInProcessQueue } from '../../src/jobs';
 import { KernelspecCatalog, KernelspecIndex } from '../../src/kernels';
 import { logger } from '../../src/logging';
 import { createMetrics } from '../../src/metrics';
-import { createApp, createIdentityResolver, createKernelspecRouter } from '../../src/spawner-api';
+import { createApp, createIdentityResolver, createKernelspecRouter, createRawTargetListener } from '../../src/spawner-api';
 
 async function main(): Promise<void> {
   const [homes, shared, url, adminToken] = process.argv.slice(2) as [string, string, string, string];
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   const db = createPostgresDb({ url, logger });
+  const tokens = createTokenLookupCache(db, { logger });
   const index = new KernelspecIndex({ homeRoot: homes, sharedDirs: [shared], logger });
   const catalog = new KernelspecCatalog({ index });
   const memory = Router();
@@ -34,14 +37,15 @@ async function main(): Promise<void> {
     queue: createInProcessQueue({ logger }),
     metrics: createMetrics(),
     logger,
-    resolveIdentity: createIdentityResolver({ db, adminToken }),
+    resolveIdentity: createIdentityResolver({ db, adminToken, lookupToken: (t) => tokens.lookup(t) }),
     version: 'bench',
     hubRouters: [],
     gatewayRouters: [memory, createKernelspecRouter({ catalog })],
   });
   process.on('SIGTERM', () => process.exit(0)); // lets --cpu-prof write its profile
-  const server = app.listen(0, '127.0.0.1', () => {
-    process.stdout.write(`PORT ${(server.address() as net.AddressInfo).port}\n`);
+  const listener = createRawTargetListener(http.createServer(app));
+  listener.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`PORT ${(listener.address() as net.AddressInfo).port}\n`);
   });
 }
 

@@ -26,6 +26,8 @@ export interface KernelFs {
   readdir(path: string): Promise<string[]>;
   /** `open(2)` with numeric flags. */
   open(path: string, flags: number): Promise<FileHandle>;
+  /** `statfs(2)`'s file-system type (magic number); absent where it cannot be told. */
+  fsType?(path: string): Promise<number>;
 }
 
 /** `stat` through the callback API: measurably cheaper per call than `fs.promises.stat` on the hot path. */
@@ -38,6 +40,7 @@ export const nodeFs: KernelFs = {
   realpath: (p) => fsp.realpath(p),
   readdir: (p) => fsp.readdir(p),
   open: (p, flags) => fsp.open(p, flags),
+  fsType: async (p) => (await fsp.statfs(p)).type,
 };
 
 /** A fingerprint of a stat result: changes when the entry is replaced, written, renamed into or chmod-ed. */

@@ -27,6 +27,7 @@
  */
 import path from 'node:path';
 import { errorCode, nodeFs, signature, type KernelFs } from './fs-layer';
+import { isLocalFsType, unchangedAsync, unchangedSync } from './quick-check';
 import type { DiscoveredKernelspec } from './kernelspec';
 import { assertValidUsername, condaKernelName, MAX_KERNEL_NAME_CHARS } from './names';
 import {
@@ -85,6 +86,8 @@ interface UserState {
   pending: Promise<void> | undefined;
   homeSig: string | null;
   homeReal: string | null;
+  /** The home's device when it is on a local file system: revalidation may then `stat` synchronously. */
+  localDev: number | null;
   conda: CondaState;
   local: KernelsDirState;
   /** conda first, then local kernels not shadowed by a conda name; sorted by name. */
@@ -153,6 +156,7 @@ export class KernelspecIndex {
         pending: undefined,
         homeSig: null,
         homeReal: null,
+        localDev: null,
         conda: EMPTY_CONDA,
         local: EMPTY_KERNELS_DIR,
         kernels: [],
@@ -164,12 +168,29 @@ export class KernelspecIndex {
       }
     }
     const s = state;
-    const age = this.now() - s.checkedAt;
+    const now = this.now();
+    const age = now - s.checkedAt;
     if (age >= this.ttlMs) {
+      if (s.pending === undefined && this.unchangedNow(s)) {
+        s.checkedAt = now;
+        return s.kernels;
+      }
       s.pending ??= this.revalidateUser(user, s);
       if (age >= this.maxStaleMs) await s.pending;
     }
     return s.kernels;
+  }
+
+  /**
+   * True when a home on a local file system is verified unchanged right now, synchronously
+   * (quick-check.ts): the request is answered without a pass. False when that cannot be told here.
+   */
+  private unchangedNow(s: UserState): boolean {
+    if (s.localDev === null || s.homeReal === null || this.ctx.fs !== nodeFs) return false;
+    if (this.now() - this.rootReal.checkedAt >= this.ttlMs || this.rootReal.value === null) return false;
+    const verdict = unchangedSync(s.homeReal, s.localDev, s);
+    if (verdict === 'elsewhere') s.localDev = null; // a mount inside the home: its kind is unknown
+    return verdict === 'unchanged';
   }
 
   /** One pass for `user`, never rejecting (a failure is logged and keeps the state it left). */
@@ -269,6 +290,7 @@ export class KernelspecIndex {
       logger.warn('home unreadable; no user kernelspecs', { path: logicalHome, code: errorCode(err) });
     }
     const ok = real === logicalHome && st.stat.isDirectory();
+    s.localDev = ok && (await this.isLocal(logicalHome)) ? st.stat.dev : null;
     if (!ok && real !== null) {
       logger.warn('home refused: it must be a directory directly under the home root, not a symlink', {
         path: logicalHome,
@@ -281,6 +303,15 @@ export class KernelspecIndex {
     return ok;
   }
 
+  /** Whether `dir` lies on a file system known to be local (false when that cannot be told). */
+  private async isLocal(dir: string): Promise<boolean> {
+    try {
+      return this.ctx.fs.fsType !== undefined && isLocalFsType(await this.ctx.fs.fsType(dir));
+    } catch {
+      return false;
+    }
+  }
+
   private async refreshUser(user: string, s: UserState): Promise<void> {
     const rootReal = await this.homeRootReal();
     if (rootReal === null) return resetUser(s);
@@ -289,6 +320,8 @@ export class KernelspecIndex {
     if (s.homeReal === null) {
       if (!(await this.verifyHome(s, logicalHome))) return;
       verified = true;
+    } else if (await unchangedAsync(this.ctx.fs, s.homeReal, s)) {
+      return; // the pass below would change nothing; it runs only for what changed
     }
     const home = s.homeReal as string;
     // One round of parallel stats for everything already known; reads only for what changed.
@@ -341,6 +374,7 @@ export class KernelspecIndex {
 
 function resetUser(s: UserState): void {
   s.homeReal = null;
+  s.localDev = null;
   s.conda = EMPTY_CONDA;
   s.local = EMPTY_KERNELS_DIR;
   s.kernels = [];
