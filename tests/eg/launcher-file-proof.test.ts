@@ -177,7 +177,7 @@ describe('a response address on loopback', () => {
     try {
       closed.push(sendAndClose(l, seal(FILE_INFO)));
       const report = await l.report;
-      expect([report.key, report.ports.hb_port, report.commPort]).toEqual([FILE_INFO.key, 41005, 41006]);
+      expect([report.key, report.ports.hb_port, report.commPort, l.proof]).toEqual([FILE_INFO.key, 41005, 41006, 'payload']);
     } finally {
       await l.close();
     }
@@ -234,7 +234,14 @@ describe('a response address on loopback', () => {
     }
   });
 
-  test("a sender of the kernel's uid needs no file: its bad payload fails the launch at once", async () => {
+  test("a sender of the kernel's uid needs no file; its bad payload fails the launch at once", async () => {
+    const held = await ResponseListener.open(keys, KID, { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(UID), vouch: async () => 'never asked' });
+    try {
+      await sendAndHold(held, seal({ ...FILE_INFO, key: 'not in any file' }));
+      expect([(await held.report).key, held.proof]).toEqual(['not in any file', 'peer']);
+    } finally {
+      await held.close();
+    }
     const l = await ResponseListener.open(keys, KID, { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(UID), vouch: async () => 'never asked' });
     try {
       await sendAndHold(l, seal({ ...FILE_INFO, kernel_id: 'another-kernel' }));

@@ -6,7 +6,8 @@
  * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`. A retried
  * launch job adopts a kernel whose launcher reported and replaces one whose launcher had not;
  * version-0 payloads are decoded and accepted from local kernels only; the listener believes the
- * peer (uid, or a container's address), not the payload.
+ * peer (uid, or a container's address), not the payload (except a loopback sender whose uid is gone,
+ * vouched for by the kernel's connection file: launcher-file-proof.test.ts).
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import fs from 'node:fs';

@@ -111,6 +111,7 @@ export async function bringUpLauncher(ctx: KernelContext, row: KernelRow, timeou
       timeoutMs,
     );
     const report = await launcherReport(ctx, row, listener, deadline, timeoutMs);
+    ctx.log.info('kernel launcher reported', { kernel_id: row.id, user: row.username, believed_by: listener.proof });
     // A local launcher may name the loopback address it bound; a container is reached at its own address.
     const at = ctx.hostProcesses ? (report.ip && report.ip !== '0.0.0.0' && net.isIP(report.ip) ? report.ip : '127.0.0.1') : ((await backend.state(row.workload_name)).address ?? state.address ?? state.host);
     const reached: ReachedKernel = { host: at, ports: report.ports, transport: 'tcp' };

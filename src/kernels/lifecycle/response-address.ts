@@ -104,6 +104,7 @@ export class ResponseListener {
   readonly report: Promise<LauncherReport>;
   private settle!: { resolve: (r: LauncherReport) => void; reject: (e: Error) => void };
   private lastError: string | undefined;
+  private believedBy: 'peer' | 'payload' | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -111,6 +112,11 @@ export class ResponseListener {
   ) {
     this.report = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.report.catch(() => undefined); // the caller may stop waiting first (the workload exited)
+  }
+
+  /** What the accepted payload was believed by: its sender (`authenticate`) or its own content (`vouch`). */
+  get proof(): 'peer' | 'payload' | undefined {
+    return this.believedBy;
   }
 
   /** Why the last connection was dropped, for a launch that times out. */
@@ -165,6 +171,7 @@ export class ResponseListener {
         return;
       }
     }
+    this.believedBy ??= v.verdict === 'trusted' ? 'peer' : 'payload';
     this.settle.resolve(report);
   }
 
