@@ -13,6 +13,9 @@ export interface StatLike {
   mtimeMs: number;
   ctimeMs: number;
   size: number;
+  /** Owner and permission bits: who could have written (and read) the file. */
+  uid: number;
+  mode: number;
   isDirectory(): boolean;
   isFile(): boolean;
 }

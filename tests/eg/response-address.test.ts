@@ -6,7 +6,8 @@
  * other backends are refused naming the class; `GET /api` carries EG's `gateway_version`. A retried
  * launch job adopts a kernel whose launcher reported and replaces one whose launcher had not;
  * version-0 payloads are decoded and accepted from local kernels only; the listener believes the
- * peer (uid, or a container's address), not the payload.
+ * peer (uid, or a container's address), not the payload (except a loopback sender whose uid is gone,
+ * vouched for by the kernel's connection file: launcher-file-proof.test.ts).
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,7 +20,7 @@ import { mintToken } from '../../src/db';
 import { createService, type Service } from '../../src/compose';
 import { KERNEL_LAUNCH_JOB } from '../../src/kernels';
 import net from 'node:net';
-import { decodeLauncherPayload, generateResponseKeys, loopbackUidCheck, ResponseListener, type PeerCheck, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
+import { decodeLauncherPayload, generateResponseKeys, loopbackUidCheck, ResponseListener, TRUSTED, type PeerCheck, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
 import { connectWs, execute, type Msg } from '../support/jupyter-ws';
 
 jest.setTimeout(120_000);
@@ -277,11 +278,18 @@ test('version-0 payloads: decoded with the kernel id as their key; another kerne
   expect(() => decodeLauncherPayload(keys, legacyPayload({ ...legacy, hb_port: 0 }, KID), KID)).toThrow('hb_port');
 });
 
-/** Sends `payload` to a listener from `from` (a loopback address of its own, as a pod's would be). */
+/**
+ * Sends `payload` to a listener from `from` (a loopback address of its own, as a pod's would be),
+ * keeping the connection open a moment so the listener can still read who holds it (a socket closed
+ * at once is listed in /proc/net/tcp with uid 0: launcher-file-proof.test.ts covers that case).
+ */
 async function sendTo(l: ResponseListener, payload: string, from?: string): Promise<void> {
   const [host, p] = l.address.split(':');
   await new Promise<void>((resolve, reject) => {
-    const sock = net.connect({ host, port: Number(p), ...(from ? { localAddress: from } : {}) }, () => sock.end(payload));
+    const sock = net.connect({ host, port: Number(p), ...(from ? { localAddress: from } : {}) }, () => {
+      sock.write(payload);
+      setTimeout(() => sock.end(), 300);
+    });
     sock.on('error', reject);
     sock.on('close', () => resolve());
   });
@@ -307,7 +315,7 @@ test('a response address takes payloads only from processes of the expected uid'
 test("in containers: only the workload's own address is believed; its bad payload fails the launch at once; version 0 is refused from there", async () => {
   const keys = await generateResponseKeys();
   // The kernel's pod is 127.0.0.2 here; a colleague's (or the user's other) pod is 127.0.0.3.
-  const byAddress: PeerCheck = async (peer) => (peer.address === '127.0.0.2' ? undefined : `a payload came from ${peer.address}, not from the kernel's workload (127.0.0.2)`);
+  const byAddress: PeerCheck = async (peer) => (peer.address === '127.0.0.2' ? TRUSTED : { verdict: 'refused', reason: `a payload came from ${peer.address}, not from the kernel's workload (127.0.0.2)` });
   const open = () => ResponseListener.open(keys, KID, { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: byAddress, refuseVersion0: 'version 0 refused here' });
   const info = { ...sample, kernel_id: KID };
 

@@ -2,8 +2,9 @@
  * With SPAWNGATE_LOCAL_TCP_KERNELS_OPEN_TO_ALL_USERS=1, kernels that listen on TCP ports start as their
  * real user: their connection file is in the kernel's own runtime directory (0700, the file 0600, both
  * the user's), not in spawngate's private data directory, which the user could not read. Another user
- * cannot read it; the directory goes when the kernel does (shutdown, reconcile). Without the opt-in the
- * 403 stays. Real system users, real ipykernel, real Postgres.
+ * cannot read it; the directory goes when the kernel does (shutdown, reconcile). An Enterprise Gateway
+ * launcher there is believed reliably, though it closes its response connection at once. Without the
+ * opt-in the 403 stays. Real system users, real ipykernel, real Postgres.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -100,19 +101,21 @@ describe(`with ${TCP_KERNELS_SETTING}=1 and kernels.host_transport tcp`, () => {
     expect(fs.existsSync(path.dirname(seen.file))).toBe(false);
   });
 
-  // Skipped, not removed: it passed 4 runs of 6 here. The launcher now writes its connection file (the
-  // part this change fixes), but the response-address peer check (response-address.ts, loopbackUidCheck)
-  // then races: a launcher that closes its socket right after sending leaves an orphaned socket whose
-  // /proc/net/tcp uid is 0, so its payload is refused as "from a process of another user".
-  test.skip('SKIPPED (the loopback peer-uid check of response-address.ts races with a launcher that closes at once, refusing it in 2 of 6 runs): an Enterprise Gateway launcher kernelspec starts as its user; its connection file is walled the same way', async () => {
-    const res = await t.launch(amy.name, 'python_eg');
-    expect([res.status, res.body.message]).toEqual([201, undefined]);
-    const id = res.body.id as string;
-    const seen = await inspect(t, id);
-    expect(seen.uid).toBe(amy.uid);
-    expectWalledFile(t, id, seen.file);
-    await t.service.kernels.shutdown(undefined, id);
-    expect(fs.existsSync(path.dirname(seen.file))).toBe(false);
+  // EG launchers connect, send and close at once: their socket is often orphaned (uid 0 in /proc/net/tcp)
+  // before spawngate reads who held it, and the payload is then believed because its key and ports equal
+  // the connection file the launcher wrote into the kernel's own directory (launcher-file-proof.ts).
+  // Three launches in a row: when only the uid was believed, about one in three was refused.
+  test('an Enterprise Gateway launcher kernelspec starts as its user, three times in a row; its connection file is walled the same way', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await t.launch(amy.name, 'python_eg');
+      expect([i, res.status, res.body.message]).toEqual([i, 201, undefined]);
+      const id = res.body.id as string;
+      const seen = await inspect(t, id);
+      expect(seen.uid).toBe(amy.uid);
+      expectWalledFile(t, id, seen.file);
+      await t.service.kernels.shutdown(undefined, id);
+      expect(fs.existsSync(path.dirname(seen.file))).toBe(false);
+    }
   });
 
   test("reconcile removes the directory of a kernel the database does not know, and keeps a live kernel's", async () => {

@@ -3,6 +3,8 @@
  * (`{response_address}` in argv), on any backend: a response listener for this launch, the workload,
  * the report from an authenticated peer, then the probe. Where the listener is and who may answer:
  * - local: 127.0.0.1, and only a process of the uid the kernel runs as (its owner in /proc/net/tcp);
+ *   when that can no longer be read (the launcher closed at once), only a payload whose key and ports
+ *   equal those of the connection file in the kernel's own directory (launcher-file-proof.ts);
  * - containers: `kernels.response_address`, else the address the backend says its workloads reach
  *   this host at (docker: the gateway of the user's network), else this host's first non-loopback
  *   IPv4 (a worker pod's IP); and only the kernel's own container or pod (the connection's source
@@ -18,7 +20,9 @@ import { ensureKernelWorkload, outputOf, probe, sleep, type ReachedKernel } from
 import { kernelAddress, LAUNCHER_COMM_KEY, LAUNCHER_REPORTED_KEY, REACHED_PORTS_KEY } from './connection-files';
 import { KernelLaunchError } from './errors';
 import { kernelOwner, writeHostConnection, type KernelContext } from './kernel-context';
-import { loopbackUidCheck, ResponseListener, type LauncherReport, type ResponseListenerOptions } from './response-address';
+import { connectionFileVouch } from './launcher-file-proof';
+import { loopbackUidCheck, ResponseListener, TRUSTED, type LauncherReport, type ResponseListenerOptions } from './response-address';
+import { kernelConnectionFile } from './runtime-dir';
 
 /** Why version-0 payloads are refused from containers (they are accepted on loopback, which only root can watch). */
 export const VERSION0_REFUSED =
@@ -34,7 +38,10 @@ function firstExternalIPv4(): string | undefined {
 /** Where this launch listens and whom it believes (see the module comment). */
 async function listenerOptions(ctx: KernelContext, row: KernelRow): Promise<ResponseListenerOptions> {
   if (ctx.hostProcesses) {
-    return { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck((await kernelOwner(ctx, row.username)).uid) };
+    const { uid } = await kernelOwner(ctx, row.username);
+    // `{connection_file}` is this path (writeHostConnection), which EG's launchers rewrite before they report.
+    const file = kernelConnectionFile(ctx.runtimeRoot, row.id);
+    return { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(uid), vouch: connectionFileVouch(file, uid) };
   }
   const advertised = ctx.kcfg.response_address ?? (await ctx.backend.hostAddressFor?.(row.username)) ?? firstExternalIPv4();
   if (!advertised) throw new KernelLaunchError('no address for Enterprise Gateway launchers to report to: set kernels.response_address');
@@ -56,7 +63,7 @@ async function listenerOptions(ctx: KernelContext, row: KernelRow): Promise<Resp
     refuseVersion0: VERSION0_REFUSED,
     async authenticate(peer) {
       const own = await workloadAddress();
-      return own !== undefined && own === peer.address ? undefined : `a payload came from ${peer.address}, not from the kernel's workload (${own ?? 'no address yet'})`;
+      return own !== undefined && own === peer.address ? TRUSTED : { verdict: 'refused', reason: `a payload came from ${peer.address}, not from the kernel's workload (${own ?? 'no address yet'})` };
     },
   };
 }
@@ -104,6 +111,7 @@ export async function bringUpLauncher(ctx: KernelContext, row: KernelRow, timeou
       timeoutMs,
     );
     const report = await launcherReport(ctx, row, listener, deadline, timeoutMs);
+    ctx.log.info('kernel launcher reported', { kernel_id: row.id, user: row.username, believed_by: listener.proof });
     // A local launcher may name the loopback address it bound; a container is reached at its own address.
     const at = ctx.hostProcesses ? (report.ip && report.ip !== '0.0.0.0' && net.isIP(report.ip) ? report.ip : '127.0.0.1') : ((await backend.state(row.workload_name)).address ?? state.address ?? state.host);
     const reached: ReachedKernel = { host: at, ports: report.ports, transport: 'tcp' };

@@ -6,7 +6,15 @@
  * Who may answer: the public key and kernel id are no secrets (the launcher's command line, the user's
  * kernel list), so a payload proves nothing by decrypting. The peer does: the caller's `authenticate`
  * checks who opened the connection (on the local backend the uid owning the loopback peer, in
- * containers the workload's own address) before the payload is read.
+ * containers the workload's own address) as it opens.
+ *
+ * On loopback that first proof can come too late: EG's launchers connect, send and close at once, and
+ * a socket no process holds any more is listed in /proc/net/tcp with uid 0 (or not at all), so its
+ * sender cannot be told. Such a peer is "unidentified", not refused, and its payload is accepted only
+ * when the caller's `vouch` finds a second proof in the payload itself (on the local backend: the key
+ * and ports equal those of the connection file the launcher wrote into the kernel's own directory,
+ * which no other user can read; launcher-file-proof.ts). A peer positively identified as someone else
+ * stays refused whatever it sends.
  */
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
@@ -17,16 +25,24 @@ export { generateResponseKeys, decodeLauncherPayload, LauncherPayloadError, type
 /** A payload is a few hundred bytes; anything much larger is not a launcher. */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 
+/** Linux `/proc/net/tcp` state of a socket in TIME_WAIT (listed with uid 0 and no inode). */
+const TCP_TIME_WAIT = '06';
+
 /**
  * The uid owning the client end of a loopback TCP connection (Linux `/proc/net/tcp`: local address
- * `127.0.0.1:<peerPort>` talking to `:<serverPort>`), or undefined when it cannot be told.
+ * `127.0.0.1:<peerPort>` talking to `:<serverPort>`), or undefined when it cannot be told: the entry is
+ * gone, or no process holds the socket any more (inode 0: closed and orphaned, FIN_WAIT or TIME_WAIT),
+ * for which the kernel lists uid 0 whoever opened it.
  */
 export async function loopbackPeerUid(peerPort: number, serverPort: number): Promise<number | undefined> {
   const table = await fsp.readFile('/proc/net/tcp', 'utf8').catch(() => '');
   const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
   for (const line of table.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[1]?.endsWith(`:${hex(peerPort)}`) && f[2]?.endsWith(`:${hex(serverPort)}`)) return Number(f[7]);
+    if (f[1]?.endsWith(`:${hex(peerPort)}`) && f[2]?.endsWith(`:${hex(serverPort)}`)) {
+      if (f[3] === TCP_TIME_WAIT || f[9] === undefined || f[9] === '0') return undefined;
+      return Number(f[7]);
+    }
   }
   return undefined;
 }
@@ -37,15 +53,30 @@ export function plainAddress(address: string | undefined): string | undefined {
 }
 
 /**
- * Judges who opened a connection, called as it opens (the peer may be gone by the time its payload is
- * complete): resolves undefined to accept, or the reason to drop it.
+ * What a peer check concluded: the peer is the kernel's (`trusted`), is someone else (`refused`), or
+ * could not be told (`unidentified`: only a payload the listener's `vouch` accepts is taken from it).
  */
-export type PeerCheck = (peer: { address: string; port: number }, listenerPort: number) => Promise<string | undefined>;
+export type PeerVerdict = { verdict: 'trusted' } | { verdict: 'refused'; reason: string } | { verdict: 'unidentified'; reason: string };
 
-/** Accepts only processes of `uid` on the loopback interface (the local backend's kernels). */
+export const TRUSTED: PeerVerdict = { verdict: 'trusted' };
+
+/** Judges who opened a connection, called as it opens (the peer may be gone by the time its payload is complete). */
+export type PeerCheck = (peer: { address: string; port: number }, listenerPort: number) => Promise<PeerVerdict>;
+
+/**
+ * Trusts only processes of `uid` on the loopback interface (the local backend's kernels); a peer whose
+ * uid can no longer be told is unidentified, one of another uid refused.
+ */
 export function loopbackUidCheck(uid: number): PeerCheck {
-  return async (peer, listenerPort) => ((await loopbackPeerUid(peer.port, listenerPort)) === uid ? undefined : 'a payload came from a process of another user');
+  return async (peer, listenerPort) => {
+    const owner = await loopbackPeerUid(peer.port, listenerPort);
+    if (owner === undefined) return { verdict: 'unidentified', reason: "the payload's sender had closed its connection before its uid could be read" };
+    return owner === uid ? TRUSTED : { verdict: 'refused', reason: 'a payload came from a process of another user' };
+  };
 }
+
+/** Resolves undefined when a decoded payload proves by itself that the kernel's launcher sent it, else the reason it does not. */
+export type PayloadVouch = (report: LauncherReport) => Promise<string | undefined>;
 
 export interface ResponseListenerOptions {
   /** Address to listen on; when it is not an address of this host, all addresses. */
@@ -53,6 +84,8 @@ export interface ResponseListenerOptions {
   /** Host the launcher is told to send to (`{response_address}` is `<advertised>:<port>`). */
   advertised: string;
   authenticate: PeerCheck;
+  /** The second proof for payloads from an unidentified peer; without it they are dropped. */
+  vouch?: PayloadVouch;
   /**
    * Whether version-0 payloads (readable by anyone who sees the traffic, see launcher-payload.ts)
    * are accepted; when not, an authenticated version-0 payload fails the launch with this message.
@@ -61,15 +94,17 @@ export interface ResponseListenerOptions {
 }
 
 /**
- * One launch's response address. `report` resolves with the first payload from an authenticated peer
- * that decrypts and names this kernel, and rejects (`LauncherPayloadError`) when an authenticated peer
- * sends one that does not: that is the kernel's own launcher failing, and waiting longer cannot help.
- * Unauthenticated connections are dropped without an answer and leave `report` pending.
+ * One launch's response address. `report` resolves with the first payload that decrypts, names this
+ * kernel and comes from a trusted peer (or from an unidentified one, vouched for by its content), and
+ * rejects (`LauncherPayloadError`) when a trusted peer sends one that does not: that is the kernel's
+ * own launcher failing, and waiting longer cannot help. Every other connection is dropped without an
+ * answer and leaves `report` pending, so no one else can fail the launch either.
  */
 export class ResponseListener {
   readonly report: Promise<LauncherReport>;
   private settle!: { resolve: (r: LauncherReport) => void; reject: (e: Error) => void };
   private lastError: string | undefined;
+  private believedBy: 'peer' | 'payload' | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -77,6 +112,11 @@ export class ResponseListener {
   ) {
     this.report = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.report.catch(() => undefined); // the caller may stop waiting first (the workload exited)
+  }
+
+  /** What the accepted payload was believed by: its sender (`authenticate`) or its own content (`vouch`). */
+  get proof(): 'peer' | 'payload' | undefined {
+    return this.believedBy;
   }
 
   /** Why the last connection was dropped, for a launch that times out. */
@@ -99,26 +139,40 @@ export class ResponseListener {
       });
       sock.on('error', () => undefined);
       const peer = { address: plainAddress(sock.remoteAddress) ?? '', port: sock.remotePort ?? 0 };
-      const verdict = opts.authenticate(peer, port).catch((err: Error) => `the peer could not be checked: ${err.message}`);
+      const verdict = opts.authenticate(peer, port).catch((err: Error): PeerVerdict => ({ verdict: 'refused', reason: `the peer could not be checked: ${err.message}` }));
       sock.on('end', () => {
         sock.end();
-        void verdict.then((reason) => {
-          if (reason !== undefined) {
-            listener.lastError = reason;
-            return;
-          }
-          try {
-            const report = decodeLauncherPayload(keys, Buffer.concat(chunks).toString('utf8'), kernelId);
-            if (report.version === 0 && opts.refuseVersion0) throw new LauncherPayloadError(opts.refuseVersion0);
-            listener.settle.resolve(report);
-          } catch (err) {
-            listener.lastError = (err as Error).message;
-            listener.settle.reject(err as Error);
-          }
-        });
+        void verdict.then((v) => listener.take(v, Buffer.concat(chunks).toString('utf8'), keys, kernelId, opts));
       });
     });
     return listener;
+  }
+
+  /** Judges one complete payload by its sender's verdict (see the class comment). */
+  private async take(v: PeerVerdict, data: string, keys: RsaKeys, kernelId: string, opts: ResponseListenerOptions): Promise<void> {
+    if (v.verdict === 'refused') {
+      this.lastError = v.reason;
+      return;
+    }
+    let report: LauncherReport;
+    try {
+      report = decodeLauncherPayload(keys, data, kernelId);
+      if (report.version === 0 && opts.refuseVersion0) throw new LauncherPayloadError(opts.refuseVersion0);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      // Only the kernel's own launcher may fail the launch; an unidentified sender's garbage proves nothing.
+      if (v.verdict === 'trusted') this.settle.reject(err as Error);
+      return;
+    }
+    if (v.verdict === 'unidentified') {
+      const why = opts.vouch ? await opts.vouch(report).catch((err: Error) => `its payload could not be checked: ${err.message}`) : 'nothing else vouches for it';
+      if (why !== undefined) {
+        this.lastError = `${v.reason}, and ${why}`;
+        return;
+      }
+    }
+    this.believedBy ??= v.verdict === 'trusted' ? 'peer' : 'payload';
+    this.settle.resolve(report);
   }
 
   async close(): Promise<void> {

@@ -56,6 +56,11 @@ export function kernelRuntimeDir(root: string, kernelId: string): string {
   return path.join(root, kernelId);
 }
 
+/** `<root>/<kernel id>/c.json`: the connection file a host kernel is started with (`{connection_file}`). */
+export function kernelConnectionFile(root: string, kernelId: string): string {
+  return path.join(kernelRuntimeDir(root, kernelId), CONNECTION_FILE);
+}
+
 /** The `ip` of an ipc kernel's connection info: the socket path prefix inside its directory. */
 export function ipcSocketPrefix(root: string, kernelId: string): string {
   return path.join(kernelRuntimeDir(root, kernelId), SOCKET_PREFIX);
@@ -80,7 +85,7 @@ export async function writeKernelRuntime(root: string, kernelId: string, owner: 
   });
   await fsp.chmod(dir, 0o700);
   await fsp.chown(dir, owner.uid, owner.gid);
-  const file = path.join(dir, CONNECTION_FILE);
+  const file = kernelConnectionFile(root, kernelId);
   const tmp = `${file}.${process.pid}.tmp`;
   await fsp.writeFile(tmp, content, { mode: 0o600 });
   await fsp.chown(tmp, owner.uid, owner.gid);
