@@ -4,7 +4,7 @@
  * user controls: the file must resolve (symlinks followed) inside a given root, must be a regular
  * file, and must still be the same inode after it is opened.
  */
-import { constants, stat as statCallback } from 'node:fs';
+import { constants, realpathSync, stat as statCallback, statSync } from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 
 export interface StatLike {
@@ -31,6 +31,13 @@ export interface KernelFs {
   open(path: string, flags: number): Promise<FileHandle>;
   /** `statfs(2)`'s file-system type (magic number); absent where it cannot be told. */
   fsType?(path: string): Promise<number>;
+  /**
+   * Synchronous `stat(2)`: undefined when the path does not exist, throws otherwise. Used only for
+   * homes on a local file system (quick-check.ts); absent, every stat goes through `stat`.
+   */
+  statSync?(path: string): StatLike | undefined;
+  /** Synchronous `realpath(3)`, same use. */
+  realpathSync?(path: string): string;
 }
 
 /** `stat` through the callback API: measurably cheaper per call than `fs.promises.stat` on the hot path. */
@@ -44,6 +51,8 @@ export const nodeFs: KernelFs = {
   readdir: (p) => fsp.readdir(p),
   open: (p, flags) => fsp.open(p, flags),
   fsType: async (p) => (await fsp.statfs(p)).type,
+  statSync: (p) => statSync(p, { throwIfNoEntry: false }),
+  realpathSync: (p) => realpathSync(p),
 };
 
 /** A fingerprint of a stat result: changes when the entry is replaced, written, renamed into or chmod-ed. */

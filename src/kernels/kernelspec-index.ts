@@ -121,6 +121,8 @@ export class KernelspecIndex {
   private readonly users = new Map<string, UserState>();
   private readonly shared: SharedState = { checkedAt: -Infinity, pending: undefined, dirs: [], kernels: [] };
   private rootReal: { value: string | null; checkedAt: number } = { value: null, checkedAt: -Infinity };
+  /** Whether the home root is on a local file system (its realpath may then be refreshed synchronously). */
+  private rootLocal = false;
 
   constructor(opts: KernelspecIndexOptions) {
     this.homeRoot = path.resolve(opts.homeRoot);
@@ -186,9 +188,10 @@ export class KernelspecIndex {
    * (quick-check.ts): the request is answered without a pass. False when that cannot be told here.
    */
   private unchangedNow(s: UserState): boolean {
-    if (s.localDev === null || s.homeReal === null || this.ctx.fs !== nodeFs) return false;
-    if (this.now() - this.rootReal.checkedAt >= this.ttlMs || this.rootReal.value === null) return false;
-    const verdict = unchangedSync(s.homeReal, s.localDev, s);
+    const { statSync } = this.ctx.fs;
+    if (s.localDev === null || s.homeReal === null || statSync === undefined) return false;
+    if (!this.rootFreshSync()) return false;
+    const verdict = unchangedSync(statSync, s.homeReal, s.localDev, s);
     if (verdict === 'elsewhere') s.localDev = null; // a mount inside the home: its kind is unknown
     return verdict === 'unchanged';
   }
@@ -261,8 +264,27 @@ export class KernelspecIndex {
         this.ctx.logger.warn('home root unreadable', { path: this.homeRoot, code: errorCode(err) });
       }
     }
+    if (value !== this.rootReal.value) this.rootLocal = value !== null && (await this.isLocal(value));
     this.rootReal = { value, checkedAt: now };
     return value;
+  }
+
+  /**
+   * The home root's realpath is fresh, or was made fresh synchronously (a local root) and did not
+   * change. False sends the request down the asynchronous path, which refreshes and logs.
+   */
+  private rootFreshSync(): boolean {
+    const now = this.now();
+    if (now - this.rootReal.checkedAt < this.ttlMs) return this.rootReal.value !== null;
+    const { realpathSync } = this.ctx.fs;
+    if (realpathSync === undefined || !this.rootLocal || this.rootReal.value === null) return false;
+    try {
+      if (realpathSync(this.homeRoot) !== this.rootReal.value) return false;
+    } catch {
+      return false;
+    }
+    this.rootReal = { value: this.rootReal.value, checkedAt: now };
+    return true;
   }
 
   /**
@@ -290,7 +312,7 @@ export class KernelspecIndex {
       logger.warn('home unreadable; no user kernelspecs', { path: logicalHome, code: errorCode(err) });
     }
     const ok = real === logicalHome && st.stat.isDirectory();
-    s.localDev = ok && (await this.isLocal(logicalHome)) ? st.stat.dev : null;
+    const localDev = ok && (await this.isLocal(logicalHome)) ? st.stat.dev : null;
     if (!ok && real !== null) {
       logger.warn('home refused: it must be a directory directly under the home root, not a symlink', {
         path: logicalHome,
@@ -300,13 +322,14 @@ export class KernelspecIndex {
     if (!ok || s.homeReal !== real) resetUser(s);
     s.homeSig = sig;
     s.homeReal = ok ? real : null;
+    s.localDev = localDev;
     return ok;
   }
 
   /** Whether `dir` lies on a file system known to be local (false when that cannot be told). */
   private async isLocal(dir: string): Promise<boolean> {
     try {
-      return this.ctx.fs.fsType !== undefined && isLocalFsType(await this.ctx.fs.fsType(dir));
+      return this.ctx.fs.statSync !== undefined && this.ctx.fs.fsType !== undefined && isLocalFsType(await this.ctx.fs.fsType(dir));
     } catch {
       return false;
     }

@@ -13,7 +13,6 @@
  * to a thread and back), and a local `stat` cannot hang the way an NFS one can. Homes on NFS, EFS,
  * FUSE and every file system not known to be local keep asynchronous stats (one parallel round).
  */
-import { statSync } from 'node:fs';
 import { errorCode, isMissing, signature, type KernelFs, type StatLike } from './fs-layer';
 import type { KernelsDirState } from './scan';
 
@@ -91,13 +90,18 @@ function walk(home: string, state: HomeState, visit: (path: string, kind: Kind, 
  * 'changed', or 'elsewhere' when a path lies on another device (a mount inside the home, whose kind is
  * unknown: the caller stops using synchronous stats for this home).
  */
-export function unchangedSync(home: string, dev: number, state: HomeState): 'unchanged' | 'changed' | 'elsewhere' {
+export function unchangedSync(
+  statSync: NonNullable<KernelFs['statSync']>,
+  home: string,
+  dev: number,
+  state: HomeState,
+): 'unchanged' | 'changed' | 'elsewhere' {
   let elsewhere = false;
   const same = walk(home, state, (path, kind, expected) => {
     let st: StatLike | undefined;
     let err: unknown;
     try {
-      st = statSync(path, { throwIfNoEntry: false });
+      st = statSync(path);
     } catch (e) {
       err = e;
     }
