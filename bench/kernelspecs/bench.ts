@@ -1,7 +1,7 @@
 /**
  * Benchmark of issue 15 (listing speed): `GET /api/kernelspecs?user=<random user>` through the
- * service's real request path (bench/kernelspecs/server.ts: createApp, a per-user gateway token looked
- * up in Postgres on every request, the kernelspec router) versus jupyter_server 1.23 listing its own
+ * service's real request path (bench/kernelspecs/server.ts: the raw-target listener, createApp, a
+ * per-user gateway token through the token-lookup cache, the kernelspec router) versus jupyter_server 1.23 listing its own
  * 25 kernelspecs, in the same run, with the same load: 16 keep-alive connections for --duration s.
  *
  *   npx tsx bench/kernelspecs/bench.ts [--users 1000,2000,5000,10000] [--duration 10] [--connections 16] [--keep]
@@ -13,8 +13,8 @@
  * `response` event and the percentiles are computed here. It runs in this process on the same machine
  * as both servers, so it competes with them for CPU — state the machine's load with the figures.
  *
- * At 2,000 users a second row uses the admin token (naming the user): the same answer without the
- * token's database query, which shows what that query costs.
+ * At 2,000 users a second row uses the admin token (naming the user): the same answer without any
+ * token lookup, which shows what the cached lookup still costs.
  *
  * For each N (homes user0…user<N-1>, 5 conda envs each, plus 20 shared kernelspecs: 25 per user) a
  * fresh server process: 300 first requests for users never seen (one at a time), every user once
@@ -150,7 +150,7 @@ async function benchSpawngate(
   opts: { duration: number; connections: number; adminToken?: boolean },
 ): Promise<Row> {
   const { url, child } = await startSpawngate(tree.homes, tree.shared, dbUrl);
-  // The admin token naming the user gets the same listing without the per-request token query.
+  // The admin token naming the user gets the same listing without a per-user token lookup.
   const headersOf = (u: number): Record<string, string> => ({ Authorization: `token ${opts.adminToken ? ADMIN : tokens[u]}` });
   try {
     const check = (u: number, r: { status: number; body: string }): void => {
@@ -191,7 +191,7 @@ async function benchSpawngate(
       return { path: `/api/kernelspecs?user=user${u}`, headers: headersOf(u) };
     });
     return {
-      what: `spawngate, ${users.toLocaleString('en')} users${opts.adminToken ? ', admin token (no token query)' : ''}`,
+      what: `spawngate, ${users.toLocaleString('en')} users${opts.adminToken ? ', admin token (no token lookup)' : ''}`,
       users: opts.adminToken ? undefined : users,
       ...result,
       first50: percentile(cold, 50),
