@@ -56,6 +56,7 @@ export function createTokenLookupCache(db: Db, o: TokenLookupCacheOptions): Toke
   // Bumped by every notification and every change of liveness: a read that started under an older
   // generation may predate the change and is not remembered.
   let generation = 0;
+  let closing = false;
 
   const forget = (hash: string): void => {
     const e = entries.get(hash);
@@ -80,6 +81,7 @@ export function createTokenLookupCache(db: Db, o: TokenLookupCacheOptions): Toke
     state(live) {
       generation++;
       forgetAll();
+      if (closing) return;
       o.logger.info(live ? 'token lookups are cached (credential notifications live)' : 'token lookups go to the database (credential notifications not live)');
     },
   });
@@ -117,6 +119,7 @@ export function createTokenLookupCache(db: Db, o: TokenLookupCacheOptions): Toke
       return found;
     },
     async close() {
+      closing = true;
       await subscription?.close();
       forgetAll();
     },
