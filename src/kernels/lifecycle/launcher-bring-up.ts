@@ -4,7 +4,8 @@
  * the report from an authenticated peer, then the probe. Where the listener is and who may answer:
  * - local: 127.0.0.1, and only a process of the uid the kernel runs as (its owner in /proc/net/tcp);
  *   when that can no longer be read (the launcher closed at once), only a payload whose key and ports
- *   equal those of the connection file in the kernel's own directory (launcher-file-proof.ts);
+ *   equal those of a connection file in the kernel's own directory (launcher-file-proof.ts): `{connection_file}`,
+ *   or the launcher's temporary file, there because its TMPDIR is that directory;
  * - containers: `kernels.response_address`, else the address the backend says its workloads reach
  *   this host at (docker: the gateway of the user's network), else this host's first non-loopback
  *   IPv4 (a worker pod's IP); and only the kernel's own container or pod (the connection's source
