@@ -6,8 +6,10 @@ information to --response-address, serves {"signum"}/{"shutdown"} requests on th
 port, then runs ipykernel in this process. Every request it served is kept in the module
 `sg_eg_launcher_log` so a test can read them from inside the kernel.
 
-In a container it runs as EG's launchers do there: no connection file argument (it writes one of its
-own in the temp directory) and no resource dir. Where one host stands in for many pods (the Kubernetes
+In a container, and for EG's stock kernelspecs (python_distributed), it runs as EG's launchers do
+without a connection file argument: it writes one of its own in the temp directory (TMPDIR first),
+named `kernel-<id>_*.json` as EG's launch_ipykernel.py names it. In a container there is no resource
+dir either. Where one host stands in for many pods (the Kubernetes
 stand-in), `SPAWNGATE_BIND_IP` is the pod's address: it listens there and sends from there, as a
 pod's own network namespace would. `SG_TEST_PAYLOAD_VERSION=0` makes it send a version-0 payload
 (EG 1.x: the connection JSON, '%'-padded, AES-ECB under the kernel id's first 16 characters);
@@ -96,10 +98,12 @@ def serve_comm(sock, pid):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--kernel-id", required=True)
-    p.add_argument("--port-range", required=True)
-    p.add_argument("--response-address", required=True)
-    p.add_argument("--public-key", required=True)
+    # EG's stock kernelspecs (python_distributed) spell them --RemoteProcessProxy.kernel-id and so on.
+    p.add_argument("--kernel-id", "--RemoteProcessProxy.kernel-id", dest="kernel_id", required=True)
+    p.add_argument("--port-range", "--RemoteProcessProxy.port-range", dest="port_range", required=True)
+    p.add_argument("--response-address", "--RemoteProcessProxy.response-address", dest="response_address", required=True)
+    p.add_argument("--public-key", "--RemoteProcessProxy.public-key", dest="public_key", required=True)
+    p.add_argument("--RemoteProcessProxy.spark-context-initialization-mode", dest="init_mode")
     p.add_argument("--resource-dir")
     p.add_argument("connection_file", nargs="?")
     a = p.parse_args()
@@ -111,7 +115,8 @@ def main():
     if a.resource_dir is not None and not os.path.isfile(os.path.join(a.resource_dir, "kernel.json")):
         raise SystemExit("--resource-dir is not the kernelspec directory")
     if a.connection_file is None:
-        fd, a.connection_file = tempfile.mkstemp(prefix=f"kernel-{a.kernel_id}-", suffix=".json")
+        # Named as EG's launch_ipykernel.py names it, in tempfile's directory (TMPDIR first).
+        fd, a.connection_file = tempfile.mkstemp(prefix=f"kernel-{a.kernel_id}_", suffix=".json")
         os.close(fd)
     lower, upper = (int(x) for x in a.port_range.split(".."))
 

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { connectionFileVouch } from '../../src/kernels/lifecycle/launcher-file-proof';
+import { connectionFileVouch, isLauncherTempFile, launcherFilesVouch } from '../../src/kernels/lifecycle/launcher-file-proof';
 import { generateResponseKeys, loopbackPeerUid, loopbackUidCheck, ResponseListener, type LauncherReport, type PayloadVouch, type PeerCheck, type RsaKeys } from '../../src/kernels/lifecycle/response-address';
 
 const KID = '0d5f7a2c-93b1-4e6a-b0c4-5a8e1f3d7c21';
@@ -96,6 +96,121 @@ describe('connectionFileVouch', () => {
     expect(await connectionFileVouch(gone.file, UID, { graceMs: 200 })(REPORT)).toBe('its connection file is missing or unreadable');
     const empty = kernelDir('');
     expect(await connectionFileVouch(empty.file, UID, { graceMs: 200 })(REPORT)).toBe('its connection file is missing or unreadable');
+  });
+});
+
+/**
+ * Kernelspecs without `{connection_file}` (EG's python_distributed) and EG's R launcher write a temporary
+ * file of their own; with TMPDIR set to the kernel's directory it is `<dir>/kernel-<id>_*.json` (Python's
+ * mkstemp) or `<dir>/RtmpXXXXXX/kernel-<id>_*.json` (R's session directory). Only files of THIS kernel id
+ * count, under the same rules as the connection file.
+ */
+describe('launcherFilesVouch', () => {
+  const OTHER = '9c1e4b7a-2f3d-4a5b-8c6d-7e8f9a0b1c2d';
+  /** The kernel's directory (0700) with the given files (0600) and nothing else: no c.json. */
+  function tempDir(files: Record<string, object | string> = {}): string {
+    const dir = fs.mkdtempSync(path.join(tmp, 'kt-'));
+    fs.chmodSync(dir, 0o700);
+    for (const [name, content] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(path.join(dir, name), typeof content === 'string' ? content : JSON.stringify(content), { mode: 0o600 });
+    }
+    return dir;
+  }
+  const stale = { ...FILE_INFO, key: 'a-stale-key-of-an-earlier-launch', hb_port: 41099 };
+
+  test("names: only kernel-<this id>_<mkstemp or tempfile characters>.json", () => {
+    expect(isLauncherTempFile(KID, `kernel-${KID}_x8k2_q0z.json`)).toBe(true);
+    expect(isLauncherTempFile(KID, `kernel-${KID}_1f2e3d4c5b6a.json`)).toBe(true);
+    for (const name of [`kernel-${OTHER}_x8k2_q0z.json`, `kernel-${KID}-x8k2q0z.json`, `kernel-${KID}_.json`, `kernel-${KID}_x8k2q0z.json.bak`, `xkernel-${KID}_x8k2q0z.json`, `kernel-${KID}_a/b.json`, 'c.json']) {
+      expect([name, isLauncherTempFile(KID, name)]).toEqual([name, false]);
+    }
+  });
+
+  test("vouches for a payload that matches the launcher's temporary file for this kernel, with no {connection_file}", async () => {
+    const dir = tempDir({ [`kernel-${KID}_x8k2q0zp.json`]: FILE_INFO });
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBeUndefined();
+  });
+
+  test("another kernel's file, or a name EG does not make, proves nothing even with the payload's key and ports", async () => {
+    const dir = tempDir({ [`kernel-${OTHER}_x8k2q0zp.json`]: FILE_INFO, [`kernel-${KID}-x8k2q0zp.json`]: FILE_INFO, [`kernel-${KID}.json`]: FILE_INFO });
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBe(`no connection file of the kernel's launcher (kernel-${KID}_*.json) is in its directory`);
+    // The same file, named for this kernel, is proof: the refusal above was the name.
+    fs.renameSync(path.join(dir, `kernel-${OTHER}_x8k2q0zp.json`), path.join(dir, `kernel-${KID}_x8k2q0zp.json`));
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBeUndefined();
+  });
+
+  test('a matching file that is a symlink, of another uid, or open to others is refused', async () => {
+    const name = `kernel-${KID}_x8k2q0zp.json`;
+    const linked = tempDir({ 'real.json': FILE_INFO });
+    fs.symlinkSync('real.json', path.join(linked, name));
+    expect(await launcherFilesVouch({ dir: linked, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBe('its connection file is a symlink');
+
+    const foreign = tempDir({ [name]: FILE_INFO });
+    fs.chownSync(path.join(foreign, name), UID + 4242, UID + 4242);
+    expect(await launcherFilesVouch({ dir: foreign, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBe(`its connection file belongs to uid ${UID + 4242}, not to the kernel's user`);
+
+    const open = tempDir({ [name]: FILE_INFO });
+    fs.chmodSync(path.join(open, name), 0o604);
+    expect(await launcherFilesVouch({ dir: open, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBe('its connection file is open to others (mode 604)');
+  });
+
+  test('of several files for this kernel, any one that matches is proof; none matching names each', async () => {
+    const dir = tempDir({ [`kernel-${KID}_aaaaaaaa.json`]: stale, [`kernel-${KID}_bbbbbbbb.json`]: FILE_INFO });
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toBeUndefined();
+    const none = await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })({ ...REPORT, key: 'forged' });
+    expect(none).toBe(
+      `none of its 2 connection files matches (kernel-${KID}_aaaaaaaa.json: its key and ports differ from those in the kernel's connection file; kernel-${KID}_bbbbbbbb.json: its key and ports differ from those in the kernel's connection file)`,
+    );
+  });
+
+  test('with {connection_file} too, a temporary file that matches is proof when c.json does not (EG\'s R launcher ignores it)', async () => {
+    const { dir, file } = kernelDir(stale);
+    fs.mkdirSync(path.join(dir, 'RtmpQx7Zk2'), { mode: 0o700 });
+    fs.writeFileSync(path.join(dir, 'RtmpQx7Zk2', `kernel-${KID}_3f9a1c2e5b7d.json`), JSON.stringify(FILE_INFO), { mode: 0o600 });
+    expect(await launcherFilesVouch({ dir, kernelId: KID, connectionFile: file }, UID, { graceMs: 0 })(REPORT)).toBeUndefined();
+    // The old proof, c.json alone, would not have believed it.
+    expect(await connectionFileVouch(file, UID, { graceMs: 0 })(REPORT)).toContain('differ');
+  });
+
+  test("R's session directory counts only as R makes it: a real directory of the kernel's uid, closed to others", async () => {
+    const rfile = `kernel-${KID}_3f9a1c2e5b7d.json`;
+    const open = tempDir({ [`RtmpQx7Zk2/${rfile}`]: FILE_INFO });
+    fs.chmodSync(path.join(open, 'RtmpQx7Zk2'), 0o755);
+    expect(await launcherFilesVouch({ dir: open, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toContain('no connection file');
+
+    const foreign = tempDir({ [`RtmpQx7Zk2/${rfile}`]: FILE_INFO });
+    fs.chownSync(path.join(foreign, 'RtmpQx7Zk2'), UID + 4242, UID + 4242);
+    expect(await launcherFilesVouch({ dir: foreign, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toContain('no connection file');
+
+    const linked = tempDir();
+    const elsewhere = fs.mkdtempSync(path.join(tmp, 'elsewhere-'));
+    fs.chmodSync(elsewhere, 0o700);
+    fs.writeFileSync(path.join(elsewhere, rfile), JSON.stringify(FILE_INFO), { mode: 0o600 });
+    fs.symlinkSync(elsewhere, path.join(linked, 'RtmpQx7Zk2'));
+    expect(await launcherFilesVouch({ dir: linked, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toContain('no connection file');
+
+    // Only one level down, and only a directory named as R names it.
+    const deep = tempDir({ [`RtmpQx7Zk2/sub/${rfile}`]: FILE_INFO, [`notRtmp/${rfile}`]: FILE_INFO });
+    expect(await launcherFilesVouch({ dir: deep, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toContain('no connection file');
+  });
+
+  test('a temporary file not there yet, or being rewritten, is waited for; the kernel\'s directory gone is no proof', async () => {
+    const dir = tempDir();
+    setTimeout(() => fs.writeFileSync(path.join(dir, `kernel-${KID}_late0000.json`), JSON.stringify(FILE_INFO), { mode: 0o600 }), 300);
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 2000 })(REPORT)).toBeUndefined();
+
+    const gone = tempDir();
+    fs.rmSync(gone, { recursive: true });
+    expect(await launcherFilesVouch({ dir: gone, kernelId: KID }, UID, { graceMs: 200 })(REPORT)).toBe("the kernel's runtime directory is gone");
+  });
+
+  test('at most 16 files are read per look: the kernel\'s own user cannot make the proof read without end', async () => {
+    const files: Record<string, object> = {};
+    for (let i = 0; i < 20; i++) files[`kernel-${KID}_a${String(i).padStart(2, '0')}.json`] = stale;
+    files[`kernel-${KID}_zzzzzzzz.json`] = FILE_INFO;
+    const dir = tempDir(files);
+    expect(await launcherFilesVouch({ dir, kernelId: KID }, UID, { graceMs: 0 })(REPORT)).toMatch(/^none of its 16 connection files matches/);
   });
 });
 

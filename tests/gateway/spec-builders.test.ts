@@ -69,6 +69,21 @@ describe('kernel spec', () => {
     expect(spec.labels['spawngate/experiment']).toBe('genomics');
   });
 
+  test("an EG launcher on the host gets its private directory as TMPDIR, unless its env names a temp directory; other kernels and containers get none", () => {
+    const egArgv = ['python', 'launch_ipykernel.py', '--RemoteProcessProxy.kernel-id', base.kernelId, '--RemoteProcessProxy.response-address', '127.0.0.1:5555'];
+    const host = (env: Record<string, string>, tmpDir?: string) =>
+      buildKernelSpec(config, { ...base, argv: egArgv, env, placement: { hostProcesses: true, connectionFile: '/run/sg/k1/c.json', hostEnv: { PATH: '/usr/bin' }, ...(tmpDir ? { tmpDir } : {}) } }).env;
+    expect(host({}, '/run/sg/k1').TMPDIR).toBe('/run/sg/k1');
+    // The kernelspec's (or an allow-listed client's) choice stays, whichever of the names Python and R read it sets.
+    expect(host({ TMPDIR: '/scratch' }, '/run/sg/k1').TMPDIR).toBe('/scratch');
+    expect(host({ TMP: '/scratch' }, '/run/sg/k1')).toMatchObject({ TMP: '/scratch' });
+    expect(host({ TMP: '/scratch' }, '/run/sg/k1').TMPDIR).toBeUndefined();
+    expect(host({ TEMP: '/scratch' }, '/run/sg/k1').TMPDIR).toBeUndefined();
+    expect(host({}).TMPDIR).toBeUndefined();
+    const pod = buildKernelSpec(config, { ...base, argv: egArgv, env: {}, placement: { hostProcesses: false, responseAddress: '10.0.0.1:5555', publicKey: 'pk' } });
+    expect(pod.env.TMPDIR).toBeUndefined();
+  });
+
   test('a container runs the launcher with the argv and the connection info in its environment', () => {
     const info = connectionInfo('0.0.0.0', CONTAINER_KERNEL_PORTS, 'k3y', 'python3');
     const spec = buildKernelSpec(config, { ...base, image: 'kernel:1', placement: { hostProcesses: false, launcher: ['python3', '-m', 'spawngate.launcher'], connectionInfo: info } });

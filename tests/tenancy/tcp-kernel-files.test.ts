@@ -3,7 +3,8 @@
  * real user: their connection file is in the kernel's own runtime directory (0700, the file 0600, both
  * the user's), not in spawngate's private data directory, which the user could not read. Another user
  * cannot read it; the directory goes when the kernel does (shutdown, reconcile). An Enterprise Gateway
- * launcher there is believed reliably, though it closes its response connection at once. Without the
+ * launcher there is believed reliably, though it closes its response connection at once, with or without
+ * `{connection_file}` in its argv (without, its temporary file is in that directory: TMPDIR). Without the
  * opt-in the 403 stays. Real system users, real ipykernel, real Postgres.
  */
 import fs from 'node:fs';
@@ -21,6 +22,21 @@ const cannot = canCreateUsers();
 if (cannot) throw new Error(`tcp-kernel-files tests ${cannot}`);
 
 const EG_ARGV = [PYTHON, '{resource_dir}/eg_launcher.py', '--kernel-id', '{kernel_id}', '--port-range', '{port_range}', '--response-address', '{response_address}', '--public-key', '{public_key}', '--resource-dir', '{resource_dir}', '{connection_file}'];
+/** EG's stock `python_distributed` argv (no `{connection_file}`: the launcher makes a temporary file), with the test launcher. */
+const EG_DISTRIBUTED_ARGV = [
+  PYTHON,
+  '{resource_dir}/eg_launcher.py',
+  '--RemoteProcessProxy.kernel-id',
+  '{kernel_id}',
+  '--RemoteProcessProxy.response-address',
+  '{response_address}',
+  '--RemoteProcessProxy.public-key',
+  '{public_key}',
+  '--RemoteProcessProxy.port-range',
+  '{port_range}',
+  '--RemoteProcessProxy.spark-context-initialization-mode',
+  'none',
+];
 const tag = randomBytes(2).toString('hex');
 let homes: string;
 let amy: SystemUser;
@@ -40,16 +56,23 @@ async function service(env: Record<string, string>): Promise<TenantService> {
   t.kernelspec(amy.name, 'python3', IPYKERNEL);
   t.kernelspec(amy.name, 'python_eg', EG_ARGV);
   fs.copyFileSync(path.join(__dirname, '..', 'eg', 'eg_launcher.py'), path.join(amy.home, '.local/share/jupyter/kernels/python_eg/eg_launcher.py'));
+  const distributed = path.join(amy.home, '.local/share/jupyter/kernels/python_distributed');
+  fs.mkdirSync(distributed, { recursive: true });
+  const metadata = { process_proxy: { class_name: 'enterprise_gateway.services.processproxies.distributed.DistributedProcessProxy' } };
+  fs.writeFileSync(path.join(distributed, 'kernel.json'), JSON.stringify({ argv: EG_DISTRIBUTED_ARGV, display_name: 'Python 3 (distributed)', language: 'python', metadata }));
+  fs.copyFileSync(path.join(__dirname, '..', 'eg', 'eg_launcher.py'), path.join(distributed, 'eg_launcher.py'));
   chownTree(amy);
   return t;
 }
 
 /** The kernel's uid and the connection file it was started with, as the kernel itself reports them. */
-async function inspect(t: TenantService, kernelId: string): Promise<{ uid: number; file: string; transport: string; ip: string }> {
+async function inspect(t: TenantService, kernelId: string): Promise<{ uid: number; file: string; transport: string; ip: string; tmp: string }> {
   const ws = await connectWs(`ws://127.0.0.1:${t.port}/api/kernels/${kernelId}/channels`, { Authorization: `token ${t.tokens[amy.name]}` });
   try {
-    const code = 'import os, json\nfrom ipykernel.connect import get_connection_file\nf = get_connection_file()\nc = json.load(open(f))\nprint(json.dumps({"uid": os.getuid(), "file": f, "transport": c["transport"], "ip": c["ip"]}))';
-    return JSON.parse((await execute(ws, code, 60_000)).stdout.trim()) as { uid: number; file: string; transport: string; ip: string };
+    const code =
+      'import os, json, tempfile\nfrom ipykernel.connect import get_connection_file\nf = get_connection_file()\nc = json.load(open(f))\n' +
+      'print(json.dumps({"uid": os.getuid(), "file": f, "transport": c["transport"], "ip": c["ip"], "tmp": tempfile.gettempdir()}))';
+    return JSON.parse((await execute(ws, code, 60_000)).stdout.trim()) as { uid: number; file: string; transport: string; ip: string; tmp: string };
   } finally {
     ws.close();
   }
@@ -115,6 +138,26 @@ describe(`with ${TCP_KERNELS_SETTING}=1 and kernels.host_transport tcp`, () => {
       expectWalledFile(t, id, seen.file);
       await t.service.kernels.shutdown(undefined, id);
       expect(fs.existsSync(path.dirname(seen.file))).toBe(false);
+    }
+  });
+
+  // EG's stock python_distributed has no {connection_file}: its launcher makes a temporary file, which lands
+  // in the kernel's own directory because TMPDIR is that directory, and is the second proof there.
+  // Before, it was in /tmp and such a launch was refused whenever the sender's uid could no longer be read.
+  test('an EG kernelspec without {connection_file} (python_distributed) starts as its user, three times in a row; its temporary connection file and its user code\'s temp files are in its walled directory and go with it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await t.launch(amy.name, 'python_distributed');
+      expect([i, res.status, res.body.message]).toEqual([i, 201, undefined]);
+      const id = res.body.id as string;
+      const seen = await inspect(t, id);
+      const dir = path.join(runtimeRootOf(t.service.config), id);
+      expect(seen.uid).toBe(amy.uid);
+      expect(path.basename(seen.file)).toMatch(new RegExp(`^kernel-${id}_[a-z0-9_]{8}\\.json$`));
+      expectWalledFile(t, id, seen.file);
+      expect(seen.tmp).toBe(dir);
+      expect(fs.existsSync(path.join(dir, 'c.json'))).toBe(true); // spawngate's, unused by this launcher
+      await t.service.kernels.shutdown(undefined, id);
+      expect(fs.existsSync(dir)).toBe(false);
     }
   });
 

@@ -18,6 +18,11 @@ export function usesResponseAddress(argv: readonly string[]): boolean {
   return argv.some((a) => a.includes('{response_address}'));
 }
 
+/** The argv takes the connection file spawngate writes; an EG launcher without it makes a temporary one. */
+export function namesConnectionFile(argv: readonly string[]): boolean {
+  return argv.some((a) => a.includes('{connection_file}'));
+}
+
 /** `[lo, hi]` as EG's launchers take it. */
 export function portRangeArg(range: readonly [number, number]): string {
   return `${range[0]}..${range[1]}`;

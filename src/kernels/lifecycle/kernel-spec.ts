@@ -48,6 +48,11 @@ export interface KernelSpecInput {
         connectionFile: string;
         /** Environment inherited from this service (PATH, LANG). */
         hostEnv: Record<string, string>;
+        /**
+         * The kernel's private runtime directory, as its TMPDIR (EG launchers only, see
+         * `privateTempEnv`): where their temporary connection file must land to be believed.
+         */
+        tmpDir?: string;
       }
     | {
         /** In a container the launcher writes the connection file and execs the kernelspec argv. */
@@ -81,6 +86,20 @@ export function kernelOverrides(
   return Object.keys(merged).length ? merged : undefined;
 }
 
+/** What Python's `tempfile` (TMPDIR, TEMP, TMP) and R's `tempdir()` (TMPDIR, TMP, TEMP) consult, first set wins. */
+export const TEMP_DIR_VARIABLES = ['TMPDIR', 'TMP', 'TEMP'] as const;
+
+/**
+ * `{ TMPDIR: dir }` for a host kernel whose launcher makes its own temporary connection file, so it
+ * lands in the kernel's private directory (launcher-file-proof.ts), unless the kernel's env (its
+ * kernelspec, or an allow-listed client variable) names a temp directory of its own: that choice is
+ * kept, and such a launcher is then believed only by its uid.
+ */
+export function privateTempEnv(env: Record<string, string>, dir: string | undefined): Record<string, string> {
+  if (dir === undefined || TEMP_DIR_VARIABLES.some((v) => env[v] !== undefined)) return {};
+  return { TMPDIR: dir };
+}
+
 export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: KernelSpecInput): WorkloadSpec {
   const home = path.join(config.env.SPAWNGATE_HOME_ROOT, input.username);
   const env: Record<string, string> = { ...input.env, ...limitVariables(input.limits), KERNEL_ID: input.kernelId, KERNEL_USERNAME: input.username };
@@ -89,6 +108,7 @@ export function buildKernelSpec(config: Pick<Config, 'env' | 'file'>, input: Ker
   if (p.hostProcesses) {
     for (const [k, v] of Object.entries(p.hostEnv)) if (env[k] === undefined) env[k] = v;
     env.HOME = home;
+    Object.assign(env, privateTempEnv(env, p.tmpDir));
     command = substituteArgv(input.argv, { connection_file: p.connectionFile });
   } else if ('launcher' in p) {
     command = [...p.launcher];

@@ -4,7 +4,8 @@
  * the report from an authenticated peer, then the probe. Where the listener is and who may answer:
  * - local: 127.0.0.1, and only a process of the uid the kernel runs as (its owner in /proc/net/tcp);
  *   when that can no longer be read (the launcher closed at once), only a payload whose key and ports
- *   equal those of the connection file in the kernel's own directory (launcher-file-proof.ts);
+ *   equal those of a connection file in the kernel's own directory (launcher-file-proof.ts): `{connection_file}`,
+ *   or the launcher's temporary file, there because its TMPDIR is that directory;
  * - containers: `kernels.response_address`, else the address the backend says its workloads reach
  *   this host at (docker: the gateway of the user's network), else this host's first non-loopback
  *   IPv4 (a worker pod's IP); and only the kernel's own container or pod (the connection's source
@@ -15,14 +16,14 @@ import net from 'node:net';
 import os from 'node:os';
 import { updateKernel, updateKernelKey, type KernelRow } from '../../db';
 import { hostProcessEnv, isAlive, isGone } from '../../jobs';
-import { substituteArgv } from './argv-placeholders';
+import { namesConnectionFile, substituteArgv } from './argv-placeholders';
 import { ensureKernelWorkload, outputOf, probe, sleep, type ReachedKernel } from './bring-up-support';
 import { kernelAddress, LAUNCHER_COMM_KEY, LAUNCHER_REPORTED_KEY, REACHED_PORTS_KEY } from './connection-files';
 import { KernelLaunchError } from './errors';
 import { kernelOwner, writeHostConnection, type KernelContext } from './kernel-context';
-import { connectionFileVouch } from './launcher-file-proof';
+import { launcherFilesVouch, type LauncherFiles } from './launcher-file-proof';
 import { loopbackUidCheck, ResponseListener, TRUSTED, type LauncherReport, type ResponseListenerOptions } from './response-address';
-import { kernelConnectionFile } from './runtime-dir';
+import { kernelConnectionFile, kernelRuntimeDir } from './runtime-dir';
 
 /** Why version-0 payloads are refused from containers (they are accepted on loopback, which only root can watch). */
 export const VERSION0_REFUSED =
@@ -39,9 +40,15 @@ function firstExternalIPv4(): string | undefined {
 async function listenerOptions(ctx: KernelContext, row: KernelRow): Promise<ResponseListenerOptions> {
   if (ctx.hostProcesses) {
     const { uid } = await kernelOwner(ctx, row.username);
-    // `{connection_file}` is this path (writeHostConnection), which EG's launchers rewrite before they report.
-    const file = kernelConnectionFile(ctx.runtimeRoot, row.id);
-    return { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(uid), vouch: connectionFileVouch(file, uid) };
+    // `{connection_file}` is c.json there (writeHostConnection), which EG's Python launcher rewrites before it
+    // reports; without it (and always for EG's R launcher) the launcher writes a temporary file, there too
+    // since its TMPDIR is that directory (bringUpLauncher).
+    const where: LauncherFiles = {
+      dir: kernelRuntimeDir(ctx.runtimeRoot, row.id),
+      kernelId: row.id,
+      ...(namesConnectionFile(row.launch.argv) ? { connectionFile: kernelConnectionFile(ctx.runtimeRoot, row.id) } : {}),
+    };
+    return { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(uid), vouch: launcherFilesVouch(where, uid) };
   }
   const advertised = ctx.kcfg.response_address ?? (await ctx.backend.hostAddressFor?.(row.username)) ?? firstExternalIPv4();
   if (!advertised) throw new KernelLaunchError('no address for Enterprise Gateway launchers to report to: set kernels.response_address');
@@ -104,7 +111,8 @@ export async function bringUpLauncher(ctx: KernelContext, row: KernelRow, timeou
       {
         argv: substituteArgv(row.launch.argv, { response_address: listener.address, public_key: keys.publicKey }),
         placement: host
-          ? { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv() }
+          ? // Its temporary connection file, if it makes one, lands in the kernel's private directory (kernel-spec.ts).
+            { hostProcesses: true, connectionFile: host.file, hostEnv: hostProcessEnv(), tmpDir: kernelRuntimeDir(ctx.runtimeRoot, row.id) }
           : { hostProcesses: false, responseAddress: listener.address, publicKey: keys.publicKey },
       },
       deadline,
