@@ -43,4 +43,11 @@ test.each([
   }
   expect(niceOf(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(expected);
   expect(niceOf(pid)).toBe(expected);
+  // Under autogroup scheduling the workload's session (its own, setsid) must carry the nice value too,
+  // or its processes compete with spawngate's whole session as equals.
+  if (fs.existsSync('/proc/self/autogroup')) {
+    expect(fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8')).toMatch(new RegExp(` nice ${increment > 0 ? expected : 0}\\s*$`));
+  } else {
+    expect(fs.existsSync(`/proc/${pid}/autogroup`)).toBe(false);
+  }
 });

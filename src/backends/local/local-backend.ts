@@ -8,6 +8,7 @@
  * root); the state directory stays spawngate's own (0700), so no workload can list it.
  */
 import os from 'node:os';
+import fs from 'node:fs';
 import path from 'node:path';
 import { logger as rootLogger } from '../../logging';
 import type { LocalBackend, LocalBackendLogger, LocalBackendOptions } from './options';
@@ -347,9 +348,21 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
 }
 
 function lowerPriority(pid: number, increment: number, log: LocalBackendLogger): void {
+  const nice = Math.min(19, os.getPriority() + increment);
   try {
-    os.setPriority(pid, Math.min(19, os.getPriority() + increment));
+    os.setPriority(pid, nice);
   } catch (err) {
     log.warn('cannot lower the priority of a local workload', { pid, error: err });
+  }
+  // With autogroup scheduling (Linux's default on Debian and most desktops) a process's nice value
+  // only weighs against its own session's processes: the workload, in a session of its own (setsid),
+  // would still get as much CPU as spawngate's whole session. The session's autogroup carries a nice
+  // value of its own; set it too. No such file: autogroup is not compiled in.
+  try {
+    fs.writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log.warn('cannot lower the autogroup priority of a local workload', { pid, error: err });
+    }
   }
 }
