@@ -173,6 +173,8 @@ export class KernelspecIndex {
     const now = this.now();
     const age = now - s.checkedAt;
     if (age >= this.ttlMs) {
+      // A home checked synchronously needs no head start on the bound: it is checked once it is reached.
+      if (s.pending === undefined && s.localDev !== null && age < this.maxStaleMs) return s.kernels;
       if (s.pending === undefined && this.unchangedNow(s)) {
         s.checkedAt = now;
         return s.kernels;
