@@ -4,7 +4,10 @@
  * per-user gateway token through the token-lookup cache, the kernelspec router) versus jupyter_server 1.23 listing its own
  * 25 kernelspecs, in the same run, with the same load: 16 keep-alive connections for --duration s.
  *
- *   npx tsx bench/kernelspecs/bench.ts [--users 1000,2000,5000,10000] [--duration 10] [--connections 16] [--keep]
+ *   npx tsx bench/kernelspecs/bench.ts [--users 1000,2000,5000,10000] [--duration 10] [--connections 16] [--keep] [--ttl ms]
+ *
+ * `--ttl` sets the index's ttlMs (and so maxStaleMs): with a large one (600000) no request checks its
+ * home, which isolates what the 2 s freshness costs from everything else.
  *
  * Needs the local Postgres (SPAWNGATE_BENCH_DATABASE_URL, default postgres://root@127.0.0.1:5432/test;
  * a database `spawngate_bench_<random>` is created and dropped) and, for the peer, Debian's
@@ -128,7 +131,11 @@ async function startSpawngate(homes: string, shared: string, dbUrl: string): Pro
     process.execPath,
     // SPAWNGATE_BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to profile the server.
     [...(process.env.SPAWNGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--expose-gc', '--import', 'tsx', path.join(__dirname, 'server.ts'), homes, shared, dbUrl, ADMIN],
-    { cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, SPAWNGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      cwd: path.resolve(__dirname, '..', '..'),
+      env: { ...process.env, SPAWNGATE_LOG_LEVEL: 'info', ...(arg('ttl', '') ? { SPAWNGATE_BENCH_TTL_MS: arg('ttl', '') } : {}) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
   );
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';

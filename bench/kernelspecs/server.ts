@@ -24,7 +24,8 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   const db = createPostgresDb({ url, logger });
   const tokens = createTokenLookupCache(db, { logger });
-  const index = new KernelspecIndex({ homeRoot: homes, sharedDirs: [shared], logger });
+  const ttl = process.env.SPAWNGATE_BENCH_TTL_MS; // bench.ts --ttl
+  const index = new KernelspecIndex({ homeRoot: homes, sharedDirs: [shared], logger, ...(ttl ? { ttlMs: Number(ttl) } : {}) });
   const catalog = new KernelspecCatalog({ index });
   const memory = Router();
   memory.get('/__bench/memory', (_req, res) => {
