@@ -292,7 +292,7 @@ export const envSchema = z.object({
     .min(0)
     .max(19)
     .default(10)
-    .describe('nice increment of local workloads over spawngate: under CPU contention a burst of starting servers cannot starve spawngate and the hub (0-19, default 10; set on the workload's session autogroup too, without which Linux's autogroup scheduling ignores it; it changes nothing on an idle machine)'),
+    .describe('nice increment of local workloads over spawngate: under CPU contention a burst of starting servers cannot starve spawngate and the hub (0-19, default 10; set on the session autogroup of the workload too, without which autogroup scheduling in Linux ignores it; it changes nothing on an idle machine)'),
   SPAWNGATE_SECRET_KEY: z
     .string()
     .regex(/^[A-Za-z0-9+/=_-]{43,}$/, 'must be 32 random bytes, base64 (openssl rand -base64 32)')
