@@ -194,7 +194,7 @@ export class KernelspecIndex {
     if (s.localDev === null || s.homeReal === null || statSync === undefined) return false;
     if (!this.rootFreshSync()) return false;
     const verdict = unchangedSync(statSync, s.homeReal, s.localDev, s);
-    if (verdict === 'elsewhere') s.localDev = null; // a mount inside the home: its kind is unknown
+    if (verdict === 'unsuitable') s.localDev = null; // a mount inside the home, or too large a home
     return verdict === 'unchanged';
   }
 

@@ -86,18 +86,27 @@ function walk(home: string, state: HomeState, visit: (path: string, kind: Kind, 
 }
 
 /**
+ * Most stats one synchronous check makes (about 6 µs each): a home with more kernelspecs than this
+ * allows (~65) would hold the event loop too long, and is checked asynchronously instead.
+ */
+export const MAX_SYNC_STATS = 200;
+
+/**
  * Synchronous check for a home on a local file system whose device is `dev`. Returns 'unchanged',
- * 'changed', or 'elsewhere' when a path lies on another device (a mount inside the home, whose kind is
- * unknown: the caller stops using synchronous stats for this home).
+ * 'changed', or 'unsuitable' when a path lies on another device (a mount inside the home, whose kind
+ * is unknown) or the home needs more than `MAX_SYNC_STATS` stats: the caller stops using synchronous
+ * stats for this home.
  */
 export function unchangedSync(
   statSync: NonNullable<KernelFs['statSync']>,
   home: string,
   dev: number,
   state: HomeState,
-): 'unchanged' | 'changed' | 'elsewhere' {
-  let elsewhere = false;
+): 'unchanged' | 'changed' | 'unsuitable' {
+  let unsuitable = false;
+  let count = 0;
   const same = walk(home, state, (path, kind, expected) => {
+    if (++count > MAX_SYNC_STATS) return !(unsuitable = true);
     let st: StatLike | undefined;
     let err: unknown;
     try {
@@ -105,10 +114,10 @@ export function unchangedSync(
     } catch (e) {
       err = e;
     }
-    if (st !== undefined && st.dev !== dev) elsewhere = true;
+    if (st !== undefined && st.dev !== dev) unsuitable = true;
     return recorded(kind, st, err) === expected;
   });
-  return elsewhere ? 'elsewhere' : same ? 'unchanged' : 'changed';
+  return unsuitable ? 'unsuitable' : same ? 'unchanged' : 'changed';
 }
 
 /** The same check through `fs.stat` (any file system, injected ones included): one parallel round. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KernelspecIndex, nodeFs, type KernelFs } from '../../src/kernels';
 import type { DiscoveredKernelspec } from '../../src/kernels/kernelspec';
-import { isLocalFsType } from '../../src/kernels/quick-check';
+import { isLocalFsType, MAX_SYNC_STATS } from '../../src/kernels/quick-check';
 import { condaEnv, condaKernelsDir, kernelJson, localKernelsDir, removeTrees, tmpTree, writeKernel } from './helpers';
 
 afterAll(removeTrees);
@@ -147,4 +147,21 @@ test('a path on another device than the home (a mount inside it) ends synchronou
   for (let i = 0; i < 3; i++) expect(await index.userKernels('alice')).toHaveLength(1);
   expect(ofs.sync).toBe(afterFirst);
   expect(ofs.async).toBeGreaterThan(0);
+});
+
+test('a home with more kernelspecs than one synchronous check may stat is checked asynchronously', async () => {
+  const root = tmpTree();
+  // Each conda kernel costs three stats: 70 environments are past MAX_SYNC_STATS (200).
+  for (let i = 0; i < 70; i++) condaEnv(root, 'alice', `e${i}`, 'python3', {}, false);
+  expect(3 * 70).toBeGreaterThan(MAX_SYNC_STATS);
+  const ofs = observedFs(0xef53);
+  const index = new KernelspecIndex({ homeRoot: root, fs: ofs, ttlMs: 0 });
+  expect(await index.userKernels('alice')).toHaveLength(70);
+  ofs.sync = ofs.async = 0;
+  await index.userKernels('alice'); // the check gives up at the bound…
+  expect(ofs.sync).toBe(MAX_SYNC_STATS);
+  ofs.sync = ofs.async = 0;
+  for (let i = 0; i < 3; i++) expect(await index.userKernels('alice')).toHaveLength(70);
+  expect(ofs.sync).toBe(0); // …and the home is checked asynchronously from then on
+  expect(ofs.async).toBeGreaterThanOrEqual(3 * (1 + 3 * 70 + 1));
 });
