@@ -18,7 +18,7 @@
  * millisecond here); a replica that cannot hear them stops caching within `heartbeat + timeout` (3 s).
  */
 import type { Logger } from '../logging';
-import { hashToken, lookupToken, TOKEN_PREFIX, type TokenLookup } from './tokens';
+import { hashToken, lookupToken, lookupTokenHash, TOKEN_PREFIX, type TokenLookup } from './tokens';
 import type { ChannelSubscription, Db } from './types';
 
 export const CREDENTIALS_CHANNEL = 'spawngate_credentials';
@@ -114,7 +114,7 @@ export function createTokenLookupCache(db: Db, o: TokenLookupCacheOptions): Toke
         forget(hash);
       }
       const before = generation;
-      const found = await lookupToken(db, token);
+      const found = await lookupTokenHash(db, hash);
       if (found?.status === 'valid' && generation === before && subscription.live) remember(hash, found, t);
       return found;
     },

@@ -73,10 +73,16 @@ export interface TokenLookup extends TokenOwner {
 
 /**
  * Looks a token up by hash with its owner's `users.active`, in one statement, so a deactivation by
- * admin SQL applies to the very next request (no cache). Undefined for unknown or malformed tokens.
+ * admin SQL applies to the very next request (token-cache.ts keeps that true when answers are cached).
+ * Undefined for unknown or malformed tokens.
  */
 export async function lookupToken(q: Queryable, token: string): Promise<TokenLookup | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  return lookupTokenHash(q, hashToken(token));
+}
+
+/** `lookupToken` for a token already hashed (`hashToken`), for callers that key by the hash. */
+export async function lookupTokenHash(q: Queryable, hash: string): Promise<TokenLookup | undefined> {
   const [row] = await q.query<{
     username: string;
     kind: TokenKind;
@@ -90,7 +96,7 @@ export async function lookupToken(q: Queryable, token: string): Promise<TokenLoo
             (t.expires_at IS NOT NULL AND t.expires_at <= now()) AS expired, u.active AS user_active
        FROM api_tokens t LEFT JOIN users u ON u.username = t.username
       WHERE t.token_hash = $1`,
-    [hashToken(token)],
+    [hash],
   );
   if (!row) return undefined;
   return {
