@@ -13,8 +13,8 @@
  * to a thread and back), and a local `stat` cannot hang the way an NFS one can. Homes on NFS, EFS,
  * FUSE and every file system not known to be local keep asynchronous stats (one parallel round).
  */
-import { errorCode, isMissing, signature, type KernelFs, type StatLike } from './fs-layer';
-import type { KernelsDirState } from './scan';
+import type { KernelFs } from './fs-layer';
+import { kernelDirSig, kernelJsonSig, listingSig, tryStat, tryStatSync, type KernelsDirState, type StatResult } from './scan';
 
 /** The part of a user's state the check reads (kernelspec-index.ts's UserState). */
 export interface HomeState {
@@ -41,44 +41,25 @@ const LOCAL_FS_TYPES = new Set([
 
 export const isLocalFsType = (type: number): boolean => LOCAL_FS_TYPES.has(type >>> 0);
 
-/** How a path's stat is compared: a listed directory, a kernel directory, or a kernel.json. */
-const enum Kind {
-  Listing,
-  KernelDir,
-  KernelJson,
-}
+/** What the pass records of one stat (scan.ts): the check compares that with what the state holds. */
+type Recorded = (r: StatResult) => string | null | undefined;
 
 /**
- * What the pass would record for a stat outcome: `!CODE` for an error; for a listed directory also
- * null when it is missing or not a directory; for a kernel directory undefined (= it would be
- * dropped) when it is missing or not a directory.
+ * Calls `visit(path, recorded, expected)` for every stat the pass would make over `state`, stopping
+ * early when `visit` returns false. Returns false when it stopped.
  */
-function recorded(kind: Kind, st: StatLike | undefined, err: unknown): string | null | undefined {
-  if (err !== undefined) {
-    if (kind !== Kind.KernelJson && isMissing(err)) return kind === Kind.Listing ? null : undefined;
-    return `!${errorCode(err)}`;
-  }
-  if (st === undefined) return kind === Kind.Listing ? null : kind === Kind.KernelDir ? undefined : '!ENOENT';
-  if (kind !== Kind.KernelJson && !st.isDirectory()) return kind === Kind.Listing ? null : undefined;
-  return signature(st);
-}
-
-/**
- * Calls `visit(path, kind, expected)` for every stat the pass would make over `state`, stopping early
- * when `visit` returns false. Returns false when it stopped.
- */
-function walk(home: string, state: HomeState, visit: (path: string, kind: Kind, expected: string | null) => boolean): boolean {
+function walk(home: string, state: HomeState, visit: (path: string, recorded: Recorded, expected: string | null) => boolean): boolean {
   const kernelsDir = (path: string, d: KernelsDirState): boolean => {
-    if (!visit(path, Kind.Listing, d.sig)) return false;
+    if (!visit(path, listingSig, d.sig)) return false;
     if (d.real === null) return true;
     for (const [name, k] of d.kernels) {
       const dir = `${d.real}/${name}`;
-      if (!visit(dir, Kind.KernelDir, k.dirSig) || !visit(`${dir}/kernel.json`, Kind.KernelJson, k.jsonSig)) return false;
+      if (!visit(dir, kernelDirSig, k.dirSig) || !visit(`${dir}/kernel.json`, kernelJsonSig, k.jsonSig)) return false;
     }
     return true;
   };
   const { conda } = state;
-  if (!visit(`${home}/.conda/envs`, Kind.Listing, conda.sig)) return false;
+  if (!visit(`${home}/.conda/envs`, listingSig, conda.sig)) return false;
   if (conda.real !== null) {
     for (const [env, d] of conda.envs) if (!kernelsDir(`${conda.real}/${env}/share/jupyter/kernels`, d)) return false;
   }
@@ -105,17 +86,11 @@ export function unchangedSync(
 ): 'unchanged' | 'changed' | 'unsuitable' {
   let unsuitable = false;
   let count = 0;
-  const same = walk(home, state, (path, kind, expected) => {
+  const same = walk(home, state, (path, recorded, expected) => {
     if (++count > MAX_SYNC_STATS) return !(unsuitable = true);
-    let st: StatLike | undefined;
-    let err: unknown;
-    try {
-      st = statSync(path);
-    } catch (e) {
-      err = e;
-    }
-    if (st !== undefined && st.dev !== dev) unsuitable = true;
-    return recorded(kind, st, err) === expected;
+    const r = tryStatSync(statSync, path);
+    if (r.ok && r.stat.dev !== dev) unsuitable = true;
+    return recorded(r) === expected;
   });
   return unsuitable ? 'unsuitable' : same ? 'unchanged' : 'changed';
 }
@@ -123,13 +98,8 @@ export function unchangedSync(
 /** The same check through `fs.stat` (any file system, injected ones included): one parallel round. */
 export async function unchangedAsync(fs: KernelFs, home: string, state: HomeState): Promise<boolean> {
   const checks: Promise<boolean>[] = [];
-  walk(home, state, (path, kind, expected) => {
-    checks.push(
-      fs.stat(path).then(
-        (st) => recorded(kind, st, undefined) === expected,
-        (err: unknown) => recorded(kind, undefined, err) === expected,
-      ),
-    );
+  walk(home, state, (path, recorded, expected) => {
+    checks.push(tryStat(fs, path).then((r) => recorded(r) === expected));
     return true;
   });
   return (await Promise.all(checks)).every(Boolean);

@@ -86,6 +86,35 @@ export async function tryStat(fs: KernelFs, path: string): Promise<StatResult> {
   }
 }
 
+/** `tryStat` through a synchronous `stat` (`KernelFs.statSync`: undefined when missing). */
+export function tryStatSync(statSync: NonNullable<KernelFs['statSync']>, path: string): StatResult {
+  try {
+    const stat = statSync(path);
+    return stat === undefined ? { ok: false, missing: true, code: 'ENOENT' } : { ok: true, stat };
+  } catch (err) {
+    return { ok: false, missing: isMissing(err), code: errorCode(err) };
+  }
+}
+
+/*
+ * What a pass records of a stat, in one place (quick-check.ts compares against exactly these):
+ * a listed directory (a kernels directory, `.conda/envs`) is null when missing or not a directory;
+ * a kernel directory is undefined then (the pass drops that kernel); any other failure is `!CODE`.
+ */
+export function listingSig(r: StatResult): string | null {
+  if (!r.ok) return r.missing ? null : `!${r.code}`;
+  return r.stat.isDirectory() ? signature(r.stat) : null;
+}
+
+export function kernelDirSig(r: StatResult): string | undefined {
+  if (!r.ok) return r.missing ? undefined : `!${r.code}`;
+  return r.stat.isDirectory() ? signature(r.stat) : undefined;
+}
+
+export function kernelJsonSig(r: StatResult): string {
+  return r.ok ? signature(r.stat) : `!${r.code}`;
+}
+
 /** Why a read failed, for the warning. */
 export function describeFailure(err: unknown): string {
   if (err instanceof InvalidKernelJsonError) return `invalid kernel.json: ${err.message}`;
@@ -119,15 +148,12 @@ export async function refreshListing<C>(
       opts.refreshChild(prevReal as string, name, prevChildren?.get(name)),
     ),
   ]);
-  if (!st.ok) {
-    if (st.missing) return { sig: null, real: null, children: new Map() };
-    const sig = `!${st.code}`;
-    if (prevSig !== sig)
+  const sig = listingSig(st);
+  if (!st.ok || sig === null) {
+    if (!st.ok && sig !== null && prevSig !== sig)
       ctx.logger.warn(`${opts.what} unreadable; skipped`, { path: logical, code: st.code });
     return { sig, real: null, children: new Map() };
   }
-  if (!st.stat.isDirectory()) return { sig: null, real: null, children: new Map() };
-  const sig = signature(st.stat);
   if (prevSig === sig && prevReal && prevChildren) {
     // Unchanged directory whose children are all unchanged: hand back the very same map (no garbage).
     if (known.every((name, i) => knownStates[i] === prevChildren.get(name))) {
@@ -214,10 +240,9 @@ async function refreshKernelDir(
 ): Promise<KernelDirState | undefined> {
   const logical = `${parentReal}/${name}`;
   const [dirSt, jsonSt] = await Promise.all([tryStat(ctx.fs, logical), tryStat(ctx.fs, `${logical}/kernel.json`)]);
-  if (!dirSt.ok && dirSt.missing) return undefined; // removed
-  if (dirSt.ok && !dirSt.stat.isDirectory()) return undefined; // a plain file among the kernel dirs
-  const dirSig = dirSt.ok ? signature(dirSt.stat) : `!${dirSt.code}`;
-  const jsonSig = jsonSt.ok ? signature(jsonSt.stat) : `!${jsonSt.code}`;
+  const dirSig = kernelDirSig(dirSt);
+  if (dirSig === undefined) return undefined; // removed, or a plain file among the kernel dirs
+  const jsonSig = kernelJsonSig(jsonSt);
   if (prev && prev.dirSig === dirSig && prev.jsonSig === jsonSig) return prev;
   const state = { dirSig, jsonSig, kernel: null as DiscoveredKernelspec | null };
   if (!jsonSt.ok && jsonSt.missing && dirSt.ok) {
