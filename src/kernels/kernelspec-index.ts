@@ -29,14 +29,14 @@ import path from 'node:path';
 import { errorCode, nodeFs, signature, type KernelFs } from './fs-layer';
 import { isLocalFsType, unchangedAsync, unchangedSync } from './quick-check';
 import type { DiscoveredKernelspec } from './kernelspec';
-import { assertValidUsername, condaKernelName, MAX_KERNEL_NAME_CHARS } from './names';
+import { describeConda, describeLocal, describeShared, mergeKernels } from './kernel-sources';
+import { assertValidUsername } from './names';
 import {
   EMPTY_KERNELS_DIR,
   refreshKernelsDir,
   refreshListing,
   tryStat,
   describeFailure,
-  type Describe,
   type KernelLogger,
   type KernelsDirState,
   type ScanContext,
@@ -175,34 +175,40 @@ export class KernelspecIndex {
     if (age >= this.ttlMs) {
       // A home checked synchronously needs no head start on the bound: it is checked once it is reached.
       if (s.pending === undefined && s.localDev !== null && age < this.maxStaleMs) return s.kernels;
-      if (s.pending === undefined && this.unchangedNow(s)) {
+      const verdict = s.pending === undefined ? this.checkNow(s) : 'untold';
+      if (verdict === 'unchanged') {
         s.checkedAt = now;
         return s.kernels;
       }
-      s.pending ??= this.revalidateUser(user, s);
+      // A change the check just found needs no second check before the pass.
+      s.pending ??= this.revalidateUser(user, s, verdict === 'changed');
       if (age >= this.maxStaleMs) await s.pending;
     }
     return s.kernels;
   }
 
   /**
-   * True when a home on a local file system is verified unchanged right now, synchronously
-   * (quick-check.ts): the request is answered without a pass. False when that cannot be told here.
+   * Checks a home on a local file system right now, synchronously (quick-check.ts): 'unchanged' is
+   * answered without a pass, 'changed' needs one; 'untold' when it cannot be checked here.
    */
-  private unchangedNow(s: UserState): boolean {
+  private checkNow(s: UserState): 'unchanged' | 'changed' | 'untold' {
     const { statSync } = this.ctx.fs;
-    if (s.localDev === null || s.homeReal === null || statSync === undefined) return false;
-    if (!this.rootFreshSync()) return false;
+    if (s.localDev === null || s.homeReal === null || statSync === undefined) return 'untold';
+    if (!this.rootFreshSync()) return 'untold';
     const verdict = unchangedSync(statSync, s.homeReal, s.localDev, s);
-    if (verdict === 'unsuitable') s.localDev = null; // a mount inside the home, or too large a home
-    return verdict === 'unchanged';
+    if (verdict !== 'unsuitable') return verdict;
+    s.localDev = null; // a mount inside the home, or too large a home
+    return 'untold';
   }
 
-  /** One pass for `user`, never rejecting (a failure is logged and keeps the state it left). */
-  private async revalidateUser(user: string, s: UserState): Promise<void> {
+  /**
+   * One pass for `user`, never rejecting (a failure is logged and keeps the state it left). `changed`:
+   * a check just found a change, so the pass skips its own quick check.
+   */
+  private async revalidateUser(user: string, s: UserState, changed = false): Promise<void> {
     const started = this.now();
     try {
-      await this.refreshUser(user, s);
+      await this.refreshUser(user, s, changed);
     } catch (err) {
       this.ctx.logger.warn('kernelspec discovery failed for user', { user, reason: describeFailure(err) });
     } finally {
@@ -337,7 +343,7 @@ export class KernelspecIndex {
     }
   }
 
-  private async refreshUser(user: string, s: UserState): Promise<void> {
+  private async refreshUser(user: string, s: UserState, changed: boolean): Promise<void> {
     const rootReal = await this.homeRootReal();
     if (rootReal === null) return resetUser(s);
     const logicalHome = `${rootReal === '/' ? '' : rootReal}/${user}`;
@@ -345,7 +351,7 @@ export class KernelspecIndex {
     if (s.homeReal === null) {
       if (!(await this.verifyHome(s, logicalHome))) return;
       verified = true;
-    } else if (await unchangedAsync(this.ctx.fs, s.homeReal, s)) {
+    } else if (!changed && (await unchangedAsync(this.ctx.fs, s.homeReal, s))) {
       return; // the pass below would change nothing; it runs only for what changed
     }
     const home = s.homeReal as string;
@@ -361,7 +367,8 @@ export class KernelspecIndex {
     if (conda === s.conda && local === s.local) return; // nothing changed: keep the built list
     s.conda = conda;
     s.local = local;
-    s.kernels = buildUserKernels(conda, local);
+    // Conda kernelspecs take precedence over `~/.local` ones of the same name.
+    s.kernels = mergeKernels([...conda.envs.values(), local]);
   }
 
   private async refreshConda(prev: CondaState, logical: string, home: string): Promise<CondaState> {
@@ -387,13 +394,7 @@ export class KernelspecIndex {
       this.sharedDirs.map((dir, i) => refreshKernelsDir(this.ctx, s.dirs[i], dir, null, describeShared)),
     );
     s.dirs = dirs;
-    const byName = new Map<string, DiscoveredKernelspec>();
-    for (const d of dirs) {
-      for (const k of d.kernels.values()) {
-        if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
-      }
-    }
-    s.kernels = [...byName.values()].sort(byName_);
+    s.kernels = mergeKernels(dirs);
   }
 }
 
@@ -404,39 +405,3 @@ function resetUser(s: UserState): void {
   s.local = EMPTY_KERNELS_DIR;
   s.kernels = [];
 }
-
-function byName_(a: DiscoveredKernelspec, b: DiscoveredKernelspec): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/** Conda kernelspecs take precedence over `~/.local` ones of the same name. */
-function buildUserKernels(conda: CondaState, local: KernelsDirState): DiscoveredKernelspec[] {
-  const byName = new Map<string, DiscoveredKernelspec>();
-  for (const env of conda.envs.values()) {
-    for (const k of env.kernels.values())
-      if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
-  }
-  for (const k of local.kernels.values())
-    if (k.kernel && !byName.has(k.kernel.name)) byName.set(k.kernel.name, k.kernel);
-  return [...byName.values()].sort(byName_);
-}
-
-function describeConda(env: string): Describe {
-  return (dirName, parsed) => {
-    const name = condaKernelName(env, dirName);
-    if (name.length > MAX_KERNEL_NAME_CHARS) return null;
-    return { name, source: 'conda', environment: parsed.explicitEnvironment ?? env };
-  };
-}
-
-const describeLocal: Describe = (dirName, parsed) => ({
-  name: dirName,
-  source: 'user',
-  environment: parsed.explicitEnvironment,
-});
-
-const describeShared: Describe = (dirName, parsed) => ({
-  name: dirName,
-  source: 'shared',
-  environment: parsed.explicitEnvironment,
-});
