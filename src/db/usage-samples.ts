@@ -1,16 +1,11 @@
 /** Usage history (table usage_samples, migration 016): one sample per experiment per interval, pruned by age. */
 import { LIVE_KERNEL_STATES } from './kernels';
+import type { ReservedResources } from './admin/usage';
 import type { Queryable } from './types';
 
-export interface UsageSample {
+export interface UsageSample extends ReservedResources {
   sampled_at: string;
   experiment: string;
-  kernels: number;
-  cpu_request: number;
-  cpu_limit: number;
-  memory_request_mib: number;
-  memory_limit_mib: number;
-  gpu_limit: number;
 }
 
 // Every experiment gets a row (zero when idle, so a chart shows the drop), plus '' for kernels without

@@ -1,15 +1,19 @@
 /** Usage repository: resources held by each experiment's live kernels (view experiment_usage, migration 004). */
 import type { Queryable } from '../types';
 
-export interface UsageRecord {
-  experiment: string;
-  active: boolean;
+/** What live kernels hold: their number and the sums of their requests and limits. */
+export interface ReservedResources {
   kernels: number;
   cpu_request: number;
   cpu_limit: number;
   memory_request_mib: number;
   memory_limit_mib: number;
   gpu_limit: number;
+}
+
+export interface UsageRecord extends ReservedResources {
+  experiment: string;
+  active: boolean;
 }
 
 type Row = { [K in keyof UsageRecord]: UsageRecord[K] extends number ? number | string : UsageRecord[K] };
