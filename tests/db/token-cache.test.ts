@@ -4,7 +4,6 @@
  * administrator's SQL on another connection — is seen by the very next lookup after Postgres delivers
  * the notification. Also on PGlite (one process, notifications in-process).
  */
-import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import {
   createTokenLookupCache,
@@ -149,7 +148,7 @@ describe('token lookup cache on Postgres', () => {
     const [row] = (await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'spawngate-listen' AND datname = current_database()")).rows as { pid: number }[];
     expect(row).toBeDefined();
     const start = Date.now();
-    execFileSync('kill', ['-STOP', String(row!.pid)]);
+    process.kill(row!.pid, 'SIGSTOP');
     try {
       expect(await eventually(() => !cache.caching, 5000)).toBe(true);
       expect(Date.now() - start).toBeLessThan(4500); // one heartbeat interval (1 s) + its timeout (2 s), + scheduling
@@ -157,7 +156,7 @@ describe('token lookup cache on Postgres', () => {
       await cache.lookup(token);
       expect(db.queries).toBe(before + 1);
     } finally {
-      execFileSync('kill', ['-CONT', String(row!.pid)]);
+      process.kill(row!.pid, 'SIGCONT');
     }
     expect(await eventually(() => cache.caching, 15_000)).toBe(true);
   }, 30_000);
