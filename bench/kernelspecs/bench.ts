@@ -1,7 +1,7 @@
 /**
  * Benchmark of issue 15 (listing speed): `GET /api/kernelspecs?user=<random user>` through the
  * service's real request path (bench/kernelspecs/server.ts: the raw-target listener, createApp, a
- * per-user gateway token through the token-lookup cache, the kernelspec router) versus jupyter_server 1.23 listing its own
+ * per-user gateway token looked up in Postgres on every request, the kernelspec router) versus jupyter_server 1.23 listing its own
  * 25 kernelspecs, in the same run, with the same load: 16 keep-alive connections for --duration s.
  *
  *   npx tsx bench/kernelspecs/bench.ts [--users 1000,2000,5000,10000] [--duration 10] [--connections 16] [--keep] [--ttl ms]

@@ -2,7 +2,7 @@
  * The server side of the kernelspec benchmark, run as its own process by bench.ts: the service's real
  * request path for `GET /api/kernelspecs`, wired as src/compose/service.ts wires it — the raw-target
  * listener in front of `createApp` (request context, metrics, winston at info, authentication through
- * the identity resolver with the token-lookup cache fed by Postgres notifications, the error handler),
+ * the identity resolver with its per-request token query, the error handler),
  * the kernelspec router and a fresh index. Only `/__bench/memory` is added.
  *
  *   node --expose-gc --import tsx bench/kernelspecs/server.ts <homes> <shared> <database url> <admin token>
@@ -12,7 +12,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Router } from 'express';
-import { createPostgresDb, createTokenLookupCache } from '../../src/db';
+import { createPostgresDb } from '../../src/db';
 import { createInProcessQueue } from '../../src/jobs';
 import { KernelspecCatalog, KernelspecIndex } from '../../src/kernels';
 import { logger } from '../../src/logging';
@@ -23,7 +23,6 @@ async function main(): Promise<void> {
   const [homes, shared, url, adminToken] = process.argv.slice(2) as [string, string, string, string];
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   const db = createPostgresDb({ url, logger });
-  const tokens = createTokenLookupCache(db, { logger });
   const ttl = process.env.SPAWNGATE_BENCH_TTL_MS; // bench.ts --ttl
   const index = new KernelspecIndex({ homeRoot: homes, sharedDirs: [shared], logger, ...(ttl ? { ttlMs: Number(ttl) } : {}) });
   const catalog = new KernelspecCatalog({ index });
@@ -38,7 +37,7 @@ async function main(): Promise<void> {
     queue: createInProcessQueue({ logger }),
     metrics: createMetrics(),
     logger,
-    resolveIdentity: createIdentityResolver({ db, adminToken, lookupToken: (t) => tokens.lookup(t) }),
+    resolveIdentity: createIdentityResolver({ db, adminToken }),
     version: 'bench',
     hubRouters: [],
     gatewayRouters: [memory, createKernelspecRouter({ catalog })],

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Backend } from '../backends';
 import type { Config } from '../config';
 import { startUsageSampler } from '../admin';
-import { createSecretBox, createTokenLookupCache, loadSecretKey, migrate, openDatabase, selectExperimentQuotas, selectLiveUsage, type Db } from '../db';
+import { createSecretBox, loadSecretKey, migrate, openDatabase, selectExperimentQuotas, selectLiveUsage, type Db } from '../db';
 import { createOidcIdentity, resolveOidcSettings } from '../identity';
 import { createKernelService, createKernelspecCatalog, type KernelService } from '../kernels';
 import { openJobQueue, QueueUnavailableError, type JobQueue } from '../jobs';
@@ -113,9 +113,10 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger, metrics });
   const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
   // One resolver for HTTP and websocket upgrades: the same token gets the same answer on both.
-  // Only a process that serves requests listens for credential changes (one more connection each).
-  const tokenLookups = opts.api === false ? undefined : createTokenLookupCache(db, { logger });
-  const resolveIdentity = createIdentityResolver({ db, ...(tokenLookups ? { lookupToken: (t: string) => tokenLookups.lookup(t) } : {}), hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });
+  // Per-user tokens are looked up in Postgres on every request, uncached: db/token-cache.ts would answer
+  // from memory until a change's notification arrives (about a millisecond), and a request sent right
+  // after an administrator's UPDATE could still pass in that window (tests/tenancy/tokens.test.ts).
+  const resolveIdentity = createIdentityResolver({ db, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });
 
   let stopWorkers: (() => void) | undefined;
   let stopKernelWorkers: (() => void) | undefined;
@@ -204,7 +205,6 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
       stopKernelWorkers?.();
       await q.close(10_000);
       await b.close({ stopAll: closeOpts.stopWorkloads });
-      await tokenLookups?.close();
       await db.close();
       process.umask(previousUmask);
     },
