@@ -113,9 +113,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   const kernels = createKernelService({ db, queue, backend, catalog: kernelspecs, config, secrets, logger, metrics });
   const oidc = oidcSettings ? createOidcIdentity(oidcSettings, { db, logger }) : undefined;
   // One resolver for HTTP and websocket upgrades: the same token gets the same answer on both.
-  // Per-user tokens are looked up in Postgres on every request, uncached: db/token-cache.ts would answer
-  // from memory until a change's notification arrives (about a millisecond), and a request sent right
-  // after an administrator's UPDATE could still pass in that window (tests/tenancy/tokens.test.ts).
+  // Per-user tokens are read from Postgres at every request, never cached (db/token-batch.ts says why).
   const resolveIdentity = createIdentityResolver({ db, hubToken: config.env.SPAWNGATE_HUB_TOKEN, adminToken: config.env.SPAWNGATE_ADMIN_TOKEN, oidc });
 
   let stopWorkers: (() => void) | undefined;

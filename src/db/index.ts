@@ -1,5 +1,5 @@
 /** Public surface of src/db: the Db contract, both engines, start-up selection, migrations, repositories. */
-export { DatabaseUnavailableError, type ChannelHandlers, type ChannelSubscription, type Db, type Queryable } from './types';
+export { DatabaseUnavailableError, type Db, type Queryable } from './types';
 export { createPostgresDb, describePostgresUrl, isConnectionError, type PostgresDbOptions } from './postgres';
 export { createPgliteDb, type PgliteDbOptions } from './pglite';
 export { openDatabase, type OpenDatabaseOptions } from './open';
@@ -29,7 +29,7 @@ export {
   type TokenInfo,
   type CredentialStanding,
 } from './tokens';
-export { createTokenLookupCache, CREDENTIALS_CHANNEL, type TokenLookupCache, type TokenLookupCacheOptions } from './token-cache';
+export { createBatchedTokenLookup, type TokenLookupBatchOptions } from './token-batch';
 export { withAuditActor, type AuditActor } from './audit-actor';
 export { listExperimentNames, resolveQuota, type QuotaResolution, type ExperimentQuota } from './quotas';
 export {

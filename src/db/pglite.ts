@@ -132,33 +132,6 @@ export async function createPgliteDb(options: PgliteDbOptions): Promise<Db> {
       }
     },
 
-    // One process owns a PGlite directory, so every change is made here and every notification arrives.
-    listen(channel, handlers) {
-      let live = false;
-      let closed = false;
-      const subscribed = mutex
-        .run(() => pg.listen(channel, (payload) => handlers.message(payload)))
-        .then((unsubscribe) => {
-          if (!closed) {
-            live = true;
-            handlers.state(true);
-          }
-          return unsubscribe;
-        });
-      subscribed.catch(() => undefined);
-      return {
-        get live() {
-          return live;
-        },
-        async close() {
-          closed = true;
-          if (live) handlers.state((live = false));
-          const unsubscribe = await subscribed.catch(() => undefined);
-          if (unsubscribe && !pg.closed) await mutex.run(() => unsubscribe());
-        },
-      };
-    },
-
     async close(): Promise<void> {
       await mutex.run(() => pg.close());
       await makePrivate(options.dataDir);

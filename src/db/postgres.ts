@@ -9,7 +9,6 @@
  */
 import pg from 'pg';
 import { logger as defaultLogger, type Logger } from '../logging';
-import { listenChannel } from './listen';
 import { DatabaseUnavailableError, type Db, type Queryable } from './types';
 
 export interface PostgresDbOptions {
@@ -291,10 +290,6 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
           cause: err,
         });
       }
-    },
-
-    listen(channel, handlers) {
-      return listenChannel(channel, handlers, { url: options.url, logger: log, where, scrub });
     },
 
     async close(): Promise<void> {

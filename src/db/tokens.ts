@@ -73,17 +73,19 @@ export interface TokenLookup extends TokenOwner {
 
 /**
  * Looks a token up by hash with its owner's `users.active`, in one statement, so a deactivation by
- * admin SQL applies to the very next request (token-cache.ts keeps that true when answers are cached).
- * Undefined for unknown or malformed tokens.
+ * admin SQL applies to the very next request (token-batch.ts keeps that true when lookups share a
+ * statement). Undefined for unknown or malformed tokens.
  */
 export async function lookupToken(q: Queryable, token: string): Promise<TokenLookup | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  return lookupTokenHash(q, hashToken(token));
+  const hash = hashToken(token);
+  return (await lookupTokenHashes(q, [hash])).get(hash);
 }
 
-/** `lookupToken` for a token already hashed (`hashToken`), for callers that key by the hash. */
-export async function lookupTokenHash(q: Queryable, hash: string): Promise<TokenLookup | undefined> {
-  const [row] = await q.query<{
+/** What `lookupToken` answers for each of `hashes` (`hashToken`) found, in one statement. */
+export async function lookupTokenHashes(q: Queryable, hashes: readonly string[]): Promise<Map<string, TokenLookup>> {
+  const rows = await q.query<{
+    token_hash: string;
     username: string;
     kind: TokenKind;
     server_id: number | string | null;
@@ -92,21 +94,24 @@ export async function lookupTokenHash(q: Queryable, hash: string): Promise<Token
     expired: boolean;
     user_active: boolean | null;
   }>(
-    `SELECT t.username, t.kind, t.server_id, t.expires_at, t.revoked_at IS NOT NULL AS revoked,
+    `SELECT t.token_hash, t.username, t.kind, t.server_id, t.expires_at, t.revoked_at IS NOT NULL AS revoked,
             (t.expires_at IS NOT NULL AND t.expires_at <= now()) AS expired, u.active AS user_active
        FROM api_tokens t LEFT JOIN users u ON u.username = t.username
-      WHERE t.token_hash = $1`,
-    [hash],
+      WHERE t.token_hash = ANY($1::text[])`,
+    [hashes],
   );
-  if (!row) return undefined;
-  return {
-    username: row.username,
-    kind: row.kind,
-    serverId: row.server_id === null ? null : Number(row.server_id),
-    status: row.revoked ? 'revoked' : row.expired ? 'expired' : 'valid',
-    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
-    userActive: row.user_active,
-  };
+  const found = new Map<string, TokenLookup>();
+  for (const row of rows) {
+    found.set(row.token_hash, {
+      username: row.username,
+      kind: row.kind,
+      serverId: row.server_id === null ? null : Number(row.server_id),
+      status: row.revoked ? 'revoked' : row.expired ? 'expired' : 'valid',
+      expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
+      userActive: row.user_active,
+    });
+  }
+  return found;
 }
 
 /** A token as administrators see it: metadata only, never the token or its hash. */

@@ -15,24 +15,6 @@ export interface Db extends Queryable {
   /** Throws DatabaseUnavailableError when the database cannot answer `SELECT 1`. */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /**
-   * Subscribes to a notification channel (LISTEN). Absent where notifications cannot reach this
-   * process; callers then do without whatever they would have cached.
-   */
-  listen?(channel: string, handlers: ChannelHandlers): ChannelSubscription;
-}
-
-export interface ChannelHandlers {
-  /** One NOTIFY's payload. */
-  message(payload: string): void;
-  /** `live` changed: while false, notifications may be lost (and ones sent meanwhile are). */
-  state(live: boolean): void;
-}
-
-export interface ChannelSubscription {
-  /** True while every notification sent on the channel is known to arrive. */
-  readonly live: boolean;
-  close(): Promise<void>;
 }
 
 /** The database cannot be reached (connection refused, timeout, shutting down). Mapped to HTTP 503. */

@@ -3,20 +3,18 @@
  * HTTP middleware and the websocket upgrade both use it, so a refusal reads the same on either path.
  *
  * Order: the admin and hub tokens (constant-time), then per-user tokens by hash (with their owner's
- * `users.active`; db/token-cache.ts keeps a deactivation or revocation effective at once), then OIDC
+ * `users.active`, read at every request, concurrent ones sharing a statement: db/token-batch.ts), then OIDC
  * bearer tokens.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { lookupToken, TOKEN_PREFIX, type Queryable, type TokenLookup } from '../../db';
+import { createBatchedTokenLookup, TOKEN_PREFIX, type Queryable } from '../../db';
 import type { OidcIdentity } from '../../identity';
 import { forbidden, unauthorized } from '../errors';
 import type { Identity } from './identity';
 
 export interface IdentityResolverOptions {
   db: Queryable;
-  /** How a per-user token is looked up; default one query per call (the service passes db/token-cache). */
-  lookupToken?: (token: string) => Promise<TokenLookup | undefined>;
   hubToken?: string;
   adminToken?: string;
   oidc?: Pick<OidcIdentity, 'authenticate'>;
@@ -41,7 +39,7 @@ export const deactivatedMessage = (username: string): string =>
   `user '${username}' is deactivated in spawngate; an administrator must activate the account again`;
 
 export function createIdentityResolver(o: IdentityResolverOptions): IdentityResolver {
-  const lookup = o.lookupToken ?? ((token: string) => lookupToken(o.db, token));
+  const lookup = createBatchedTokenLookup(o.db);
   return async function resolveIdentity(token: string): Promise<Identity> {
     const given = digest(token);
     if (sameSecret(given, o.adminToken)) return { kind: 'admin' };
