@@ -297,6 +297,38 @@ async function sendTo(l: ResponseListener, payload: string, from?: string): Prom
 const settledWithin = (l: ResponseListener, ms: number): Promise<string> =>
   Promise.race([l.report.then(() => 'accepted', (e: Error) => `failed: ${e.message}`), new Promise<string>((r) => setTimeout(() => r('pending'), ms))]);
 
+test('a flood of connections is closed unread beyond the rate the listener judges, and the launcher is heard once it passes', async () => {
+  const keys = await generateResponseKeys();
+  let judged = 0;
+  const byAddress: PeerCheck = async (peer) => {
+    judged++;
+    return peer.address === '127.0.0.2' ? TRUSTED : { verdict: 'refused', reason: `a payload came from ${peer.address}` };
+  };
+  const l = await ResponseListener.open(keys, KID, { bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: byAddress, connectionsPerSecond: 10 });
+  const [host, port] = l.address.split(':');
+  // A colleague's process: 300 connections at once, each sending a payload-sized blob and leaving.
+  const blast = (): Promise<void> =>
+    new Promise((resolve) => {
+      const sock = net.connect({ host, port: Number(port), localAddress: '127.0.0.3' }, () => sock.end('x'.repeat(4096)));
+      sock.on('error', () => undefined);
+      sock.on('close', () => resolve());
+    });
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 300 }, blast));
+  const seconds = (performance.now() - started) / 1000;
+  // The burst of 10, plus what the bucket refilled while the flood lasted.
+  expect(judged).toBeLessThanOrEqual(10 + Math.ceil(seconds * 10) + 1);
+  expect(judged).toBeGreaterThanOrEqual(10);
+  const closed = Number(/^.*?; (\d+) connection\(s\) closed unread: more than 10 per second/.exec(l.rejection ?? '')?.[1]);
+  expect(closed).toBeGreaterThan(300 - judged - 32 - 1); // the rest, but for those the listener refused as over its open limit
+  expect(l.rejection).toMatch(/^a payload came from 127\.0\.0\.3; /);
+
+  await new Promise((r) => setTimeout(r, 300)); // the bucket refills: the launcher connects once, as EG's do
+  await sendTo(l, sealFor(keys)({ ...sample, kernel_id: KID }), '127.0.0.2');
+  expect((await l.report).key).toBe('abc');
+  await l.close();
+});
+
 test('a response address takes payloads only from processes of the expected uid', async () => {
   const keys = await generateResponseKeys();
   const opts = (uid: number) => ({ bind: '127.0.0.1', advertised: '127.0.0.1', authenticate: loopbackUidCheck(uid) });

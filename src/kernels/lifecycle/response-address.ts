@@ -91,7 +91,20 @@ export interface ResponseListenerOptions {
    * are accepted; when not, an authenticated version-0 payload fails the launch with this message.
    */
   refuseVersion0?: string;
+  /** Connections judged per second, beyond a burst of as many (default `CONNECTIONS_PER_SECOND`). */
+  connectionsPerSecond?: number;
 }
+
+/**
+ * A launcher connects once. Every connection costs a read of /proc/net/tcp and an RSA decryption
+ * (about 0.4 ms, on the event loop) before it can be told from an impostor, and the port is no secret
+ * to other users on the host (the kernel's argv), so a flood would take spawngate's CPU from everyone.
+ * Beyond this rate connections are closed unread: a flood can then fail the launch it aims at (which
+ * times out and can be retried), not the service.
+ */
+export const CONNECTIONS_PER_SECOND = 20;
+/** Connections open at once; more are refused by the listener (each may buffer up to MAX_PAYLOAD_BYTES). */
+const MAX_OPEN_CONNECTIONS = 32;
 
 /**
  * One launch's response address. `report` resolves with the first payload that decrypts, names this
@@ -121,14 +134,41 @@ export class ResponseListener {
 
   /** Why the last connection was dropped, for a launch that times out. */
   get rejection(): string | undefined {
-    return this.lastError;
+    if (this.flooded === 0) return this.lastError;
+    const flood = `${this.flooded} connection(s) closed unread: more than ${this.rate} per second reached the response address`;
+    return this.lastError === undefined ? flood : `${this.lastError}; ${flood}`;
+  }
+
+  /** Connections closed unread because they came faster than the listener judges them. */
+  private flooded = 0;
+  private tokens = 0;
+  private refilledAt = 0;
+  private rate = CONNECTIONS_PER_SECOND;
+
+  /** Token bucket (hand-written: ten lines, one caller): whether one more connection may be judged now. */
+  private admit(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) / 1000) * this.rate);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   static async open(keys: RsaKeys, kernelId: string, opts: ResponseListenerOptions): Promise<ResponseListener> {
     const server = await listen(opts.bind);
     const { port } = server.address() as net.AddressInfo;
     const listener = new ResponseListener(server, `${opts.advertised}:${port}`);
+    listener.rate = opts.connectionsPerSecond ?? CONNECTIONS_PER_SECOND;
+    listener.tokens = listener.rate;
+    listener.refilledAt = performance.now();
+    server.maxConnections = MAX_OPEN_CONNECTIONS;
     server.on('connection', (sock) => {
+      if (!listener.admit()) {
+        listener.flooded++;
+        sock.destroy();
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       sock.setTimeout(10_000, () => sock.destroy());
