@@ -28,7 +28,9 @@ const BUDGET = 8 * MiB;
 let t: TenantService;
 
 beforeAll(async () => {
-  t = await startTenantService({ users: ['h11g-ann'], kernels: `  channel_buffer_bytes: ${BUDGET}\n  slow_client_grace_seconds: 2\n` });
+  // A grace of 5 s: the service and both test clients share this process's event loop, and on a loaded
+  // machine (two jest workers, kernels printing tens of MiB) a client that does read can lag 2 s behind.
+  t = await startTenantService({ users: ['h11g-ann'], kernels: `  channel_buffer_bytes: ${BUDGET}\n  slow_client_grace_seconds: 5\n` });
   t.kernelspec('h11g-ann', 'python3', IPYKERNEL);
 });
 
