@@ -102,7 +102,8 @@ export async function main(argv: string[]): Promise<void> {
       if (!cfg.env.SPAWNGATE_REDIS_URL) fatal(new ConfigError('SPAWNGATE_REDIS_URL: a separate worker needs a Redis queue shared with the API'));
       try {
         const service = await createService(cfg, { api: false, version: VERSION });
-        logger.info('spawngate worker running', { backend: cfg.env.SPAWNGATE_BACKEND });
+        const metricsPort = cfg.env.SPAWNGATE_WORKER_METRICS_PORT === undefined ? undefined : await service.listen();
+        logger.info('spawngate worker running', { backend: cfg.env.SPAWNGATE_BACKEND, ...(metricsPort ? { metrics_port: metricsPort } : {}) });
         runUntilSignal(service, false);
       } catch (err) {
         fatal(err);

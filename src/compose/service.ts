@@ -21,6 +21,7 @@ import { createProfileCatalog } from '../profiles';
 import {
   createAdminRouter,
   createApp,
+  createWorkerApp,
   createGatewayKernelRouter,
   createHubServerRouter,
   createIdentityResolver,
@@ -50,7 +51,10 @@ export interface Service {
   lifecycle: ServerLifecycle;
   kernels: KernelService;
   app?: ReturnType<typeof createApp>;
-  /** Listens on SPAWNGATE_BIND:SPAWNGATE_PORT (port 0: any); resolves with the bound port. */
+  /**
+   * Listens on SPAWNGATE_BIND:SPAWNGATE_PORT (port 0: any), a worker on SPAWNGATE_WORKER_METRICS_PORT;
+   * resolves with the bound port.
+   */
   listen(): Promise<number>;
   /** Graceful stop: stop accepting, let jobs finish, close connections. Workloads keep running. */
   close(opts?: { stopWorkloads?: boolean }): Promise<void>;
@@ -96,15 +100,18 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     throw err;
   }
   const metrics = createMetrics({ defaultMetrics: true });
-  registerUsageMetrics(
-    metrics.registry,
-    { live: (o) => selectLiveUsage(db, o), quotas: () => selectExperimentQuotas(db) },
-    {
-      perUser: config.file.metrics.per_user,
-      maxKernelsPerExperiment: config.file.kernels.max_kernels_per_experiment,
-      onError: (err) => logger.warn('usage metrics: the database could not be read', { error: err }),
-    },
-  );
+  // The usage gauges read the shared database: the API reports them, a worker's /metrics would repeat them.
+  if (opts.api !== false) {
+    registerUsageMetrics(
+      metrics.registry,
+      { live: (o) => selectLiveUsage(db, o), quotas: () => selectExperimentQuotas(db) },
+      {
+        perUser: config.file.metrics.per_user,
+        maxKernelsPerExperiment: config.file.kernels.max_kernels_per_experiment,
+        onError: (err) => logger.warn('usage metrics: the database could not be read', { error: err }),
+      },
+    );
+  }
   const notifier = new ServerNotifier();
   const catalog = createProfileCatalog(config.file.profiles);
   const lifecycle = createServerLifecycle({ db, queue, backend, config, catalog, notifier, metrics, logger });
@@ -139,7 +146,9 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
 
   const app =
     opts.api === false
-      ? undefined
+      ? config.env.SPAWNGATE_WORKER_METRICS_PORT === undefined
+        ? undefined
+        : createWorkerApp({ db, queue, metrics, logger })
       : createApp({
           db,
           queue,
@@ -171,10 +180,11 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     kernels,
     app,
     listen() {
-      if (!app) return Promise.reject(new Error('this service has no API'));
+      if (!app) return Promise.reject(new Error('this service serves no HTTP (a worker without SPAWNGATE_WORKER_METRICS_PORT)'));
+      const [port, portVar] = opts.api === false ? [config.env.SPAWNGATE_WORKER_METRICS_PORT, 'SPAWNGATE_WORKER_METRICS_PORT'] : [config.env.SPAWNGATE_PORT, 'SPAWNGATE_PORT'];
       return new Promise((resolve, reject) => {
         server = http.createServer(app);
-        server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
+        if (opts.api !== false) server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
         server.on('connection', (s: Duplex) => {
           sockets.add(s);
           s.on('close', () => sockets.delete(s));
@@ -182,9 +192,9 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
         // jupyter_server sends user names raw in request targets; the listener encodes them for Node's parser.
         listener = createRawTargetListener(server);
         listener.once('error', (err: NodeJS.ErrnoException) =>
-          reject(err.code === 'EADDRINUSE' ? new Error(`SPAWNGATE_PORT: port ${config.env.SPAWNGATE_PORT} is already in use`) : err),
+          reject(err.code === 'EADDRINUSE' ? new Error(`${portVar}: port ${port} is already in use`) : err),
         );
-        listener.listen(config.env.SPAWNGATE_PORT, config.env.SPAWNGATE_BIND, () => resolve((listener!.address() as AddressInfo).port));
+        listener.listen(port, config.env.SPAWNGATE_BIND, () => resolve((listener!.address() as AddressInfo).port));
       });
     },
     async close(closeOpts = {}) {

@@ -305,6 +305,13 @@ export const envSchema = z.object({
     .default(30)
     .describe('seconds before a job of a worker that died is retried by another (BullMQ lock)'),
   SPAWNGATE_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(50).describe('jobs a worker runs at once'),
+  SPAWNGATE_WORKER_METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .optional()
+    .describe('`spawngate worker` only: port (on SPAWNGATE_BIND) serving /healthz, /readyz and /metrics for that worker; unset: no HTTP'),
   SPAWNGATE_OIDC_ISSUER: z.url().optional().describe('OpenID Provider issuer URL (overrides oidc.issuer); unset with no oidc.issuer: OIDC is off'),
   SPAWNGATE_OIDC_AUDIENCE: z.string().min(1).optional().describe("accepted 'aud' of access tokens, comma-separated (overrides oidc.audience)"),
   SPAWNGATE_OIDC_CLIENT_SECRET: z.string().min(1).optional().describe('client secret for token introspection (oidc.introspection)'),

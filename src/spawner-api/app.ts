@@ -16,6 +16,7 @@ import { HttpError } from './errors';
 import { requestContext, routeMount } from './request-context';
 import { buildOpenApiDocument } from './openapi';
 import { createAdminPageRouter } from './admin-page';
+import { createProbeRouter } from './probes';
 
 export interface AppDeps {
   db: Db;
@@ -50,33 +51,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.use(requestContext(deps.logger, deps.metrics));
 
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => {
-    const checks: Record<string, string> = {};
-    let ok = true;
-    for (const [name, check] of [
-      ['database', () => deps.db.ping()],
-      ['queue', () => deps.queue.ping()],
-    ] as const) {
-      try {
-        await check();
-        checks[name] = 'ok';
-      } catch (err) {
-        ok = false;
-        checks[name] = (err as Error).message;
-      }
-    }
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
-  });
-  app.get('/metrics', async (_req, res) => {
-    try {
-      const counts = await deps.queue.counts();
-      for (const [state, n] of Object.entries(counts)) deps.metrics.queueJobs.set({ state }, n);
-    } catch {
-      // Queue down: the gauge keeps its last value; /readyz reports the outage.
-    }
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  app.use(createProbeRouter(deps));
   const openapi = buildOpenApiDocument(deps.version);
   app.get('/api/openapi.json', (_req, res) => void res.json(openapi));
   app.use('/api/docs', routeMount('/api/docs'), swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'spawngate API' }));
@@ -110,4 +85,19 @@ function landingPage(version: string): string {
 <ul>${link('/api/docs/', 'API reference')}${link('/healthz', 'liveness')}${link('/readyz', 'readiness (database, queue)')}${link('/metrics', 'Prometheus metrics')}${link('/admin/', 'usage page for administrators')}</ul>
 </body></html>
 `;
+}
+
+/**
+ * What a `spawngate worker` serves when asked to (SPAWNGATE_WORKER_METRICS_PORT): the same probes and
+ * /metrics as the API, so the jobs it runs (launches, starts) are seen by Prometheus, and nothing else.
+ */
+export function createWorkerApp(deps: Pick<AppDeps, 'db' | 'queue' | 'metrics' | 'logger'>): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(deps.logger, deps.metrics));
+  app.use(createProbeRouter({ ...deps, queueGauge: false }));
+  app.use((req, _res, next) => next(new HttpError(404, `a worker serves /healthz, /readyz and /metrics only, not ${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.logger));
+  return app;
 }

@@ -3,7 +3,7 @@
  * mounts (hub/, gateway/, admin/), the identity resolver shared by HTTP and the websocket upgrade
  * (auth/), and the one error mapper.
  */
-export { createApp, type AppDeps } from './app';
+export { createApp, createWorkerApp, type AppDeps } from './app';
 export { createHubServerRouter, toServerModel } from './hub/servers';
 export { HttpError } from './errors';
 export { toHttpAnswer, errorBody, type HttpAnswer } from './error-mapper';
