@@ -18,6 +18,9 @@ import { CHART, chartRenderBinary, defaultRenderer, K8sObject, mergeValues, nth,
 
 jest.setTimeout(900_000);
 
+// @kubernetes-models/prometheus-operator is ESM only (as in dashboard.test.ts)
+const importEsm = eval('(specifier) => import(specifier)') as (specifier: string) => Promise<unknown>;
+
 const renders: Record<string, K8sObject[]> = {};
 const rendered = (name: string): K8sObject[] => {
   const docs = renders[name];
@@ -148,6 +151,18 @@ describe.each(Object.keys(scenarios))('chart rendered with %s', (name) => {
     expect(a.env.find((e: { name: string }) => e.name === 'SPAWNGATE_BIND').value).toBe('0.0.0.0');
     expect(a.readinessProbe.httpGet.path).toBe('/readyz');
     expect(a.livenessProbe.httpGet.path).toBe('/healthz');
+    // Workers: worker.metricsPort (8091 by default; null in "everything optional off") gives the
+    // container its env, a port named metrics and probes on it with the API's timings; null, none of it.
+    const workerEnv = (w.env as { name: string; value?: string }[]).find((e) => e.name === 'SPAWNGATE_WORKER_METRICS_PORT');
+    if (name === 'everything optional off') {
+      expect([w.ports, workerEnv, w.livenessProbe, w.readinessProbe, w.startupProbe]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    } else {
+      expect(w.ports).toEqual([{ name: 'metrics', containerPort: 8091, protocol: 'TCP' }]);
+      expect(workerEnv?.value).toBe('8091');
+      expect(w.livenessProbe).toEqual({ ...a.livenessProbe, httpGet: { path: '/healthz', port: 'metrics' } });
+      expect(w.readinessProbe).toEqual({ ...a.readinessProbe, httpGet: { path: '/readyz', port: 'metrics' } });
+    }
+    expect(a.env.some((e: { name: string }) => e.name === 'SPAWNGATE_WORKER_METRICS_PORT')).toBe(false);
     for (const d of [api, worker]) {
       expect(d.spec.strategy.type).toBe('RollingUpdate');
       expect(selects(d.spec.selector, d.spec.template.metadata.labels)).toBe(true);
@@ -319,6 +334,99 @@ describe('NetworkPolicies select the right pods', () => {
     expect(admits(toWorkers, 'to', ns, kernelLabels)).toBe(false);
     for (const d of docs.filter((x) => x.kind === 'NetworkPolicy')) expect(() => model(d).validate()).not.toThrow();
   });
+
+  test('workerExtraIngress: its rules (e.g. Prometheus on the metrics port) reach the worker policy only, after the EG-launcher rule', () => {
+    const prometheus = { 'app.kubernetes.io/name': 'prometheus' };
+    const rule = {
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: prometheus } }],
+      ports: [{ port: 8091, protocol: 'TCP' }],
+    };
+    const policy = (docs: K8sObject[], suffix: string) => one(docs, 'NetworkPolicy', suffix);
+
+    const docs = render({ values: [{ networkPolicy: { workerExtraIngress: [rule] } }] });
+    const metricsPort = one(docs, 'Deployment', '-worker').spec.template.spec.containers[0].ports[0].containerPort;
+    const workerIn = withNs(policy(docs, '-worker')).ingress;
+    expect(policy(docs, '-worker').spec.ingress).toEqual([rule]);
+    expect(admits(workerIn, 'from', 'monitoring', prometheus, metricsPort)).toBe(true);
+    expect(admits(workerIn, 'from', 'monitoring', { app: 'other' }, metricsPort)).toBe(false);
+    expect(admits(workerIn, 'from', 'elsewhere', prometheus, metricsPort)).toBe(false);
+    expect(admits(workerIn, 'from', 'monitoring', prometheus, 8090)).toBe(false);
+    expect(admits(workerIn, 'from', 'spawngate', kernelPod.metadata!.labels!, metricsPort)).toBe(false);
+    // the API's policy is untouched (Prometheus reaches it through apiExtraIngress only)
+    expect(policy(docs, '-api').spec).toEqual(policy(rendered('defaults'), '-api').spec);
+
+    // with EG launchers: their rule first, unchanged, then the extra rules
+    const both = render({ values: [{ networkPolicy: { workerExtraIngress: [rule], kernels: { egLaunchers: true } } }] });
+    const ingress = policy(both, '-worker').spec.ingress;
+    expect(ingress).toHaveLength(2);
+    expect(ingress[0].ports).toEqual([{ port: 1024, endPort: 65535, protocol: 'TCP' }]);
+    expect(ingress[1]).toEqual(rule);
+    for (const d of [...docs, ...both].filter((x) => x.kind === 'NetworkPolicy')) expect(() => model(d).validate()).not.toThrow();
+  });
+});
+
+describe('worker metrics endpoint (worker.metricsPort) and its PodMonitor', () => {
+  const worker = (docs: K8sObject[]) => one(docs, 'Deployment', '-worker');
+  const container = (docs: K8sObject[]) => worker(docs).spec.template.spec.containers[0];
+  const kernelLabels = buildPod(
+    { name: 'sg-kernel-x', kind: 'kernel', labels: {}, command: ['python'], env: {}, image: 'k:1' },
+    { namespace: 'spawngate', instance: 'sg' },
+  ).pod.metadata!.labels!;
+
+  test('null: the worker Deployment is the default one without the port, the env and the probes', () => {
+    const on = worker(rendered('defaults'));
+    const off = worker(render({ values: [{ worker: { metricsPort: null } }] }));
+    const expected = structuredClone(on);
+    const c = expected.spec.template.spec.containers[0];
+    delete c.ports;
+    delete c.livenessProbe;
+    delete c.readinessProbe;
+    c.env = c.env.filter((e: { name: string }) => e.name !== 'SPAWNGATE_WORKER_METRICS_PORT');
+    expect(c.env.length).toBe(on.spec.template.spec.containers[0].env.length - 1);
+    expect(off).toEqual(expected);
+  });
+
+  test('another port reaches the env and the container port; the probes follow it by name', () => {
+    const c = container(render({ values: [{ worker: { metricsPort: 9102 } }] }));
+    expect(c.ports).toEqual([{ name: 'metrics', containerPort: 9102, protocol: 'TCP' }]);
+    expect(c.env.find((e: { name: string }) => e.name === 'SPAWNGATE_WORKER_METRICS_PORT').value).toBe('9102');
+    expect([c.livenessProbe.httpGet, c.readinessProbe.httpGet]).toEqual([
+      { path: '/healthz', port: 'metrics' },
+      { path: '/readyz', port: 'metrics' },
+    ]);
+  });
+
+  test('metrics.serviceMonitor.enabled adds a valid PodMonitor that selects the worker pods (not the API, not kernels) on port metrics', async () => {
+    const docs = render({ values: [{ metrics: { serviceMonitor: { enabled: true, interval: '15s', scrapeTimeout: '5s', labels: { release: 'kps' } } } }] });
+    const pms = byKind(docs, 'PodMonitor');
+    expect(pms).toHaveLength(1);
+    const pm = nth(pms);
+    const { PodMonitor } = (await importEsm('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1')) as { PodMonitor: new (o: unknown) => { validate(): void } };
+    new PodMonitor(pm).validate();
+    const w = worker(docs);
+    const api = one(docs, 'Deployment', '-api');
+    expect(pm.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(pm.metadata.namespace).toBe(w.metadata.namespace);
+    expect(pm.metadata.labels!.release).toBe('kps');
+    expect(pm.spec.namespaceSelector).toEqual({ matchNames: [w.metadata.namespace] });
+    expect(selects(pm.spec.selector, w.spec.template.metadata.labels)).toBe(true);
+    expect(selects(pm.spec.selector, api.spec.template.metadata.labels)).toBe(false);
+    expect(selects(pm.spec.selector, kernelLabels)).toBe(false);
+    for (const job of byKind(docs, 'Job')) expect(selects(pm.spec.selector, job.spec.template.metadata.labels)).toBe(false);
+    // same interval and timeout as the ServiceMonitor; the port is the worker container's named port
+    const sm = nth(byKind(docs, 'ServiceMonitor'));
+    expect(pm.spec.podMetricsEndpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '15s', scrapeTimeout: '5s' }]);
+    expect(sm.spec.endpoints[0]).toMatchObject({ interval: '15s', scrapeTimeout: '5s' });
+    expect(sm.metadata.labels!.release).toBe('kps');
+    expect(w.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name)).toContain('metrics');
+  });
+
+  test('no PodMonitor by default, nor with worker.metricsPort null (the ServiceMonitor stays)', () => {
+    for (const name of Object.keys(scenarios)) expect([name, byKind(rendered(name), 'PodMonitor')]).toEqual([name, []]);
+    const off = render({ values: [{ metrics: { serviceMonitor: { enabled: true } }, worker: { metricsPort: null } }] });
+    expect(byKind(off, 'PodMonitor')).toEqual([]);
+    expect(byKind(off, 'ServiceMonitor')).toHaveLength(1);
+  });
 });
 
 describe('values and secrets', () => {
@@ -411,6 +519,11 @@ describe('values and secrets', () => {
     expect(trial.status).toBe(0);
     expect(trial.stdout).toMatch(/TRIAL MODE — NOT FOR PRODUCTION/);
     expect(trial.stdout).toMatch(/spawner_class = "spawngate"/);
+    expect(trial.stdout).toMatch(/Workers: the same three paths on port 8091/);
+    expect(trial.stdout).toMatch(/networkPolicy\.workerExtraIngress/);
+    const noWorkerHttp = renderRaw({ chart, values: [{ worker: { metricsPort: null } }] });
+    expect(noWorkerHttp.status).toBe(0);
+    expect(noWorkerHttp.stdout).not.toMatch(/Workers: the same three paths/);
     const prod = renderRaw({ chart, files: [EKS] });
     expect(prod.status).toBe(0);
     expect(prod.stdout).not.toMatch(/TRIAL MODE/);
@@ -461,6 +574,14 @@ describe('values.schema.json', () => {
     expect(embedded).toEqual(fileConfigJsonSchema());
   });
 
+  test('worker.metricsPort: an integer port, or null (the endpoint off)', () => {
+    expect(check({ worker: { metricsPort: 9102 } })).toEqual({ ok: true, errors: 'No errors' });
+    const off = structuredClone(defaults);
+    off.worker.metricsPort = null; // mergeValues (as Helm) would delete the key: check the null itself
+    expect(validate(off)).toBe(true);
+    expect(check({ networkPolicy: { workerExtraIngress: [{ from: [{ namespaceSelector: {} }] }] } }).ok).toBe(true);
+  });
+
   test('accepts the defaults, the EKS example and the test scenarios', () => {
     expect(check({})).toEqual({ ok: true, errors: 'No errors' });
     expect(check(YAML.parse(readFileSync(EKS, 'utf8')))).toEqual({ ok: true, errors: 'No errors' });
@@ -473,6 +594,11 @@ describe('values.schema.json', () => {
     ['unknown backend', { backend: 'aws' }, /allowed values/],
     ['port not a number', { service: { port: 'http' } }, /should be integer/],
     ['port out of range', { service: { port: 70000 } }, /<= 65535/],
+    ['worker metrics port out of range', { worker: { metricsPort: 70000 } }, /metricsPort should be <= 65535/],
+    ['worker metrics port zero', { worker: { metricsPort: 0 } }, /metricsPort should be >= 1/],
+    ['worker metrics port a name', { worker: { metricsPort: 'metrics' } }, /metricsPort should be integer,null/],
+    ['worker metrics port fractional', { worker: { metricsPort: 8091.5 } }, /metricsPort should be integer,null/],
+    ['worker extra ingress not a list', { networkPolicy: { workerExtraIngress: { from: [] } } }, /workerExtraIngress should be array/],
     ['root allowed', { containerSecurityContext: { runAsNonRoot: false } }, /equal to constant/],
     ['writable root filesystem', { containerSecurityContext: { readOnlyRootFilesystem: false } }, /equal to constant/],
     ['pod may run as root', { podSecurityContext: { runAsNonRoot: false } }, /equal to constant/],

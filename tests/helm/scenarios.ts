@@ -59,7 +59,7 @@ export const scenarios: Record<string, RenderOptions> = {
         serviceAccount: { create: false, name: 'preexisting' },
         migrations: { enabled: false },
         api: { podDisruptionBudget: { enabled: false } },
-        worker: { podDisruptionBudget: { enabled: false } },
+        worker: { podDisruptionBudget: { enabled: false }, metricsPort: null },
       },
     ],
   },
