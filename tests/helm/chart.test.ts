@@ -161,6 +161,7 @@ describe.each(Object.keys(scenarios))('chart rendered with %s', (name) => {
       expect(workerEnv?.value).toBe('8091');
       expect(w.livenessProbe).toEqual({ ...a.livenessProbe, httpGet: { path: '/healthz', port: 'metrics' } });
       expect(w.readinessProbe).toEqual({ ...a.readinessProbe, httpGet: { path: '/readyz', port: 'metrics' } });
+      expect(w.startupProbe).toEqual({ ...a.startupProbe, httpGet: { path: '/healthz', port: 'metrics' } });
     }
     expect(a.env.some((e: { name: string }) => e.name === 'SPAWNGATE_WORKER_METRICS_PORT')).toBe(false);
     for (const d of [api, worker]) {
@@ -379,6 +380,7 @@ describe('worker metrics endpoint (worker.metricsPort) and its PodMonitor', () =
     const expected = structuredClone(on);
     const c = expected.spec.template.spec.containers[0];
     delete c.ports;
+    delete c.startupProbe;
     delete c.livenessProbe;
     delete c.readinessProbe;
     c.env = c.env.filter((e: { name: string }) => e.name !== 'SPAWNGATE_WORKER_METRICS_PORT');
@@ -390,7 +392,8 @@ describe('worker metrics endpoint (worker.metricsPort) and its PodMonitor', () =
     const c = container(render({ values: [{ worker: { metricsPort: 9102 } }] }));
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 9102, protocol: 'TCP' }]);
     expect(c.env.find((e: { name: string }) => e.name === 'SPAWNGATE_WORKER_METRICS_PORT').value).toBe('9102');
-    expect([c.livenessProbe.httpGet, c.readinessProbe.httpGet]).toEqual([
+    expect([c.startupProbe.httpGet, c.livenessProbe.httpGet, c.readinessProbe.httpGet]).toEqual([
+      { path: '/healthz', port: 'metrics' },
       { path: '/healthz', port: 'metrics' },
       { path: '/readyz', port: 'metrics' },
     ]);
@@ -531,10 +534,14 @@ describe('values and secrets', () => {
 });
 
 describe('the service accepts what the chart gives it', () => {
-  test.each(['eks', 'defaults', 'hpa + homes + several namespaces', 'oidc with introspection'])('%s: env + SPAWNGATE_CONFIG pass the service\'s own validation', (name) => {
+  test.each(
+    ['eks', 'defaults', 'hpa + homes + several namespaces', 'oidc with introspection'].flatMap((name) => [
+      [name, '-api'],
+      [name, '-worker'],
+    ]),
+  )('%s, %s Deployment: env + SPAWNGATE_CONFIG pass the service\'s own validation', (name, deployment) => {
     const docs = rendered(name);
-    const api = one(docs, 'Deployment', '-api');
-    const c = api.spec.template.spec.containers[0];
+    const c = one(docs, 'Deployment', deployment).spec.template.spec.containers[0];
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-svc-'));
     const cm = nth(byKind(docs, 'ConfigMap'));
     const configFile = path.join(dir, 'spawngate.yaml');

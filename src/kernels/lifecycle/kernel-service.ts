@@ -41,8 +41,8 @@ export function createKernelService(deps: KernelServiceDeps) {
     /** POST /api/kernels. Resolves with the running kernel's model (201), or throws a named error. */
     async start(username: string, body: { name?: unknown; env?: unknown }) {
       if (ctx.hostProcesses) await ensureRuntimeRoot();
-      // Timed here, on the API replica that answers the client (workers in their own pods serve no
-      // /metrics): request received → kernel answering, or the launch failing.
+      // Timed here, on the API replica that answers the client: request received → kernel answering,
+      // or the launch failing (whichever worker ran the launch job).
       const began = performance.now();
       const observe = (outcome: 'started' | 'failed'): void =>
         deps.metrics.kernelStartDuration.observe({ backend: backend.name, outcome }, (performance.now() - began) / 1000);
