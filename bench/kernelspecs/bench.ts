@@ -163,7 +163,8 @@ interface Prepared {
   first99: number;
   heapMB: number;
   rssMB: number;
-  stop: () => void;
+  /** SIGTERM, resolved once the process has exited (before its database is dropped). */
+  stop: () => Promise<void>;
 }
 
 async function prepareSpawngate(
@@ -221,7 +222,12 @@ async function prepareSpawngate(
       first99: percentile(cold, 99),
       heapMB: (after.heapUsed - before.heapUsed) / 2 ** 20,
       rssMB: after.rss / 2 ** 20,
-      stop: () => child.kill('SIGTERM'),
+      stop: () =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
     };
   } catch (err) {
     child.kill('SIGTERM');
@@ -322,7 +328,7 @@ async function main(): Promise<void> {
         rows.push({ what: s.what, users: s.users, ...medianOf(results[i]!), first50: s.first50, first99: s.first99, heapMB: s.heapMB, rssMB: s.rssMB });
       }
     } finally {
-      for (const s of prepared) s.stop();
+      await Promise.all(prepared.map((s) => s.stop()));
     }
   } finally {
     await database.drop();
