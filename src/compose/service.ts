@@ -77,7 +77,8 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     logger.warn('cannot make the data directory private (0700); is it owned by another user?', { dataDir: config.dataDir, error: err });
   }
 
-  const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir, role: opts.api === false ? 'worker' : 'serve' });
+  const api = opts.api !== false;
+  const db = await openDatabase({ databaseUrl: config.env.SPAWNGATE_DATABASE_URL, dataDir: config.dataDir, role: api ? 'serve' : 'worker' });
   let queue: JobQueue | undefined;
   let backend: Backend | undefined;
   try {
@@ -101,7 +102,7 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
   }
   const metrics = createMetrics({ defaultMetrics: true });
   // The usage gauges read the shared database: the API reports them, a worker's /metrics would repeat them.
-  if (opts.api !== false) {
+  if (api) {
     registerUsageMetrics(
       metrics.registry,
       { live: (o) => selectLiveUsage(db, o), quotas: () => selectExperimentQuotas(db) },
@@ -144,25 +145,25 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     reconcileTimer.unref();
   }
 
-  const app =
-    opts.api === false
-      ? config.env.SPAWNGATE_WORKER_METRICS_PORT === undefined
-        ? undefined
-        : createWorkerApp({ db, queue, metrics, logger })
-      : createApp({
-          db,
-          queue,
-          metrics,
-          logger,
-          resolveIdentity,
-          version: opts.version ?? '0.1.0',
-          hubRouters: [createHubServerRouter({ db, lifecycle, catalog, notifier })],
-          adminRouters: [createAdminRouter({ db })],
-          gatewayRouters: [
-            createKernelspecRouter({ catalog: kernelspecs }),
-            createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels, db }),
-          ],
-        });
+  // A worker serves HTTP (its probes and /metrics) only when given SPAWNGATE_WORKER_METRICS_PORT.
+  const app = api
+    ? createApp({
+        db,
+        queue,
+        metrics,
+        logger,
+        resolveIdentity,
+        version: opts.version ?? '0.1.0',
+        hubRouters: [createHubServerRouter({ db, lifecycle, catalog, notifier })],
+        adminRouters: [createAdminRouter({ db })],
+        gatewayRouters: [
+          createKernelspecRouter({ catalog: kernelspecs }),
+          createGatewayKernelRouter({ version: opts.version ?? '0.1.0', kernels, db }),
+        ],
+      })
+    : config.env.SPAWNGATE_WORKER_METRICS_PORT === undefined
+      ? undefined
+      : createWorkerApp({ db, queue, metrics, logger });
   const channels = createKernelChannelsHandler({ kernels, resolveIdentity, logger, db });
   let server: http.Server | undefined;
   let listener: net.Server | undefined;
@@ -181,10 +182,10 @@ export async function createService(config: Config, opts: ServiceOptions = {}): 
     app,
     listen() {
       if (!app) return Promise.reject(new Error('this service serves no HTTP (a worker without SPAWNGATE_WORKER_METRICS_PORT)'));
-      const [port, portVar] = opts.api === false ? [config.env.SPAWNGATE_WORKER_METRICS_PORT, 'SPAWNGATE_WORKER_METRICS_PORT'] : [config.env.SPAWNGATE_PORT, 'SPAWNGATE_PORT'];
+      const [port, portVar] = api ? [config.env.SPAWNGATE_PORT, 'SPAWNGATE_PORT'] : [config.env.SPAWNGATE_WORKER_METRICS_PORT, 'SPAWNGATE_WORKER_METRICS_PORT'];
       return new Promise((resolve, reject) => {
         server = http.createServer(app);
-        if (opts.api !== false) server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
+        if (api) server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
         server.on('connection', (s: Duplex) => {
           sockets.add(s);
           s.on('close', () => sockets.delete(s));

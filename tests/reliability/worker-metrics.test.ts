@@ -4,9 +4,6 @@
  * start overhead), which the API (`serve --no-workers`) never sees. It does not repeat the shared
  * gauges the API reports (queue jobs, usage). Real processes, Postgres and a throwaway Redis.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { tmpDir } from '../e2e/harness';
 import { Cluster, freePort, type Node } from './helpers';
 
 jest.setTimeout(120_000);
@@ -17,18 +14,8 @@ let worker: Node;
 let metricsUrl: string;
 
 beforeAll(async () => {
-  const dir = tmpDir('sg-worker-metrics');
-  const config = path.join(dir, 'config.yaml');
-  fs.writeFileSync(
-    config,
-    `profiles:
-  - slug: web
-    display_name: a plain web server
-    default: true
-    command: ["/usr/bin/python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
-`,
-  );
-  c = await Cluster.create({ redis: true, env: { SPAWNGATE_CONFIG: config } });
+  // The built-in default profile runs this: a plain web server answers the readiness check.
+  c = await Cluster.create({ redis: true, env: { SPAWNGATE_SERVER_COMMAND: '/usr/bin/python3 -m http.server {port} --bind 127.0.0.1' } });
   api = await c.start('api');
   const port = await freePort();
   worker = await c.start('worker', { SPAWNGATE_WORKER_METRICS_PORT: String(port) });
