@@ -40,7 +40,7 @@ export function createBatchedTokenLookup(q: Queryable, opts: TokenLookupBatchOpt
       // A batch starts when no statement is running: until then it keeps taking lookups.
       batchScheduleFn: (dispatch) => {
         if (running.size === 0) setImmediate(dispatch);
-        else Promise.allSettled([...running]).then(() => dispatch(), () => dispatch());
+        else void Promise.allSettled([...running]).then(() => dispatch());
       },
     },
   );

@@ -118,11 +118,19 @@ export class ResponseListener {
   private settle!: { resolve: (r: LauncherReport) => void; reject: (e: Error) => void };
   private lastError: string | undefined;
   private believedBy: 'peer' | 'payload' | undefined;
+  /** Connections closed unread because they came faster than the listener judges them. */
+  private flooded = 0;
+  /** The token bucket of `admit`. */
+  private tokens: number;
+  private refilledAt = performance.now();
 
   private constructor(
     private readonly server: net.Server,
     readonly address: string,
+    /** Connections judged per second, beyond a burst of as many. */
+    private readonly rate: number,
   ) {
+    this.tokens = rate;
     this.report = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.report.catch(() => undefined); // the caller may stop waiting first (the workload exited)
   }
@@ -139,12 +147,6 @@ export class ResponseListener {
     return this.lastError === undefined ? flood : `${this.lastError}; ${flood}`;
   }
 
-  /** Connections closed unread because they came faster than the listener judges them. */
-  private flooded = 0;
-  private tokens = 0;
-  private refilledAt = 0;
-  private rate = CONNECTIONS_PER_SECOND;
-
   /** Token bucket (hand-written: ten lines, one caller): whether one more connection may be judged now. */
   private admit(): boolean {
     const now = performance.now();
@@ -158,10 +160,7 @@ export class ResponseListener {
   static async open(keys: RsaKeys, kernelId: string, opts: ResponseListenerOptions): Promise<ResponseListener> {
     const server = await listen(opts.bind);
     const { port } = server.address() as net.AddressInfo;
-    const listener = new ResponseListener(server, `${opts.advertised}:${port}`);
-    listener.rate = opts.connectionsPerSecond ?? CONNECTIONS_PER_SECOND;
-    listener.tokens = listener.rate;
-    listener.refilledAt = performance.now();
+    const listener = new ResponseListener(server, `${opts.advertised}:${port}`, opts.connectionsPerSecond ?? CONNECTIONS_PER_SECOND);
     server.maxConnections = MAX_OPEN_CONNECTIONS;
     server.on('connection', (sock) => {
       if (!listener.admit()) {
